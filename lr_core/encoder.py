@@ -1,0 +1,142 @@
+"""The one encoder core that every variant shares.
+
+:class:`RetrievalEncoder` wraps a causal LM (optionally with LoRA) and its
+:class:`~lr_core.tokenization.RetrievalTokenizer`, and offers the encodings the paper uses:
+
+* documents: dense (EOS pooling, L2) and sparse (LM-head projection, log1p(relu), max-pool)
+  from one forward pass;
+* full queries (symmetric baseline): ``<bos> prompt query <eos>``, EOS pooling;
+* light queries (LightRetriever training): per-token prompted encoding in one sequence per
+  query (:func:`~lr_core.dense.build_light_batch`), mean of the token vectors;
+* token vectors through the prompt's key/value cache (the vocabulary cache uses this).
+
+Variants change one method: e.g. A3 overrides :meth:`light_token_states`.
+
+>>> model, rt = load_backbone("tiny-llama")            # doctest: +SKIP
+>>> enc = RetrievalEncoder(model, rt)                  # doctest: +SKIP
+>>> q = enc.encode_light_queries(["what is bm25"], "Given a question, ...")  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import copy
+from typing import Sequence
+
+import torch
+
+from lr_core.dense import LightBatch, build_light_batch, eos_pool, mean_of_token_states, normalize
+from lr_core.sparse import sparse_doc_mask, sparse_doc_vectors
+from lr_core.tokenization import RetrievalTokenizer
+
+
+class RetrievalEncoder(torch.nn.Module):
+    """Dense + sparse encoder on one backbone; see the module docstring."""
+
+    def __init__(self, lm: torch.nn.Module, tokenizer: RetrievalTokenizer, sparse_chunk_size: int = 16):
+        super().__init__()
+        self.lm = lm
+        self.tokenizer = tokenizer
+        self.sparse_chunk_size = sparse_chunk_size
+
+    # -- access to the backbone --------------------------------------------------------
+    @property
+    def decoder(self) -> torch.nn.Module:
+        """The transformer stack without the LM head (LoRA layers, if any, live inside it)."""
+        return self.lm.get_decoder()
+
+    @property
+    def lm_head_weight(self) -> torch.Tensor:
+        return self.lm.get_output_embeddings().weight
+
+    @property
+    def device(self) -> torch.device:
+        return self.lm_head_weight.device
+
+    @property
+    def hidden_size(self) -> int:
+        return self.lm_head_weight.shape[1]
+
+    def attention_mask_for(self, block_mask: torch.Tensor) -> torch.Tensor:
+        """The 4-D mask in the form the attention implementation takes (bool for SDPA, additive for eager)."""
+        impl = getattr(self.lm.config, "_attn_implementation", "sdpa")
+        if impl == "eager":
+            dtype = self.lm_head_weight.dtype
+            return torch.zeros(block_mask.shape, dtype=dtype, device=block_mask.device).masked_fill(
+                ~block_mask, torch.finfo(dtype).min)
+        if impl not in ("sdpa", None):
+            raise RuntimeError(f"the block-mask light encoder needs SDPA or eager attention, not {impl!r}; "
+                               "load the backbone with attn='sdpa'")
+        return block_mask
+
+    def last_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                    position_ids: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.decoder(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                           use_cache=False)
+        return out.last_hidden_state
+
+    def _tensor(self, rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        padded = self.tokenizer.pad(rows)
+        return (torch.tensor(padded.input_ids, device=self.device),
+                torch.tensor(padded.attention_mask, device=self.device))
+
+    # -- documents -----------------------------------------------------------------
+    def encode_document_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, dense: bool = True,
+                            sparse: bool = True) -> dict[str, torch.Tensor]:
+        """Dense [B,H] (L2-normalised, float32) and/or sparse [B,V] vectors from one forward pass."""
+        hidden = self.last_hidden(input_ids, attention_mask)
+        out = {}
+        if dense:
+            out["dense"] = normalize(eos_pool(hidden, attention_mask))
+        if sparse:
+            mask = sparse_doc_mask(input_ids, attention_mask, self.tokenizer.special_ids)
+            out["sparse"] = sparse_doc_vectors(hidden, self.lm_head_weight, mask, self.sparse_chunk_size).float()
+        return out
+
+    def encode_documents(self, titles: Sequence[str], texts: Sequence[str], **kw) -> dict[str, torch.Tensor]:
+        return self.encode_document_ids(*self._tensor(self.tokenizer.doc_ids(titles, texts)), **kw)
+
+    # -- full (symmetric) queries ---------------------------------------------------
+    def encode_full_query_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return normalize(eos_pool(self.last_hidden(input_ids, attention_mask), attention_mask))
+
+    def encode_full_queries(self, queries: Sequence[str], instruction: str) -> torch.Tensor:
+        return self.encode_full_query_ids(*self._tensor(self.tokenizer.full_query_ids(queries, instruction)))
+
+    # -- light queries ----------------------------------------------------------------
+    def light_batch(self, queries: Sequence[str], instruction: str) -> LightBatch:
+        prompt = self.tokenizer.prompt_ids(instruction)
+        tokens = self.tokenizer.light_query_ids(list(queries))
+        return build_light_batch([prompt] * len(tokens), tokens, self.tokenizer.eos_id, self.tokenizer.pad_id)
+
+    def light_token_states(self, batch: LightBatch) -> torch.Tensor:
+        """Un-normalised vector of every query token, [B, n, H] (padding blocks hold junk; see token_mask)."""
+        batch = batch.to(self.device)
+        hidden = self.last_hidden(batch.input_ids, self.attention_mask_for(batch.block_mask), batch.position_ids)
+        index = batch.eos_index.unsqueeze(-1).expand(-1, -1, hidden.size(-1))
+        return hidden.gather(1, index)
+
+    def encode_light_query_batch(self, batch: LightBatch) -> torch.Tensor:
+        return mean_of_token_states(self.light_token_states(batch), batch.token_mask.to(self.device))
+
+    def encode_light_queries(self, queries: Sequence[str], instruction: str) -> torch.Tensor:
+        """Training-time light query vectors [B,H]: mean of per-token prompted encodings, L2-normalised."""
+        return self.encode_light_query_batch(self.light_batch(queries, instruction))
+
+    # -- token vectors through the prompt's KV cache ----------------------------------
+    @torch.no_grad()
+    def token_vectors_prefix_kv(self, instruction: str, token_ids: torch.Tensor) -> torch.Tensor:
+        """Vector of each token id as ``<bos> prompt t <eos>``, reusing the prompt's key/value cache.
+
+        Returns un-normalised float32 [N, H]. Equivalent to the block-mask form; cheaper for
+        many tokens (the vocabulary cache) since the prompt is encoded once.
+        """
+        prompt = torch.tensor([self.tokenizer.prompt_ids(instruction)], device=self.device)
+        p = prompt.size(1)
+        prefix = self.decoder(input_ids=prompt, use_cache=True).past_key_values
+        n = token_ids.numel()
+        ids = torch.stack([token_ids.to(self.device), torch.full((n,), self.tokenizer.eos_id, device=self.device)], 1)
+        cache = copy.deepcopy(prefix)
+        cache.batch_repeat_interleave(n)
+        out = self.decoder(input_ids=ids, past_key_values=cache, use_cache=True,
+                           attention_mask=torch.ones(n, p + 2, dtype=torch.long, device=self.device),
+                           position_ids=torch.tensor([[p, p + 1]], device=self.device).expand(n, 2))
+        return out.last_hidden_state[:, 1].float()

@@ -1,0 +1,773 @@
+"""Lucene back ends through pyserini 0.25 (Anserini 0.25, the version the paper's authors used).
+
+Two things live here:
+
+* the **impact index** for LightRetriever's sparse side (METHOD.md section 3):
+  quantised integer document weights in an Anserini ``JsonVectorCollection``,
+  indexed with ``--impact --pretokenized``; queries are token counts, i.e. the
+  pretokenized query "each term repeated count times";
+* the **BM25 baseline** (Anserini defaults ``k1=0.9, b=0.4``, "flat" BEIR
+  index: ``contents = title + " " + text``, default English analyzer with
+  Porter stemming and stopwords).
+
+Usage::
+
+    from lr_core.beir import load_beir
+    from lr_core.lucene import (bm25_search, write_impact_collection,
+                                build_impact_index, LuceneImpactSearcher)
+    from lr_core.sparse import quantize_impact
+
+    ds = load_beir("scifact", "test")                   # data dir from LR_DATA_DIR
+    run = bm25_search(ds, "indexes/scifact-bm25")       # {qid: {docid: score}}
+
+    docs = {docid: quantize_impact(w) for docid, w in float_doc_weights.items()}
+    write_impact_collection(docs, "work/collection")    # {"id", "contents": "", "vector": {term: int}}
+    build_impact_index("work/collection", "indexes/impact", threads=2)
+    searcher = LuceneImpactSearcher("indexes/impact")
+    run = searcher.search({"q1": {17: 2, 923: 1}}, k=1000, threads=2)   # token id -> count
+
+Conventions:
+
+* Token ids become Lucene terms through :func:`term_for_id` only (``"t" +
+  decimal id``, e.g. ``"t42"``), for documents and queries alike.  Such a term
+  is one token, unchanged, under Lucene's whitespace analyzer (what
+  ``--pretokenized`` uses) and also under Anserini's default English analyzer.
+* Impact scores are ``sum_t count_q(t) * impact_d(t)``: integers.  Anserini
+  rounds every score to 4 decimals and then subtracts ``1e-6 * i`` from the
+  i-th member of a run of tied scores (its ``ScoreTiesAdjusterReranker``);
+  :class:`LuceneImpactSearcher` rounds the scores back to the integers Lucene
+  computed (``exact_scores=True``), so they equal an exact dot product over the
+  same quantised weights (:class:`lr_core.search.SparseIndex`).  BM25 scores
+  are returned as Anserini gives them.  Lucene ranks ties by document id
+  ascending.
+* Queries go to Anserini as ``{term: count}`` maps
+  (``SimpleImpactSearcher.batch_search``), which is what both pyserini's
+  ``LuceneImpactSearcher(index, query_encoder=None)`` (whitespace split +
+  counting of the query string, see :func:`impact_query_string`) and
+  Anserini's ``SearchCollection -impact -pretokenized`` produce.  Unlike the
+  pyserini Python wrapper, no term is dropped for having ``idf <= 0``
+  (pyserini's ``min_idf`` filter removes terms that occur in every document).
+* Indexes are built in a subprocess (``python -m pyserini.index.lucene``, its
+  own JVM) into a temporary sibling directory, checked (exit status, error
+  lines, document counts) and renamed into place; a marker file
+  ``lr_index.json`` inside the index records what was indexed.  An existing
+  index with a matching marker is reused; one whose marker disagrees raises
+  :class:`lr_core.errors.CacheMismatchError`; a directory without a marker
+  raises :class:`lr_core.errors.ConfigError` (it is not ours: remove it).
+* Searching runs in this process through pyjnius (one JVM per process, started
+  at the first search with pyserini's bundled fat jar
+  ``pyserini/resources/jars/anserini-0.25.0-fatjar.jar``; nothing is
+  downloaded).  ``pyserini.search`` itself is not imported (its import pulls in
+  pyserini's neural encoders: scikit-learn, onnxruntime, openai, ...); the
+  Java classes it wraps are used directly.
+* Java >= 11 must be on ``PATH`` (:func:`ensure_java`); JVM options (e.g.
+  ``-Xmx16g`` for large indexes) go in the standard ``JAVA_TOOL_OPTIONS``
+  environment variable, which both the indexer and the in-process JVM read.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import math
+import numbers
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from lr_core.beir import BeirDataset, Passage
+from lr_core.errors import CacheMismatchError, ConfigError, DataError
+
+__all__ = [
+    "ensure_java",
+    "term_for_id",
+    "id_for_term",
+    "impact_query_string",
+    "write_impact_collection",
+    "build_impact_index",
+    "build_bm25_index",
+    "LuceneImpactSearcher",
+    "LuceneBM25Searcher",
+    "bm25_search",
+    "lucene_analyze",
+    "MARKER_FILE",
+]
+
+logger = logging.getLogger(__name__)
+
+MIN_JAVA = 11
+MARKER_FILE = "lr_index.json"
+_MARKER_FORMAT = 1
+_INSTALL_HINT = "install a Java runtime >= 11, e.g. `apt-get install openjdk-17-jre-headless` (Debian/Ubuntu)"
+_TERM_PREFIX = "t"
+_TERM_RE = re.compile(r"t(0|[1-9][0-9]*)")
+
+
+# --------------------------------------------------------------------------- java
+
+
+def _parse_java_version(text: str) -> int | None:
+    """Major version from ``java -version`` output (``"17.0.15"``, ``"1.8.0_292"``, ``"21"``)."""
+    m = re.search(r'version\s+"([^"]+)"', text)
+    if not m:
+        return None
+    parts = re.findall(r"\d+", m.group(1))
+    if not parts:
+        return None
+    major = int(parts[0])
+    if major == 1 and len(parts) > 1:  # 1.8 -> 8
+        major = int(parts[1])
+    return major
+
+
+def ensure_java(min_version: int = MIN_JAVA) -> str:
+    """Check that ``java`` is on ``PATH`` and at least ``min_version``; return its path.
+
+    Raises :class:`ConfigError` (with the install command) when it is missing,
+    does not run, or is too old.
+    """
+    java = shutil.which("java")
+    if java is None:
+        raise ConfigError(f"`java` not found on PATH; Lucene back ends need Java >= {min_version}: {_INSTALL_HINT}")
+    try:
+        proc = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ConfigError(f"could not run `{java} -version` ({exc}); {_INSTALL_HINT}") from None
+    out = (proc.stderr or "") + (proc.stdout or "")
+    major = _parse_java_version(out)
+    if proc.returncode != 0 or major is None:
+        raise ConfigError(f"`{java} -version` failed or printed no version ({out.strip()[:200]!r}); {_INSTALL_HINT}")
+    if major < min_version:
+        raise ConfigError(f"{java} is Java {major}; Anserini 0.25 needs Java >= {min_version}: {_INSTALL_HINT}")
+    return java
+
+
+_JVM = None
+
+
+class _Jvm:
+    """The Java classes used here, loaded once per process."""
+
+    def __init__(self):
+        ensure_java()
+        try:
+            import jnius_config
+        except ImportError as exc:  # pragma: no cover - dependency missing
+            raise ConfigError("pyjnius is not installed (pip install pyjnius); needed for Lucene search") from exc
+        if jnius_config.vm_running and not any("anserini" in p for p in jnius_config.get_classpath()):
+            raise ConfigError(
+                "a JVM is already running in this process without Anserini's jar on its classpath; "
+                "import lr_core.lucene (or pyserini) before anything else starts pyjnius"
+            )
+        try:
+            import pyserini.pyclass  # noqa: F401  (puts pyserini's bundled fat jar on the classpath)
+        except ImportError as exc:
+            raise ConfigError("pyserini is not installed (pip install --no-deps pyserini==0.25.0)") from exc
+        from jnius import autoclass
+
+        self.HashMap = autoclass("java.util.HashMap")
+        self.ArrayList = autoclass("java.util.ArrayList")
+        self.Integer = autoclass("java.lang.Integer")
+        self.SimpleImpactSearcher = autoclass("io.anserini.search.SimpleImpactSearcher")
+        self.SimpleSearcher = autoclass("io.anserini.search.SimpleSearcher")
+        self.AnalyzerUtils = autoclass("io.anserini.analysis.AnalyzerUtils")
+        self.WhitespaceAnalyzer = autoclass("org.apache.lucene.analysis.core.WhitespaceAnalyzer")
+        self.DefaultEnglishAnalyzer = autoclass("io.anserini.analysis.DefaultEnglishAnalyzer")
+
+
+def _jvm() -> _Jvm:
+    global _JVM
+    if _JVM is None:
+        _JVM = _Jvm()
+    return _JVM
+
+
+def lucene_analyze(text: str, analyzer: str = "whitespace") -> list[str]:
+    """Tokens Lucene produces for ``text`` with ``analyzer`` = ``"whitespace"``
+    (used for ``--pretokenized`` input) or ``"default"`` (Anserini's English
+    analyzer: lowercasing, stopwords, Porter stemming)."""
+    j = _jvm()
+    if analyzer == "whitespace":
+        a = j.WhitespaceAnalyzer()
+    elif analyzer == "default":
+        a = j.DefaultEnglishAnalyzer.newDefaultInstance()
+    else:
+        raise ValueError(f"analyzer must be 'whitespace' or 'default', got {analyzer!r}")
+    return [str(t) for t in j.AnalyzerUtils.analyze(a, text).toArray()]
+
+
+# --------------------------------------------------------------------------- terms
+
+
+def _as_token_id(token_id) -> int:
+    if isinstance(token_id, bool) or not isinstance(token_id, numbers.Integral):
+        raise ValueError(f"token id must be an integer, got {token_id!r}")
+    token_id = int(token_id)
+    if token_id < 0:
+        raise ValueError(f"token id must be >= 0, got {token_id}")
+    return token_id
+
+
+def term_for_id(token_id: int) -> str:
+    """The Lucene term for a token id: ``"t" + decimal`` (``7 -> "t7"``).
+
+    Lowercase ASCII letter + digits, no whitespace: a single token that
+    Lucene's whitespace analyzer and Anserini's default English analyzer both
+    leave unchanged (a trailing digit is never stemmed, never a stopword).
+    """
+    return f"{_TERM_PREFIX}{_as_token_id(token_id)}"
+
+
+def id_for_term(term: str) -> int:
+    """Inverse of :func:`term_for_id`; ValueError for anything it did not produce."""
+    if not isinstance(term, str) or not _TERM_RE.fullmatch(term):
+        raise ValueError(f"not a term made by term_for_id: {term!r}")
+    return int(term[len(_TERM_PREFIX):])
+
+
+def _as_count(value, what: str) -> int:
+    """A non-negative integer from an int or an integral float (2.0)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{what}: expected an integer, got {value!r}")
+    if isinstance(value, numbers.Integral):
+        v = int(value)
+    elif isinstance(value, numbers.Real):
+        f = float(value)
+        if not math.isfinite(f) or not f.is_integer():
+            raise ValueError(
+                f"{what}: {value!r} is not an integer (quantise document weights with "
+                "lr_core.sparse.quantize_impact; query weights must be token counts)"
+            )
+        v = int(f)
+    else:
+        raise ValueError(f"{what}: expected an integer, got {type(value).__name__}")
+    if v < 0:
+        raise ValueError(f"{what}: negative weight {v}")
+    return v
+
+
+def _term_counts(weights: Mapping, what: str) -> dict[str, int]:
+    """``{token_id: count}`` -> ``{term: count}``, zeros dropped, terms in id order."""
+    out: dict[str, int] = {}
+    for t, w in sorted(((_as_token_id(t), w) for t, w in weights.items()), key=lambda kv: kv[0]):
+        c = _as_count(w, f"{what}, token {t}")
+        if c:
+            term = term_for_id(t)
+            if term in out:
+                raise ValueError(f"{what}: token id {t} given twice")
+            out[term] = c
+    return out
+
+
+def impact_query_string(weights: Mapping[int, int | float]) -> str:
+    """Pretokenized query text: each term repeated ``count`` times, space-separated
+    (``{7: 2, 3: 1} -> "t3 t7 t7"``).  This is the form pyserini's
+    ``LuceneImpactSearcher(index, None)`` and Anserini's
+    ``SearchCollection -impact -pretokenized`` read from a topics file; both
+    turn it back into ``{term: count}``, which is what
+    :meth:`LuceneImpactSearcher.search` sends directly."""
+    return " ".join(" ".join([term] * c) for term, c in _term_counts(weights, "query").items())
+
+
+# --------------------------------------------------------------------------- collections
+
+
+def _iter_doc_items(doc_vectors) -> Iterable[tuple[str, Mapping]]:
+    items = doc_vectors.items() if isinstance(doc_vectors, Mapping) else doc_vectors
+    for item in items:
+        try:
+            docid, vec = item
+        except (TypeError, ValueError):
+            raise ValueError("doc_vectors must be a mapping or an iterable of (docid, {token_id: weight}) pairs") from None
+        yield docid, vec
+
+
+def _check_docid(docid) -> str:
+    if isinstance(docid, bool) or not isinstance(docid, (str, numbers.Integral)):
+        raise ValueError(f"document id must be a string, got {docid!r}")
+    docid = str(docid)
+    if not docid.strip():
+        raise ValueError("empty document id")
+    return docid
+
+
+def _tmp_sibling(path: Path) -> Path:
+    return path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def write_impact_collection(
+    doc_vectors,
+    out_dir,
+    docs_per_file: int = 500_000,
+    overwrite: bool = False,
+) -> int:
+    """Write an Anserini ``JsonVectorCollection`` and return the number of documents.
+
+    ``doc_vectors``: ``{docid: {token_id: int weight}}`` or an iterable of
+    ``(docid, {token_id: weight})`` pairs (e.g. a generator, so a large corpus
+    never sits in memory).  Weights must already be quantised non-negative
+    integers (:func:`lr_core.sparse.quantize_impact`; integral floats such as
+    ``3.0`` are accepted); zeros are dropped.  A document with no non-zero
+    weight is left out (Anserini would skip it as empty; it can never be
+    retrieved) and counted in a log message.
+
+    Files ``docs-00000.jsonl``, ... (``docs_per_file`` lines each, so the
+    indexer's threads can work on several files) hold one JSON object a line:
+    ``{"id": docid, "contents": "", "vector": {term_for_id(t): w}}``.  The
+    directory is written under a temporary name and renamed into place; an
+    existing non-empty ``out_dir`` is an error unless ``overwrite``.
+    """
+    out_dir = Path(out_dir)
+    docs_per_file = int(docs_per_file)
+    if docs_per_file < 1:
+        raise ValueError(f"docs_per_file must be >= 1, got {docs_per_file}")
+    if out_dir.exists() and not overwrite:
+        if not out_dir.is_dir() or any(out_dir.iterdir()):
+            raise ConfigError(f"{out_dir} exists and is not empty (pass overwrite=True to replace it)")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_sibling(out_dir)
+    tmp.mkdir()
+    seen: set[str] = set()
+    n = n_empty = 0
+    fh = None
+    try:
+        for docid, vec in _iter_doc_items(doc_vectors):
+            docid = _check_docid(docid)
+            if docid in seen:
+                raise ValueError(f"duplicate document id {docid!r}")
+            seen.add(docid)
+            if not isinstance(vec, Mapping):
+                raise ValueError(f"document {docid!r}: vector must be a mapping token_id -> weight")
+            terms = _term_counts(vec, f"document {docid!r}")
+            if not terms:
+                n_empty += 1
+                continue
+            if n % docs_per_file == 0:
+                if fh is not None:
+                    fh.close()
+                fh = open(tmp / f"docs-{n // docs_per_file:05d}.jsonl", "w", encoding="utf-8")
+            fh.write(json.dumps({"id": docid, "contents": "", "vector": terms}, ensure_ascii=False) + "\n")
+            n += 1
+        if fh is not None:
+            fh.close()
+            fh = None
+        if n == 0:
+            raise DataError("no document has a non-zero weight: nothing to index")
+        if out_dir.exists():
+            old = _tmp_sibling(out_dir)
+            os.rename(out_dir, old)
+            os.rename(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, out_dir)
+    finally:
+        if fh is not None:
+            fh.close()
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    if n_empty:
+        logger.warning("%d documents without any non-zero weight were left out of %s", n_empty, out_dir)
+    return n
+
+
+def _collection_files(collection_dir: Path) -> list[Path]:
+    # Anserini reads every regular file below the directory, hidden ones and
+    # sub-directories included (.gz files decompressed).
+    return sorted(p for p in collection_dir.rglob("*") if p.is_file())
+
+
+def _fingerprint_collection(collection_dir: Path) -> tuple[str, int]:
+    """(sha256 over relative paths and bytes, number of non-blank lines)."""
+    files = _collection_files(collection_dir)
+    h = hashlib.sha256()
+    lines = 0
+    for f in files:
+        rel = f.relative_to(collection_dir).as_posix()
+        h.update(rel.encode("utf-8") + b"\0")
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        opener = gzip.open if f.name.endswith(".gz") else open
+        with opener(f, "rb") as fh:
+            lines += sum(1 for line in fh if line.strip())
+        h.update(b"\0")
+    return h.hexdigest(), lines
+
+
+# --------------------------------------------------------------------------- indexing
+
+
+# counts are printed with locale grouping ("5,183", "5.183", "5 183")
+_COUNTER_RE = re.compile(r"\s-\s(indexed|unindexable|empty|skipped|errors):\s+(\d[\d,.'\u00a0\u202f ]*)\s*$", re.M)
+
+
+def _pyserini_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("pyserini")
+    except Exception:  # pragma: no cover
+        return "unknown"
+
+
+def _read_marker(index_dir: Path) -> dict | None:
+    marker = index_dir / MARKER_FILE
+    if not marker.is_file():
+        return None
+    try:
+        with open(marker, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{marker}: unreadable ({exc}); remove {index_dir} and rebuild") from None
+
+
+def _check_existing(index_dir: Path, kind: str, settings: dict, fingerprint: str | None) -> bool:
+    """True when ``index_dir`` holds a complete index of the same input; raises
+    when it holds something else; False when it does not exist."""
+    if not index_dir.exists():
+        return False
+    meta = _read_marker(index_dir)
+    if meta is None:
+        raise ConfigError(
+            f"{index_dir} exists but is not a complete index built by lr_core.lucene "
+            f"(no {MARKER_FILE}); remove it and rebuild"
+        )
+    if meta.get("kind") != kind or meta.get("settings") != settings:
+        raise CacheMismatchError(
+            f"{index_dir} is a {meta.get('kind')!r} index with settings {meta.get('settings')}, "
+            f"asked for {kind!r} with {settings}; use another index directory or remove it"
+        )
+    if fingerprint is not None and meta.get("fingerprint") != fingerprint:
+        raise CacheMismatchError(
+            f"{index_dir} was built from different input (fingerprint {meta.get('fingerprint', '?')[:12]} "
+            f"!= {fingerprint[:12]}); use another index directory or remove it"
+        )
+    logger.info("reusing Lucene index %s (%s, %s documents)", index_dir, kind, meta.get("num_docs"))
+    return True
+
+
+def _run_indexer(collection_dir: Path, index_dir: Path, collection: str, extra: list[str], threads: int) -> tuple[dict, str]:
+    """Run Anserini's IndexCollection in a subprocess; return (counters, log)."""
+    cmd = [
+        sys.executable, "-m", "pyserini.index.lucene",
+        "--collection", collection,
+        "--input", str(collection_dir),
+        "--index", str(index_dir),
+        "--generator", "DefaultLuceneDocumentGenerator",
+        "--threads", str(int(threads)),
+        *extra,
+        "--optimize",
+    ]  # fmt: skip
+    logger.info("indexing: %s", " ".join(cmd))
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+    log = proc.stdout or ""
+    tail = "\n".join(log.splitlines()[-25:])
+    if proc.returncode != 0:
+        raise DataError(f"Anserini indexer failed (exit status {proc.returncode}) on {collection_dir}:\n{tail}")
+    error_lines = [line for line in log.splitlines() if " ERROR " in line or "Exception" in line]
+    counters = {k: int(re.sub(r"\D", "", v)) for k, v in _COUNTER_RE.findall(log)}
+    if error_lines:
+        raise DataError(f"Anserini indexer reported errors on {collection_dir}:\n" + "\n".join(error_lines[:10]))
+    if "indexed" not in counters:
+        raise DataError(f"Anserini indexer printed no document counts for {collection_dir}:\n{tail}")
+    return counters, log
+
+
+def _build_index(
+    collection_dir: Path,
+    index_dir: Path,
+    kind: str,
+    collection: str,
+    extra: list[str],
+    settings: dict,
+    fingerprint: str,
+    expected_docs: int,
+    threads: int,
+) -> Path:
+    index_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_sibling(index_dir)
+    try:
+        t0 = time.perf_counter()
+        counters, _ = _run_indexer(collection_dir, tmp, collection, extra, threads)
+        seen = counters.get("indexed", 0) + counters.get("empty", 0) + counters.get("skipped", 0)
+        if counters.get("errors", 0) or counters.get("unindexable", 0):
+            raise DataError(f"Anserini indexer: {counters} on {collection_dir}")
+        if counters.get("indexed", 0) == 0:
+            raise DataError(f"Anserini indexed no document from {collection_dir} ({counters})")
+        if seen != expected_docs:
+            raise DataError(
+                f"Anserini read {seen} documents from {collection_dir} ({counters}), the collection has "
+                f"{expected_docs} lines: malformed lines?"
+            )
+        meta = {
+            "format": _MARKER_FORMAT,
+            "kind": kind,
+            "settings": settings,
+            "fingerprint": fingerprint,
+            "num_docs": counters["indexed"],
+            "counters": counters,
+            "pyserini": _pyserini_version(),
+            "build_seconds": round(time.perf_counter() - t0, 3),
+        }
+        with open(tmp / MARKER_FILE, "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=1)
+        try:
+            os.rename(tmp, index_dir)
+        except OSError:
+            # somebody else finished the same index first: keep theirs if it matches
+            if _check_existing(index_dir, kind, settings, fingerprint):
+                return index_dir
+            raise
+        logger.info("built %s index %s: %d documents in %.1f s", kind, index_dir, counters["indexed"], meta["build_seconds"])
+        return index_dir
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _check_threads(threads) -> int:
+    threads = int(threads)
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    return threads
+
+
+def build_impact_index(collection_dir, index_dir, threads: int = 2) -> Path:
+    """Index a ``JsonVectorCollection`` (see :func:`write_impact_collection`) as a
+    Lucene impact index: ``python -m pyserini.index.lucene --collection
+    JsonVectorCollection --generator DefaultLuceneDocumentGenerator --impact
+    --pretokenized --optimize``, in a subprocess.
+
+    Built under a temporary name next to ``index_dir`` and renamed into place
+    only when the indexer succeeded and indexed every line of the collection;
+    a failure leaves no ``index_dir``.  An existing complete index of the same
+    collection (same files and bytes) is reused; when ``collection_dir`` no
+    longer exists, an existing complete impact index is reused as is.
+    """
+    collection_dir, index_dir = Path(collection_dir), Path(index_dir)
+    threads = _check_threads(threads)
+    settings = {"collection": "JsonVectorCollection", "impact": True, "pretokenized": True}
+    if not collection_dir.is_dir():
+        if index_dir.exists() and _check_existing(index_dir, "impact", settings, None):
+            return index_dir
+        raise DataError(f"collection directory {collection_dir} does not exist")
+    fingerprint, lines = _fingerprint_collection(collection_dir)
+    if _check_existing(index_dir, "impact", settings, fingerprint):
+        return index_dir
+    if lines == 0:
+        raise DataError(f"collection directory {collection_dir} holds no documents")
+    ensure_java()
+    return _build_index(
+        collection_dir, index_dir, "impact", "JsonVectorCollection",
+        ["--impact", "--pretokenized"], settings, fingerprint, lines, threads,
+    )  # fmt: skip
+
+
+def _flat_contents(p: Passage) -> str:
+    return f"{p.title} {p.text}" if p.title else p.text
+
+
+def build_bm25_index(corpus: BeirDataset | Mapping[str, Passage], index_dir, threads: int = 2) -> Path:
+    """Index a BEIR corpus for BM25 ("flat": ``contents = title + " " + text``,
+    Anserini ``JsonCollection``, default English analyzer).  Atomic and reused
+    like :func:`build_impact_index`; the reuse check hashes the corpus."""
+    corpus = corpus.corpus if isinstance(corpus, BeirDataset) else corpus
+    if not corpus:
+        raise DataError("empty corpus: nothing to index (load_beir(..., load_corpus=True))")
+    index_dir = Path(index_dir)
+    threads = _check_threads(threads)
+    settings = {"collection": "JsonCollection", "contents": "title + ' ' + text", "analyzer": "default"}
+    h = hashlib.sha256()
+    for docid, p in corpus.items():
+        h.update(str(docid).encode("utf-8") + b"\0" + _flat_contents(p).encode("utf-8") + b"\0")
+    fingerprint = h.hexdigest()
+    if _check_existing(index_dir, "bm25", settings, fingerprint):
+        return index_dir
+    ensure_java()
+    index_dir.parent.mkdir(parents=True, exist_ok=True)
+    coll = _tmp_sibling(index_dir.with_name(index_dir.name + "-collection"))
+    coll.mkdir()
+    try:
+        n = 0
+        with open(coll / "docs.jsonl", "w", encoding="utf-8") as f:
+            for docid, p in corpus.items():
+                f.write(json.dumps({"id": str(docid), "contents": _flat_contents(p)}, ensure_ascii=False) + "\n")
+                n += 1
+        return _build_index(coll, index_dir, "bm25", "JsonCollection", [], settings, fingerprint, n, threads)
+    finally:
+        shutil.rmtree(coll, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- search
+
+
+def _check_k(k) -> int:
+    k = int(k)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    return k
+
+
+def _require_index(index_dir: Path, kind: str) -> None:
+    meta = _read_marker(index_dir) if index_dir.is_dir() else None
+    if meta is None:
+        raise DataError(f"{index_dir} is not a complete Lucene index built by lr_core.lucene (no {MARKER_FILE})")
+    if meta.get("kind") != kind:
+        raise ConfigError(f"{index_dir} is a {meta.get('kind')!r} index, not {kind!r}")
+
+
+def _collect(results, qids: list[str], exact: bool) -> dict[str, dict[str, float]]:
+    """Java ``Map<String, ScoredDoc[]>`` -> run, in the order of ``qids``."""
+    by_qid = {str(e.getKey()): e.getValue() for e in results.entrySet().toArray()}
+    run: dict[str, dict[str, float]] = {}
+    for qid in qids:
+        row: dict[str, float] = {}
+        for hit in by_qid.get(qid) or ():
+            s = float(hit.score)
+            row[str(hit.docid)] = float(round(s)) if exact else s
+        run[qid] = row
+    return run
+
+
+class LuceneImpactSearcher:
+    """Search a Lucene impact index with token-count queries.
+
+    Wraps Anserini's ``SimpleImpactSearcher`` (the Java class behind pyserini's
+    ``LuceneImpactSearcher``).  ``exact_scores`` (default) rounds scores to the
+    integers Lucene computed, undoing Anserini's tie-breaking offsets (see the
+    module docstring).
+    """
+
+    def __init__(self, index_dir, exact_scores: bool = True):
+        self.index_dir = Path(index_dir)
+        _require_index(self.index_dir, "impact")
+        j = _jvm()
+        self._j = j
+        self._searcher = j.SimpleImpactSearcher(str(self.index_dir))
+        self.exact_scores = bool(exact_scores)
+
+    @property
+    def num_docs(self) -> int:
+        return int(self._searcher.get_total_num_docs())
+
+    def _java_query(self, weights: Mapping, qid: str):
+        m = self._j.HashMap()
+        for term, c in _term_counts(weights, f"query {qid!r}").items():
+            m.put(term, self._j.Integer(c))
+        return m
+
+    def search(
+        self,
+        queries: Mapping[str, Mapping[int, int | float]],
+        k: int = 1000,
+        threads: int = 2,
+        batch_size: int = 1024,
+    ) -> dict[str, dict[str, float]]:
+        """Top-``k`` per query: ``{qid: {docid: score}}`` (rank order).
+
+        ``queries``: ``{qid: {token_id: count}}``; counts are ints or integral
+        floats (e.g. :func:`lr_core.sparse.query_term_vector`); zero counts are
+        dropped.  A query without terms gets an empty result.
+        """
+        k, threads = _check_k(k), _check_threads(threads)
+        batch_size = max(1, int(batch_size))
+        qids = [str(q) for q in queries]
+        if len(set(qids)) != len(qids):
+            raise ValueError("duplicate query ids")
+        items = list(zip(qids, queries.values()))
+        run: dict[str, dict[str, float]] = {}
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            jq, jid = self._j.ArrayList(), self._j.ArrayList()
+            for qid, w in chunk:
+                jq.add(self._java_query(w, qid))
+                jid.add(qid)
+            res = self._searcher.batch_search(jq, jid, k, threads)
+            run.update(_collect(res, [q for q, _ in chunk], self.exact_scores))
+        return run
+
+    def close(self) -> None:
+        if self._searcher is not None:
+            self._searcher.close()
+            self._searcher = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class LuceneBM25Searcher:
+    """BM25 over an index from :func:`build_bm25_index` (Anserini's
+    ``SimpleSearcher``: default English analyzer, bag-of-words queries)."""
+
+    def __init__(self, index_dir, k1: float = 0.9, b: float = 0.4):
+        self.index_dir = Path(index_dir)
+        _require_index(self.index_dir, "bm25")
+        j = _jvm()
+        self._j = j
+        self._searcher = j.SimpleSearcher(str(self.index_dir))
+        self._searcher.set_bm25(float(k1), float(b))
+        self.k1, self.b = float(k1), float(b)
+
+    @property
+    def num_docs(self) -> int:
+        return int(self._searcher.get_total_num_docs())
+
+    def search(
+        self, queries: Mapping[str, str], k: int = 1000, threads: int = 2, batch_size: int = 1024
+    ) -> dict[str, dict[str, float]]:
+        """``{qid: text}`` -> ``{qid: {docid: score}}`` (rank order)."""
+        k, threads = _check_k(k), _check_threads(threads)
+        batch_size = max(1, int(batch_size))
+        qids = [str(q) for q in queries]
+        if len(set(qids)) != len(qids):
+            raise ValueError("duplicate query ids")
+        items = list(zip(qids, queries.values()))
+        run: dict[str, dict[str, float]] = {}
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            jq, jid = self._j.ArrayList(), self._j.ArrayList()
+            for qid, text in chunk:
+                if not isinstance(text, str):
+                    raise ValueError(f"query {qid!r}: text must be a string")
+                jq.add(text)
+                jid.add(qid)
+            res = self._searcher.batch_search(jq, jid, k, threads)
+            run.update(_collect(res, [q for q, _ in chunk], exact=False))
+        return run
+
+    def close(self) -> None:
+        if self._searcher is not None:
+            self._searcher.close()
+            self._searcher = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def bm25_search(
+    dataset: BeirDataset,
+    index_dir,
+    k: int = 1000,
+    k1: float = 0.9,
+    b: float = 0.4,
+    threads: int = 2,
+) -> dict[str, dict[str, float]]:
+    """BM25 baseline run over ``dataset.queries`` (Anserini defaults k1=0.9,
+    b=0.4; flat index built at ``index_dir`` if not there yet)."""
+    build_bm25_index(dataset, index_dir, threads=threads)
+    with LuceneBM25Searcher(index_dir, k1=k1, b=b) as s:
+        return s.search(dataset.queries, k=k, threads=threads)

@@ -1,0 +1,127 @@
+"""Building and running a training run from an :class:`~lr_core.config.ExperimentConfig`.
+
+>>> run_dir = fit(load_config("experiments/lightretriever_scifact.yaml"))   # doctest: +SKIP
+
+A run directory holds ``config.yaml`` (resolved), ``checkpoints/last.ckpt`` (adapters,
+optimiser, step, data position), ``logs/metrics.csv`` and, once finished, ``train_done.json``.
+Calling :func:`fit` again on the same directory resumes from ``last.ckpt``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+import yaml
+from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from lr_core.config import ExperimentConfig, atomic_write_text, config_from_dict, save_config
+from lr_core.datamodule import RetrievalDataModule
+from lr_core.errors import ConfigError
+from lr_core.variants import get_variant
+
+log = logging.getLogger(__name__)
+
+# The data position is restored by RetrievalDataModule.load_state_dict (from the optimizer step),
+# which Lightning's check for a stateful DataLoader cannot see.
+warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
+warnings.filterwarnings("ignore", message=".*overridden `transfer_batch_to_device`.*")
+
+
+def build_module(cfg: ExperimentConfig):
+    return get_variant(cfg.variant).cls(cfg)
+
+
+def _precision(cfg: ExperimentConfig) -> str:
+    if cfg.trainer.precision != "auto":
+        return cfg.trainer.precision
+    wants_gpu = cfg.trainer.accelerator in ("auto", "gpu", "cuda")
+    return "bf16-mixed" if wants_gpu and torch.cuda.is_available() else "32-true"
+
+
+def check_same_config(cfg: ExperimentConfig, run_dir: Path) -> None:
+    """A run directory belongs to one config; resuming with different settings is an error."""
+    saved = run_dir / "config.yaml"
+    if not saved.exists():
+        return
+    old = config_from_dict(yaml.safe_load(saved.read_text()), str(saved))
+    # max_steps may grow (continue training); anything else changing is a different experiment.
+    old.trainer.max_steps = cfg.trainer.max_steps
+    if old.hash() != cfg.hash():
+        raise ConfigError(f"{run_dir} already holds a run with a different config ({saved}); "
+                          "use another run_dir or delete it")
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file and renames it: a kill mid-write keeps the old one."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, path)
+
+
+def build_trainer(cfg: ExperimentConfig, run_dir: Path, extra_callbacks=(), logger=None) -> L.Trainer:
+    t = cfg.trainer
+    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0,
+                           every_n_train_steps=t.checkpoint_every_n_steps)
+    return L.Trainer(
+        max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes,
+        strategy=t.strategy, precision=_precision(cfg), accumulate_grad_batches=t.accumulate_grad_batches,
+        gradient_clip_val=t.gradient_clip_val, log_every_n_steps=t.log_every_n_steps,
+        callbacks=[ckpt, *extra_callbacks], logger=logger or CSVLogger(run_dir, name="logs", version=""),
+        default_root_dir=run_dir, enable_model_summary=False, use_distributed_sampler=False,
+        num_sanity_val_steps=0, limit_val_batches=0, plugins=[AtomicCheckpointIO()],
+    )
+
+
+def fit(cfg: ExperimentConfig, extra_callbacks=(), logger=None) -> Path:
+    """Train (or resume) the run described by ``cfg``; returns its run directory."""
+    run_dir = cfg.resolved_run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    check_same_config(cfg, run_dir)
+    save_config(cfg, run_dir / "config.yaml")
+    L.seed_everything(cfg.trainer.seed, workers=True)
+    module = build_module(cfg)
+    data = RetrievalDataModule(cfg.data, module.tokenizer, seed=cfg.trainer.seed,
+                               sparse_query_mode=cfg.loss.sparse_query_mode)
+    trainer = build_trainer(cfg, run_dir, extra_callbacks, logger)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    resume = last if last.exists() else None
+    if resume:
+        log.info("resuming from %s", resume)
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=data, ckpt_path=resume)
+    trainer.save_checkpoint(last)  # collective: every rank calls it, rank 0 writes
+    if trainer.global_rank == 0:
+        atomic_write_text(run_dir / "train_done.json", json.dumps({
+            "global_step": trainer.global_step, "variant": cfg.variant, "backbone": cfg.model.backbone,
+            "seconds_this_session": round(time.perf_counter() - start, 1), "resumed_from": str(resume) if resume else None,
+            "config_hash": cfg.hash(),
+        }, indent=2))
+    return run_dir
+
+
+def load_trained(run_dir: str | Path, checkpoint: str | Path | None = None):
+    """Rebuild a run's module from its ``config.yaml`` and load its adapters; returns (module, cfg, ckpt_hash)."""
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / "config.yaml"
+    if not cfg_path.is_file():
+        raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
+    cfg = config_from_dict(yaml.safe_load(cfg_path.read_text()), str(cfg_path))
+    module = build_module(cfg)
+    ckpt = Path(checkpoint) if checkpoint else run_dir / "checkpoints" / "last.ckpt"
+    if not ckpt.is_file():
+        raise ConfigError(f"checkpoint not found: {ckpt}")
+    ckpt_hash = module.load_adapter_checkpoint(ckpt)
+    module.eval()
+    return module, cfg, ckpt_hash

@@ -1,0 +1,276 @@
+"""Tests for lr_core.beir: loading and validating BEIR-format directories."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from lr_core.beir import BeirDataset, Passage, load_beir, resolve_dataset_dir
+from lr_core.errors import DataError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def data_dir(shared_data) -> Path:
+    return shared_data
+
+
+def _write_jsonl(path: Path, rows: list) -> None:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
+
+
+def make_beir(
+    root: Path,
+    corpus: list | None = None,
+    queries: list | None = None,
+    qrels: str | None = None,
+    split: str = "test",
+) -> Path:
+    """A small valid BEIR dir; any part can be replaced to inject an error."""
+    root.mkdir(parents=True, exist_ok=True)
+    if corpus is None:
+        corpus = [
+            {"_id": "d1", "title": "Cats", "text": "cats purr"},
+            {"_id": "d2", "title": "Dogs", "text": "dogs bark"},
+            {"_id": "d3", "text": "birds sing"},  # title missing -> ""
+        ]
+    if queries is None:
+        queries = [
+            {"_id": "q1", "text": "do cats purr"},
+            {"_id": "q2", "text": "do dogs bark"},
+            {"_id": "q3", "text": "unjudged query"},
+        ]
+    if qrels is None:
+        qrels = "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t2\nq2\td3\t0\n"
+    _write_jsonl(root / "corpus.jsonl", corpus)
+    _write_jsonl(root / "queries.jsonl", queries)
+    (root / "qrels").mkdir(exist_ok=True)
+    (root / "qrels" / f"{split}.tsv").write_text(qrels, encoding="utf-8")
+    return root
+
+
+# --------------------------------------------------------------------------- valid synthetic data
+
+
+def test_load_valid_synthetic(tmp_path):
+    root = make_beir(tmp_path / "toy")
+    ds = load_beir(root)
+    assert isinstance(ds, BeirDataset)
+    assert ds.name == "toy" and ds.split == "test"
+    assert ds.corpus["d1"] == Passage(docid="d1", title="Cats", text="cats purr")
+    assert ds.corpus["d3"].title == ""
+    # only judged queries are kept; q3 has no qrels row
+    assert set(ds.queries) == {"q1", "q2"}
+    # score 0 rows are kept; graded scores are ints
+    assert ds.qrels == {"q1": {"d1": 1}, "q2": {"d2": 2, "d3": 0}}
+
+
+def test_load_corpus_false_skips_doc_check(tmp_path):
+    root = make_beir(tmp_path / "toy", qrels="query-id\tcorpus-id\tscore\nq1\tnot-a-doc\t1\n")
+    ds = load_beir(root, load_corpus=False)
+    assert ds.corpus == {}
+    assert ds.qrels == {"q1": {"not-a-doc": 1}}
+    with pytest.raises(DataError, match=r"test\.tsv:2.*corpus-id.*not-a-doc"):
+        load_beir(root)
+
+
+def test_integer_ids_and_blank_lines(tmp_path):
+    root = make_beir(
+        tmp_path / "toy",
+        corpus=[{"_id": 7, "title": None, "text": "seven"}, "", {"_id": "8", "text": "eight"}],
+        queries=[{"_id": 1, "text": "q"}],
+        qrels="query-id\tcorpus-id\tscore\n1\t7\t1\n\n",
+    )
+    ds = load_beir(root)
+    assert ds.corpus["7"] == Passage("7", "", "seven")
+    assert ds.qrels == {"1": {"7": 1}}
+
+
+def test_duplicate_identical_qrels_row_ok_conflicting_rejected(tmp_path):
+    ok = make_beir(tmp_path / "a", qrels="query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td1\t1\n")
+    assert load_beir(ok).qrels == {"q1": {"d1": 1}}
+    bad = make_beir(tmp_path / "b", qrels="query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td1\t2\n")
+    with pytest.raises(DataError, match=r"test\.tsv:3.*conflicting.*line 2"):
+        load_beir(bad)
+
+
+# --------------------------------------------------------------------------- resolve_dataset_dir
+
+
+def test_resolve_existing_path_and_data_dir(tmp_path, monkeypatch):
+    root = make_beir(tmp_path / "toy")
+    assert resolve_dataset_dir(str(root)) == root
+    assert resolve_dataset_dir("toy", data_dir=tmp_path) == tmp_path / "toy"
+    monkeypatch.setenv("LR_DATA_DIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path / "toy")  # "toy" is not a path relative to cwd here
+    assert resolve_dataset_dir("toy") == tmp_path / "toy"
+    assert load_beir("toy").name == "toy"
+
+
+def test_resolve_missing_lists_tries(tmp_path, monkeypatch):
+    monkeypatch.delenv("LR_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match=r"nope.*tried.*LR_DATA_DIR is not set"):
+        resolve_dataset_dir("nope")
+    with pytest.raises(DataError) as exc:
+        resolve_dataset_dir("nope", data_dir=tmp_path / "dd")
+    assert str(tmp_path / "dd" / "nope") in str(exc.value)
+
+
+def test_resolve_file_not_dir(tmp_path):
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    with pytest.raises(DataError, match="not a directory"):
+        resolve_dataset_dir(str(f))
+
+
+# --------------------------------------------------------------------------- error cases
+
+
+@pytest.mark.parametrize("missing", ["corpus.jsonl", "queries.jsonl", "qrels/test.tsv"])
+def test_missing_file_named(tmp_path, missing):
+    root = make_beir(tmp_path / "toy")
+    (root / missing).unlink()
+    with pytest.raises(DataError, match=re.escape(str(root / missing)) + ": file not found"):
+        load_beir(root)
+
+
+def test_missing_split_lists_available(tmp_path):
+    root = make_beir(tmp_path / "toy")
+    with pytest.raises(DataError, match=r"dev\.tsv.*available splits.*test"):
+        load_beir(root, split="dev")
+
+
+def test_malformed_json_line(tmp_path):
+    corpus = [{"_id": "d1", "text": "a"}, '{"_id": "d2", "text": ', {"_id": "d3", "text": "c"}]
+    root = make_beir(tmp_path / "toy", corpus=corpus)
+    with pytest.raises(DataError, match=r"corpus\.jsonl:2: malformed JSON"):
+        load_beir(root)
+
+
+def test_non_object_line(tmp_path):
+    root = make_beir(tmp_path / "toy", queries=[{"_id": "q1", "text": "x"}, "[1, 2]"])
+    with pytest.raises(DataError, match=r"queries\.jsonl:2: expected a JSON object"):
+        load_beir(root)
+
+
+@pytest.mark.parametrize(
+    "fname,row,field",
+    [
+        ("corpus", {"title": "t", "text": "x"}, "_id"),
+        ("corpus", {"_id": "d9", "title": "t"}, "text"),
+        ("corpus", {"_id": "d9", "text": 3}, "text"),
+        ("corpus", {"_id": "d9", "text": "x", "title": ["no"]}, "title"),
+        ("queries", {"text": "x"}, "_id"),
+        ("queries", {"_id": "q9"}, "text"),
+        ("queries", {"_id": "q9", "text": "   "}, "text"),
+        ("queries", {"_id": "", "text": "x"}, "_id"),
+    ],
+)
+def test_missing_or_bad_field(tmp_path, fname, row, field):
+    root = make_beir(tmp_path / "toy")
+    path = root / f"{fname}.jsonl"
+    lines = path.read_text().splitlines()
+    lines.insert(1, json.dumps(row))  # becomes line 2
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=rf"{fname}\.jsonl:2: field '{field}'"):
+        load_beir(root)
+
+
+@pytest.mark.parametrize("fname", ["corpus", "queries"])
+def test_duplicate_ids_both_lines(tmp_path, fname):
+    root = make_beir(tmp_path / "toy")
+    path = root / f"{fname}.jsonl"
+    lines = path.read_text().splitlines()
+    lines.append(lines[0])  # duplicate of line 1 at line 4
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=rf"{fname}\.jsonl:4: .*duplicate id.*line 1"):
+        load_beir(root)
+
+
+def test_empty_corpus(tmp_path):
+    root = make_beir(tmp_path / "toy", corpus=[])
+    with pytest.raises(DataError, match=r"corpus\.jsonl: corpus is empty"):
+        load_beir(root)
+
+
+def test_qrels_unknown_query(tmp_path):
+    root = make_beir(tmp_path / "toy", qrels="query-id\tcorpus-id\tscore\nq1\td1\t1\nq404\td1\t1\n")
+    with pytest.raises(DataError, match=r"test\.tsv:3: field 'query-id'.*q404"):
+        load_beir(root)
+    with pytest.raises(DataError, match=r"test\.tsv:3"):
+        load_beir(root, load_corpus=False)
+
+
+def test_qrels_unknown_doc(tmp_path):
+    root = make_beir(tmp_path / "toy", qrels="query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td404\t1\n")
+    with pytest.raises(DataError, match=r"test\.tsv:3: field 'corpus-id'.*d404"):
+        load_beir(root)
+
+
+@pytest.mark.parametrize(
+    "qrels,pattern",
+    [
+        ("qid\tdocid\tscore\nq1\td1\t1\n", r"test\.tsv:1: bad header"),
+        ("query-id corpus-id score\nq1\td1\t1\n", r"test\.tsv:1: bad header"),
+        ("query-id\tcorpus-id\tscore\nq1\td1\n", r"test\.tsv:2: expected 3 tab-separated columns"),
+        ("query-id\tcorpus-id\tscore\nq1\td1\t1\t9\n", r"test\.tsv:2: expected 3 tab-separated columns"),
+        ("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1.5\n", r"test\.tsv:3: field 'score'.*not an integer"),
+        ("query-id\tcorpus-id\tscore\nq1\td1\trel\n", r"test\.tsv:2: field 'score'"),
+        ("query-id\tcorpus-id\tscore\n\td1\t1\n", r"test\.tsv:2: field 'query-id': empty"),
+        ("query-id\tcorpus-id\tscore\n", r"test\.tsv: no judgments"),
+        ("", r"test\.tsv: empty file"),
+    ],
+)
+def test_qrels_format_errors(tmp_path, qrels, pattern):
+    root = make_beir(tmp_path / "toy", qrels=qrels)
+    with pytest.raises(DataError, match=pattern):
+        load_beir(root)
+
+
+def test_invalid_utf8(tmp_path):
+    root = make_beir(tmp_path / "toy")
+    with open(root / "corpus.jsonl", "ab") as fh:
+        fh.write(b'{"_id": "d9", "text": "\xff\xfe"}\n')
+    with pytest.raises(DataError, match=r"corpus\.jsonl:4: not valid UTF-8"):
+        load_beir(root)
+
+
+def test_data_error_is_value_error():
+    assert issubclass(DataError, ValueError)
+
+
+# --------------------------------------------------------------------------- real shared data
+
+
+def test_scifact_test_split(data_dir):
+    ds = load_beir("scifact", split="test", data_dir=data_dir)
+    assert ds.name == "scifact"
+    assert len(ds.corpus) == 5183
+    assert len(ds.queries) == 300
+    assert sum(len(v) for v in ds.qrels.values()) == 339
+    assert set(ds.queries) == set(ds.qrels)
+    assert ds.qrels["1"] == {"31715818": 1}
+    assert all(p.text for p in ds.corpus.values())
+
+
+def test_scifact_train_split_without_corpus(data_dir):
+    ds = load_beir(data_dir / "scifact", split="train", load_corpus=False)
+    assert ds.corpus == {}
+    assert len(ds.queries) == 809
+    assert sum(len(v) for v in ds.qrels.values()) == 919
+
+
+def test_cranfield_graded_scores_kept(data_dir):
+    ds = load_beir("cranfield", data_dir=data_dir)
+    assert len(ds.corpus) == 1400
+    assert len(ds.queries) == 225
+    assert sum(len(v) for v in ds.qrels.values()) == 1837
+    scores = {s for v in ds.qrels.values() for s in v.values()}
+    assert scores == {0, 1, 2, 3, 4}
+    assert ds.qrels["1"]["184"] == 3
