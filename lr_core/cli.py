@@ -2,8 +2,12 @@
 
     lr fit --config experiments/lightretriever_scifact.yaml [key.sub=value ...]
     lr cache RUN_DIR --dataset scifact [--dtype float16]
+    lr evaluate RUN_DIR --dataset scifact [--dataset cranfield] [--out DIR]
+    lr evaluate --backbone smollm2-135m-instruct --dataset scifact --out DIR     (untrained backbone)
+    lr encode RUN_DIR --dataset scifact --num-shards 8 --shard 3                   (one worker's part)
+    lr bm25 --dataset scifact --out DIR
     lr variants
-    lr bench sparse-memory|train-step|cache-build [options]
+    lr bench sparse-memory|train-step|cache-build|train-resume [options]
 """
 from __future__ import annotations
 
@@ -52,6 +56,67 @@ def cmd_cache(args) -> None:
           f"{cache.metadata.build_seconds:.1f} s)")
 
 
+def _eval_settings(args):
+    from lr_core.evaluate import EvalSettings
+
+    return EvalSettings(split=args.split, representations=tuple(args.representation) if args.representation else None,
+                        fusion=args.fusion, batch_size=args.batch_size, num_shards=args.num_shards,
+                        dense_dtype=args.dense_dtype, cache_dtype=args.cache_dtype, sparse_top_k=args.sparse_top_k,
+                        mrl_dim=args.mrl_dim, instruction=args.instruction, sparse_query_mode=args.sparse_query_mode)
+
+
+def _eval_model(args):
+    from lr_core.evaluate import load_model_for_eval
+
+    if bool(args.run_dir) == bool(args.backbone):
+        raise ConfigError("give a trained RUN_DIR, or --backbone NAME for the untrained backbone (not both)")
+    out = Path(args.out) if args.out else Path(args.run_dir) / "eval"
+    work = None if args.run_dir else out / "work"
+    return load_model_for_eval(args.run_dir, backbone=args.backbone, checkpoint=args.checkpoint, work_dir=work,
+                               max_doc_len=args.max_doc_len), out
+
+
+def cmd_evaluate(args) -> None:
+    from lr_core.evaluate import evaluate
+
+    model, out = _eval_model(args)
+    settings = _eval_settings(args)
+    for dataset in args.dataset:
+        for rec in evaluate(model, dataset, out, settings, data_dir=args.data_dir):
+            print(f"{rec['dataset']:<14} {rec['representation']:<10} nDCG@10 {rec['ndcg@10']:.4f}  "
+                  f"R@100 {rec['recall@100']:.4f}  ({rec['num_queries']} queries)")
+    print(f"results: {out}")
+
+
+def cmd_encode(args) -> None:
+    from lr_core.beir import load_beir
+    from lr_core.evaluate import encoded_corpus_dir, encode_corpus_for
+
+    model, _ = _eval_model(args)
+    settings = _eval_settings(args)
+    for dataset in args.dataset:
+        data = load_beir(dataset, args.split or "test", data_dir=args.data_dir, load_corpus=True)
+        encode_corpus_for(model, data, settings, sparse=True, shards=args.shard)
+        print(f"encoded {dataset}: {encoded_corpus_dir(model, data)}")
+
+
+def cmd_bm25(args) -> None:
+    from lr_core.evaluate import evaluate_bm25
+
+    for dataset in args.dataset:
+        rec = evaluate_bm25(dataset, Path(args.out), split=args.split, data_dir=args.data_dir, variant=args.variant,
+                            index_root=Path(args.index_dir) if args.index_dir else None)
+        print(f"{rec['dataset']:<14} bm25       nDCG@10 {rec['ndcg@10']:.4f}  R@100 {rec['recall@100']:.4f}  "
+              f"({rec['num_queries']} queries)")
+    print(f"results: {args.out}")
+
+
+def cmd_demo(args) -> None:
+    from lr_core.demo import run_demo
+
+    run_demo(Path(args.out), steps=args.steps, dataset=args.dataset, data_dir=args.data_dir, batch_size=args.batch_size)
+
+
 def cmd_variants(args) -> None:
     from lr_core.variants import list_variants
 
@@ -63,6 +128,7 @@ BENCHMARKS = {
     "sparse-memory": "experiments.benchmarks.sparse_memory",
     "train-step": "experiments.benchmarks.train_step",
     "cache-build": "experiments.benchmarks.cache_build",
+    "train-resume": "experiments.benchmarks.train_resume",
 }
 
 
@@ -93,6 +159,53 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--batch-size", type=int, default=256)
     c.add_argument("--out", help="default: RUN_DIR/cache/vocab-<instruction hash>-<dtype>.npz")
     c.set_defaults(func=cmd_cache)
+
+    def data_args(parser, out_required=False):
+        parser.add_argument("--dataset", action="append", required=True, help="BEIR-format data set name or path (repeatable)")
+        parser.add_argument("--split", default=None, help="default: the benchmark's evaluation split (test)")
+        parser.add_argument("--data-dir", default=None, help="default: $LR_DATA_DIR")
+        parser.add_argument("--out", required=out_required, help="run directory that receives metrics.json files")
+
+    def model_args(parser):
+        parser.add_argument("run_dir", nargs="?", help="trained run directory")
+        parser.add_argument("--backbone", help="evaluate this untrained backbone instead of a run")
+        parser.add_argument("--checkpoint", help="default: RUN_DIR/checkpoints/last.ckpt")
+        parser.add_argument("--max-doc-len", type=int, default=None, help="default: the run's training length")
+        parser.add_argument("--batch-size", type=int, default=16, help="documents per forward pass")
+        parser.add_argument("--num-shards", type=int, default=1)
+        parser.add_argument("--dense-dtype", default="float32", choices=["float32", "float16"])
+        parser.add_argument("--cache-dtype", default="float32", choices=["float32", "float16"])
+        parser.add_argument("--representation", action="append", choices=["dense", "sparse", "hybrid", "symmetric"])
+        parser.add_argument("--fusion", default="linear", choices=["linear", "rrf"])
+        parser.add_argument("--sparse-top-k", type=int, default=None, help="keep the k largest document terms")
+        parser.add_argument("--sparse-query-mode", default="counts", choices=["counts", "bow"])
+        parser.add_argument("--mrl-dim", type=int, default=None, help="Matryoshka: search with the first d dims")
+        parser.add_argument("--instruction", default=None, help="override the benchmark's query instruction")
+
+    e = sub.add_parser("evaluate", help="dense / sparse / hybrid / symmetric evaluation of a run (or backbone)")
+    model_args(e)
+    data_args(e)
+    e.set_defaults(func=cmd_evaluate)
+
+    en = sub.add_parser("encode", help="encode corpus shards only (parallel workers, Slurm arrays)")
+    model_args(en)
+    data_args(en)
+    en.add_argument("--shard", type=int, action="append", help="shard index to encode (repeatable; default all)")
+    en.set_defaults(func=cmd_encode)
+
+    bm = sub.add_parser("bm25", help="BM25 baseline through Lucene (Anserini k1=0.9, b=0.4)")
+    data_args(bm, out_required=True)
+    bm.add_argument("--variant", default="multifield", choices=["multifield", "flat"])
+    bm.add_argument("--index-dir", default=None, help="where Lucene indexes are kept (default OUT/indexes)")
+    bm.set_defaults(func=cmd_bm25)
+
+    d = sub.add_parser("demo", help="BM25 + train LightRetriever and the symmetric baseline + evaluate (SciFact)")
+    d.add_argument("--out", default="runs/demo")
+    d.add_argument("--steps", type=int, default=40, help="training steps per model (CPU-sized default)")
+    d.add_argument("--dataset", default="scifact")
+    d.add_argument("--data-dir", default=None)
+    d.add_argument("--batch-size", type=int, default=16, help="documents per forward pass when encoding")
+    d.set_defaults(func=cmd_demo)
 
     v = sub.add_parser("variants", help="list every model variant")
     v.set_defaults(func=cmd_variants)

@@ -61,6 +61,9 @@ def trainable_state_hash(module: torch.nn.Module) -> str:
 class RetrieverModule(L.LightningModule):
     """Symmetric dense baseline: ``<bos> prompt query <eos>`` vs ``<bos> doc <eos>``, contrastive CE."""
 
+    # What `lr evaluate` reports for this variant by default (see lr_core.evaluate).
+    eval_representations: tuple[str, ...] = ("symmetric",)
+
     def __init__(self, cfg: ExperimentConfig):
         super().__init__()
         self.cfg = cfg
@@ -135,6 +138,8 @@ class RetrieverModule(L.LightningModule):
                   "Table 2: LightRetriever")
 class LightRetrieverModule(RetrieverModule):
     """The released recipe: one LoRA trained with full dense + light dense + light sparse CE + lambda*FLOPs."""
+
+    eval_representations = ("dense", "sparse", "hybrid", "symmetric")
 
     def loss_terms(self, batch: TrainBatch) -> dict[str, LossTerm]:
         lc = self.cfg.loss

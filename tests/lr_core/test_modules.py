@@ -102,4 +102,4 @@ def test_warmup_then_cosine_to_a_tenth():
 
 def test_lightretriever_is_a_subclass_overriding_only_the_loss():
     overridden = {k for k in vars(LightRetrieverModule) if not k.startswith("__")}
-    assert overridden == {"loss_terms", "variant_name"}
+    assert overridden == {"loss_terms", "variant_name", "eval_representations"}

@@ -1,0 +1,337 @@
+"""The benchmark registry: every evaluation set the suite knows, in one place.
+
+A :class:`Benchmark` names a task's canonical name, its suite (``beir``, ``cmteb`` or
+``local``), the split it is evaluated on (BEIR: ``test``; MS MARCO and CMTEB-Retrieval:
+``dev``), its query instruction (from :mod:`lr_core.instructions`), its name in ``mteb``
+and, for BEIR sets, the official download URL.
+
+* :data:`BENCHMARKS` -- the 15 BEIR tasks, the 8 CMTEB-Retrieval tasks and the offline sets
+  ``cranfield`` and ``cmrc2018_zh`` (``scifact`` is both a BEIR task and an offline set; it
+  keeps its BEIR entry).
+* :func:`get_benchmark` -- lookup by canonical name, mteb name or alias (case-insensitive;
+  a path's last component counts).  Unknown names raise ``KeyError`` listing known ones.
+* :func:`benchmark_for_path` -- a Benchmark for any BEIR-format directory; an unknown
+  directory needs an explicit instruction.
+* :func:`download_beir` -- fetch and unpack an official BEIR zip (needs internet; never
+  called implicitly).  Extraction is atomic: a temporary directory renamed into place, so
+  a failed or corrupt download leaves nothing behind.
+
+>>> get_benchmark("SciFact").eval_split
+'test'
+>>> get_benchmark("/data/beir/msmarco/").eval_split
+'dev'
+>>> get_benchmark("FiQA2018").name
+'fiqa'
+>>> len(suite_members("beir")), len(suite_members("cmteb"))
+(15, 8)
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from lr_core.errors import ConfigError, DataError
+from lr_core.instructions import BEIR_INSTRUCTIONS, CMTEB_INSTRUCTIONS, LOCAL_INSTRUCTIONS
+
+__all__ = [
+    "Benchmark",
+    "BENCHMARKS",
+    "BEIR_URL_TEMPLATE",
+    "SUITES",
+    "get_benchmark",
+    "benchmark_for_path",
+    "suite_members",
+    "is_beir_dir",
+    "download_beir",
+]
+
+BEIR_URL_TEMPLATE = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
+SUITES = ("beir", "cmteb", "local")
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One evaluation task. ``mteb_name``/``beir_url`` are ``None`` where they do not apply."""
+
+    name: str
+    suite: str
+    eval_split: str
+    instruction: str
+    mteb_name: str | None = None
+    beir_url: str | None = None
+    # Drop a retrieved document whose id equals the query id. Only where queries are
+    # themselves corpus documents (ArguAna, Quora, CQADupStack, as mteb does); elsewhere
+    # equal ids are a coincidence of numbering (Cranfield's query 225 judges doc 225 relevant).
+    ignore_identical_ids: bool = False
+
+    def __post_init__(self):
+        if self.suite not in SUITES:
+            raise ValueError(f"suite must be one of {SUITES}, got {self.suite!r}")
+        if not self.instruction or not self.instruction.strip():
+            raise ValueError(f"benchmark {self.name!r} needs a non-empty instruction")
+
+
+# Task names as mteb spells them (checked against the installed mteb in the tests).
+_BEIR_MTEB_NAMES = {
+    "arguana": "ArguAna",
+    "climate-fever": "ClimateFEVER",
+    "cqadupstack": "CQADupstackRetrieval",  # an aggregate of 12 sub-forum tasks in mteb
+    "dbpedia-entity": "DBPedia",
+    "fever": "FEVER",
+    "fiqa": "FiQA2018",
+    "hotpotqa": "HotpotQA",
+    "msmarco": "MSMARCO",
+    "nfcorpus": "NFCorpus",
+    "nq": "NQ",
+    "quora": "QuoraRetrieval",
+    "scidocs": "SCIDOCS",
+    "scifact": "SciFact",
+    "trec-covid": "TRECCOVID",
+    "webis-touche2020": "Touche2020",  # BEIR's Touche v2 (mteb's Touche2020Retrieval.v3 is another set)
+}
+_CMTEB_MTEB_NAMES = {
+    "t2retrieval": "T2Retrieval",
+    "mmarcoretrieval": "MMarcoRetrieval",
+    "duretrieval": "DuRetrieval",
+    "covidretrieval": "CovidRetrieval",
+    "cmedqaretrieval": "CmedqaRetrieval",
+    "ecomretrieval": "EcomRetrieval",
+    "medicalretrieval": "MedicalRetrieval",
+    "videoretrieval": "VideoRetrieval",
+}
+_DEV_SPLIT_BEIR = {"msmarco"}
+_QUERIES_ARE_DOCUMENTS = {"arguana", "quora", "cqadupstack"}
+
+
+def _build() -> dict[str, Benchmark]:
+    out: dict[str, Benchmark] = {}
+    for name, inst in BEIR_INSTRUCTIONS.items():
+        out[name] = Benchmark(name=name, suite="beir", eval_split="dev" if name in _DEV_SPLIT_BEIR else "test",
+                              instruction=inst, mteb_name=_BEIR_MTEB_NAMES[name],
+                              beir_url=BEIR_URL_TEMPLATE.format(name=name),
+                              ignore_identical_ids=name in _QUERIES_ARE_DOCUMENTS)
+    for name, inst in CMTEB_INSTRUCTIONS.items():
+        out[name] = Benchmark(name=name, suite="cmteb", eval_split="dev", instruction=inst,
+                              mteb_name=_CMTEB_MTEB_NAMES[name])
+    for name, inst in LOCAL_INSTRUCTIONS.items():
+        out[name] = Benchmark(name=name, suite="local", eval_split="test", instruction=inst)
+    return out
+
+
+BENCHMARKS: dict[str, Benchmark] = _build()
+
+# The offline copies shipped with the workplace (scifact is listed under its BEIR entry).
+LOCAL_SETS = ("scifact", "cranfield", "cmrc2018_zh")
+
+_ALIASES: dict[str, str] = {
+    **{b.mteb_name.lower(): b.name for b in BENCHMARKS.values() if b.mteb_name},
+    "climatefever": "climate-fever",
+    "dbpedia": "dbpedia-entity",
+    "fiqa2018": "fiqa",
+    "treccovid": "trec-covid",
+    "touche2020": "webis-touche2020",
+    "msmarco-dev": "msmarco",
+    "cmrc2018": "cmrc2018_zh",
+}
+# mteb evaluates CQADupStack as 12 sub-forum tasks, e.g. "CQADupstackAndroidRetrieval".
+_CQA_SUBTASK = re.compile(r"^cqadupstack[a-z]+retrieval$")
+
+
+def _key(name: str | os.PathLike) -> str:
+    text = str(name).strip().replace("\\", "/").rstrip("/")
+    return text.split("/")[-1].lower()
+
+
+def _lookup(name: str | os.PathLike) -> Benchmark | None:
+    key = _key(name)
+    if key in BENCHMARKS:
+        return BENCHMARKS[key]
+    if key in _ALIASES:
+        return BENCHMARKS[_ALIASES[key]]
+    if _CQA_SUBTASK.match(key):
+        return BENCHMARKS["cqadupstack"]
+    return None
+
+
+def get_benchmark(name: str | os.PathLike) -> Benchmark:
+    """The registered benchmark called ``name`` (canonical, mteb name or alias; any case).
+
+    A path counts by its last component (``/data/beir/scifact/`` -> ``scifact``).  Unknown
+    names raise ``KeyError`` listing the known ones; for an unregistered local directory use
+    :func:`benchmark_for_path` with an explicit instruction.
+    """
+    found = _lookup(name)
+    if found is None:
+        raise KeyError(
+            f"unknown benchmark {str(name)!r}; known: {', '.join(sorted(BENCHMARKS))}. "
+            "For another BEIR-format directory use benchmark_for_path(path, instruction=...)."
+        )
+    return found
+
+
+def suite_members(suite: str) -> list[str]:
+    """Canonical names of a suite's tasks, in registry order (``local``: the offline sets)."""
+    if suite not in SUITES:
+        raise KeyError(f"unknown suite {suite!r}; known: {', '.join(SUITES)}")
+    if suite == "local":
+        return list(LOCAL_SETS)
+    return [b.name for b in BENCHMARKS.values() if b.suite == suite]
+
+
+# -- BEIR directories ------------------------------------------------------------------
+def _qrels_splits(path: Path) -> list[str]:
+    qrels = path / "qrels"
+    return sorted(p.stem for p in qrels.glob("*.tsv")) if qrels.is_dir() else []
+
+
+def is_beir_dir(path: str | os.PathLike, split: str | None = None) -> bool:
+    """True when ``path`` holds ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/*.tsv``
+    (``qrels/{split}.tsv`` when ``split`` is given).  Only the layout is checked, not the
+    contents (:func:`lr_core.beir.load_beir` validates those)."""
+    path = Path(path)
+    if not ((path / "corpus.jsonl").is_file() and (path / "queries.jsonl").is_file()):
+        return False
+    splits = _qrels_splits(path)
+    return (split in splits) if split is not None else bool(splits)
+
+
+def _is_complete(path: Path, bench: Benchmark | None) -> bool:
+    """A BEIR layout for ``bench``'s split; CQADupStack is a directory of sub-forum sets."""
+    split = bench.eval_split if bench is not None else None
+    if is_beir_dir(path, split):
+        return True
+    subdirs = [p for p in path.iterdir() if p.is_dir()] if path.is_dir() else []
+    return bool(subdirs) and bench is not None and bench.name == "cqadupstack" and all(
+        is_beir_dir(p, split) for p in subdirs)
+
+
+def benchmark_for_path(path: str | os.PathLike, instruction: str | None = None,
+                       split: str | None = None) -> Benchmark:
+    """A Benchmark for a BEIR-format directory, registered or not.
+
+    The name is the directory's last component.  A registered name keeps its registry entry
+    (``instruction``/``split``, when given, override it).  An unregistered directory becomes a
+    ``local`` benchmark and needs ``instruction`` (a wrong generic prompt silently costs points
+    of nDCG); its split defaults to ``test``, else ``dev``, else its only qrels file.
+    """
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise DataError(f"{path}: not a directory")
+    if not is_beir_dir(path):
+        raise DataError(f"{path}: not a BEIR-format directory (needs corpus.jsonl, queries.jsonl, qrels/<split>.tsv)")
+    available = _qrels_splits(path)
+    known = _lookup(path.resolve().name)
+    if known is not None:
+        chosen = split or known.eval_split
+        if chosen not in available:
+            raise DataError(f"{path}: no qrels/{chosen}.tsv (available splits: {available})")
+        return Benchmark(name=known.name, suite=known.suite, eval_split=chosen,
+                         instruction=instruction or known.instruction, mteb_name=known.mteb_name,
+                         beir_url=known.beir_url, ignore_identical_ids=known.ignore_identical_ids)
+    if not instruction:
+        raise ConfigError(
+            f"{path.name!r} is not a registered benchmark (known: {', '.join(sorted(BENCHMARKS))}); "
+            "pass instruction=... for this directory")
+    if split is None:
+        split = next((s for s in ("test", "dev") if s in available), available[0] if len(available) == 1 else None)
+        if split is None:
+            raise DataError(f"{path}: several qrels splits {available} and none is test/dev; pass split=...")
+    elif split not in available:
+        raise DataError(f"{path}: no qrels/{split}.tsv (available splits: {available})")
+    return Benchmark(name=path.resolve().name, suite="local", eval_split=split, instruction=instruction)
+
+
+# -- downloading -----------------------------------------------------------------------
+def _default_opener(url: str):
+    import urllib.request
+
+    return urllib.request.urlopen(url, timeout=60)  # noqa: S310 -- the URL is the BEIR mirror or the caller's
+
+
+def _safe_extract(zf: zipfile.ZipFile, dest: Path) -> None:
+    """Extract every member under ``dest``, refusing absolute paths and ``..`` (zip slip)."""
+    root = dest.resolve()
+    for info in zf.infolist():
+        target = (dest / info.filename).resolve()
+        if target != root and root not in target.parents:
+            raise DataError(f"zip member {info.filename!r} would be written outside {dest}")
+    zf.extractall(dest)
+
+
+def _find_root(extracted: Path, name: str) -> Path:
+    """The directory of the extracted archive that holds the data set."""
+    if (extracted / name).is_dir():
+        return extracted / name
+    entries = [p for p in extracted.iterdir() if p.name != "__MACOSX" and not p.name.startswith(".")]
+    if len(entries) == 1 and entries[0].is_dir():
+        return entries[0]
+    return extracted
+
+
+def download_beir(name: str, data_dir: str | os.PathLike, url: str | None = None, md5: str | None = None,
+                  opener: Callable[[str], object] | None = None) -> Path:
+    """Download the official BEIR zip of ``name`` and unpack it to ``data_dir / name``.
+
+    * An existing complete directory is returned as is, without touching the network.
+    * An existing incomplete directory raises ``DataError`` (it is never deleted).
+    * The zip is written to a temporary file and extracted to a temporary directory inside
+      ``data_dir``; only after the layout is verified is it renamed to ``data_dir / name``,
+      so an interrupted download or a corrupt zip leaves nothing behind.
+    * ``url`` overrides the BEIR URL (e.g. a mirror or a ``file://`` URL); ``md5`` checks the
+      archive; ``opener(url)`` returns a readable binary file object (default: urllib).
+
+    Returns the dataset directory (for ``cqadupstack``: the directory of sub-forum sets).
+    """
+    bench = get_benchmark(name)
+    if bench.suite != "beir":
+        raise KeyError(f"{name!r} is not a BEIR task; download_beir fetches only: {', '.join(suite_members('beir'))}")
+    data_dir = Path(data_dir).expanduser()
+    final = data_dir / bench.name
+    if final.exists():
+        if _is_complete(final, bench):
+            return final
+        raise DataError(f"{final} exists but is not a complete BEIR directory (split {bench.eval_split!r}); "
+                        "remove it and download again")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    url = url or bench.beir_url
+    work = Path(tempfile.mkdtemp(prefix=f".{bench.name}.download-", dir=data_dir))
+    try:
+        archive = work / f"{bench.name}.zip"
+        digest = hashlib.md5()  # noqa: S324 -- integrity check against BEIR's published md5 sums
+        with (opener or _default_opener)(url) as src, open(archive, "wb") as dst:
+            while chunk := src.read(1 << 20):
+                digest.update(chunk)
+                dst.write(chunk)
+        if md5 is not None and digest.hexdigest() != md5.lower():
+            raise DataError(f"{url}: md5 {digest.hexdigest()} does not match the expected {md5}")
+        extracted = work / "extracted"
+        extracted.mkdir()
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                bad = zf.testzip()
+                if bad is not None:
+                    raise DataError(f"{url}: corrupt zip (bad CRC in {bad!r})")
+                _safe_extract(zf, extracted)
+        except zipfile.BadZipFile as exc:
+            raise DataError(f"{url}: not a valid zip archive ({exc})") from None
+        root = _find_root(extracted, bench.name)
+        if not _is_complete(root, bench):
+            raise DataError(f"{url}: the archive does not unpack to a BEIR layout with qrels/{bench.eval_split}.tsv "
+                            f"(found: {sorted(p.name for p in root.iterdir())})")
+        try:
+            os.rename(root, final)
+        except OSError:
+            # Someone else finished the same download first: keep theirs if it is complete.
+            if final.exists() and _is_complete(final, bench):
+                return final
+            raise
+        return final
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

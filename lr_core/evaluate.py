@@ -1,0 +1,285 @@
+"""Evaluation end to end: cache, corpus encoding, search, fusion, metrics, results ledger.
+
+One model (a trained run, or an untrained backbone) on one or more BEIR-format data sets:
+
+* ``dense``: light queries from the vocabulary cache (lookup + mean), Faiss inner product;
+* ``sparse``: query token counts against the documents' sparse vectors (exact, in process);
+* ``hybrid``: min-max fusion of the two (0.7 dense + 0.3 sparse) or reciprocal rank fusion;
+* ``symmetric``: queries through the full LLM (``<bos> prompt query <eos>``), same documents.
+
+Every (dataset, representation) gets ``OUT/<dataset>/<representation>/metrics.json`` (the
+results ledger: see :func:`metrics_record`) and ``run.trec``.
+
+>>> model = load_model_for_eval("runs/lightretriever_scifact")           # doctest: +SKIP
+>>> records = evaluate(model, "scifact", "runs/lightretriever_scifact/eval")   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from lr_core.beir import BeirDataset, load_beir, resolve_dataset_dir
+from lr_core.benchmarks import benchmark_for_path
+from lr_core.config import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+REPRESENTATIONS = ("dense", "sparse", "hybrid", "symmetric")
+LEDGER_METRICS = ("ndcg@10", "recall@20", "recall@50", "recall@100", "mrr@10", "ndcg@100")
+
+
+@dataclass
+class EvalSettings:
+    split: str | None = None  # None: the benchmark's evaluation split (test; dev for MS MARCO and CMTEB)
+    representations: tuple[str, ...] | None = None  # None: what the variant supports
+    top_k: int = 1000
+    fusion: str = "linear"  # or "rrf"
+    w_dense: float = 0.7
+    w_sparse: float = 0.3
+    rrf_k: int = 60
+    batch_size: int = 16
+    query_batch_size: int = 64
+    num_shards: int = 1
+    dense_dtype: str = "float32"  # corpus vectors on disk
+    cache_dtype: str = "float32"
+    sparse_query_mode: str = "counts"
+    sparse_top_k: int | None = None
+    mrl_dim: int | None = None
+    instruction: str | None = None  # None: the benchmark's
+
+
+@dataclass
+class EvalModel:
+    """What evaluation needs to know about a model."""
+
+    encoder: object  # RetrievalEncoder
+    variant: str
+    backbone: str
+    work_dir: Path  # where caches and corpus encodings are kept
+    checkpoint: str | None = None
+    checkpoint_hash: str = "untrained"
+    config_hash: str | None = None
+    representations: tuple[str, ...] = REPRESENTATIONS
+    extra: dict = field(default_factory=dict)
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def load_model_for_eval(run_dir: str | Path | None = None, backbone: str | None = None,
+                        checkpoint: str | Path | None = None, work_dir: str | Path | None = None,
+                        max_doc_len: int | None = None) -> EvalModel:
+    """A trained run directory, or (``run_dir=None``) the untrained ``backbone``; LoRA merged for speed."""
+    from lr_core.backbone import load_backbone, merged_for_inference
+    from lr_core.encoder import RetrievalEncoder
+
+    if run_dir is not None:
+        from lr_core.train import load_trained
+
+        module, cfg, ckpt_hash = load_trained(run_dir, checkpoint)
+        encoder = module.encoder
+        encoder.lm = merged_for_inference(encoder.lm)
+        if max_doc_len:
+            encoder.tokenizer.max_doc_len = max_doc_len
+        ckpt = str(checkpoint or Path(run_dir) / "checkpoints" / "last.ckpt")
+        return EvalModel(encoder, cfg.variant, cfg.model.backbone, Path(work_dir or run_dir), ckpt, ckpt_hash,
+                         cfg.hash(), tuple(getattr(module, "eval_representations", REPRESENTATIONS)))
+    if backbone is None:
+        raise ValueError("give a run directory or a backbone")
+    lm, tok = load_backbone(backbone, max_doc_len=max_doc_len or 512)
+    if work_dir is None:
+        raise ValueError("an untrained backbone needs a work_dir for its cache and corpus encodings")
+    return EvalModel(RetrievalEncoder(lm.eval(), tok), "untrained", backbone, Path(work_dir))
+
+
+def vocab_cache_for(model: EvalModel, instruction: str, dtype: str = "float32"):
+    """The model's cache for ``instruction``: loaded if built before (and matching), else built and saved."""
+    import hashlib
+
+    from lr_core.cache import VocabCache, build_vocab_cache
+
+    tag = hashlib.sha256(instruction.encode()).hexdigest()[:10]
+    path = model.work_dir / "cache" / f"vocab-{tag}-float32.npz"
+    expect = {"model_id": model.backbone, "checkpoint_hash": model.checkpoint_hash,
+              "tokenizer_hash": model.encoder.tokenizer.fingerprint(), "instruction": instruction}
+    if not path.exists():
+        build_vocab_cache(model.encoder, instruction, model.backbone, model.checkpoint_hash).save(path)
+    return VocabCache.load(path, expect=expect, dtype=dtype)
+
+
+def encoded_corpus_dir(model: EvalModel, dataset: BeirDataset) -> Path:
+    return model.work_dir / "corpus" / f"{dataset.name}-len{model.encoder.tokenizer.max_doc_len}"
+
+
+def encode_corpus_for(model: EvalModel, dataset: BeirDataset, settings: EvalSettings, sparse: bool,
+                      shards: Sequence[int] | None = None) -> Path:
+    """Encode (or finish encoding) the corpus shards of ``dataset`` for ``model``."""
+    from lr_core.corpus_encoding import encode_corpus
+
+    out = encoded_corpus_dir(model, dataset)
+    fingerprint = {"model_id": model.backbone, "checkpoint_hash": model.checkpoint_hash, "variant": model.variant}
+    encode_corpus(model.encoder, dataset.corpus, out, fingerprint, num_shards=settings.num_shards, shards=shards,
+                  batch_size=settings.batch_size, sparse=sparse, dense_dtype=settings.dense_dtype)
+    return out
+
+
+def encoded_corpus_for(model: EvalModel, dataset: BeirDataset, settings: EvalSettings, sparse: bool):
+    from lr_core.corpus_encoding import merge_shards
+
+    return merge_shards(encode_corpus_for(model, dataset, settings, sparse))
+
+
+def metrics_record(dataset: str, split: str, model: EvalModel, representation: str, metrics: dict,
+                   timings: dict, extra: dict | None = None) -> dict:
+    """One ledger entry (the ``metrics.json`` schema): identity, metrics as fractions 0-1, provenance."""
+    rec = {"dataset": dataset, "split": split, "variant": model.variant, "backbone": model.backbone,
+           "representation": representation}
+    rec.update({k: float(metrics[k]) for k in LEDGER_METRICS if k in metrics})
+    rec.update({"num_queries": int(metrics.get("num_queries", 0)), "timings": timings,
+                "config_hash": model.config_hash, "checkpoint": model.checkpoint,
+                "checkpoint_hash": model.checkpoint_hash, "git_commit": git_commit(),
+                "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+    rec.update(extra or {})
+    return rec
+
+
+def write_result(out_dir: Path, record: dict, run: dict[str, dict[str, float]]) -> Path:
+    """``metrics.json`` + ``run.trec`` (TREC format: qid Q0 docid rank score tag), both atomic."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tag = f"{record['variant']}-{record['representation']}"
+    lines = []
+    for qid, docs in run.items():
+        ranked = sorted(docs.items(), key=lambda kv: (-kv[1], kv[0]))
+        lines += [f"{qid} Q0 {d} {r} {s:.6f} {tag}" for r, (d, s) in enumerate(ranked, 1)]
+    atomic_write_text(out_dir / "run.trec", "\n".join(lines) + "\n")
+    atomic_write_text(out_dir / "metrics.json", json.dumps(record, indent=2) + "\n")
+    return out_dir / "metrics.json"
+
+
+def _timed(timings: dict, key: str):
+    class _T:
+        def __enter__(self):
+            self.t = time.perf_counter()
+
+        def __exit__(self, *exc):
+            timings[key] = round(timings.get(key, 0.0) + time.perf_counter() - self.t, 3)
+
+    return _T()
+
+
+def evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings: EvalSettings | None = None,
+             data_dir: str | Path | None = None) -> list[dict]:
+    """Evaluate ``model`` on one data set; writes and returns one ledger record per representation."""
+    import torch
+
+    from lr_core.fusion import fuse
+    from lr_core.metrics import evaluate_run
+    from lr_core.search import DenseIndex, SparseIndex, run_from_results
+    from lr_core.sparse import query_term_vector
+
+    settings = settings or EvalSettings()
+    reps = tuple(settings.representations or model.representations)
+    unknown = set(reps) - set(REPRESENTATIONS)
+    if unknown:
+        raise ValueError(f"unknown representation(s) {sorted(unknown)}; known: {', '.join(REPRESENTATIONS)}")
+    bench = benchmark_for_path(resolve_dataset_dir(dataset_name, data_dir), instruction=settings.instruction,
+                               split=settings.split)
+    split = settings.split or bench.eval_split
+    data = load_beir(dataset_name, split, data_dir=data_dir)
+    instruction = bench.instruction
+    tok = model.encoder.tokenizer
+    qids = list(data.queries)
+    texts = [data.queries[q] for q in qids]
+    timings: dict[str, float] = {}
+    need_sparse = bool({"sparse", "hybrid"} & set(reps))
+    with _timed(timings, "corpus_encode_s"):
+        corpus = encoded_corpus_for(model, data, settings, sparse=need_sparse)
+    runs: dict[str, dict] = {}
+    rep_timings: dict[str, dict] = {r: {} for r in reps}
+    dense_index = None
+    if {"dense", "hybrid", "symmetric"} & set(reps):
+        dense_index = DenseIndex(corpus.dense.astype(np.float32), corpus.doc_ids, dim=settings.mrl_dim)
+    if {"dense", "hybrid"} & set(reps):
+        t = rep_timings.setdefault("dense", {})
+        with _timed(t, "cache_s"):
+            cache = vocab_cache_for(model, instruction, settings.cache_dtype)
+        with _timed(t, "tokenize_s"):
+            ids = tok.light_query_ids(texts)
+        with _timed(t, "encode_s"):
+            qv = cache.encode(ids)
+        with _timed(t, "search_s"):
+            scores, hits = dense_index.search(qv, settings.top_k)
+        runs["dense"] = run_from_results(qids, scores, hits)
+    if need_sparse:
+        t = rep_timings.setdefault("sparse", {})
+        with _timed(t, "index_s"):
+            sparse_index = SparseIndex.from_csr(corpus.sparse, corpus.doc_ids, top_k_terms=settings.sparse_top_k)
+        with _timed(t, "tokenize_s"):
+            sids = tok.sparse_query_ids(texts)
+        with _timed(t, "encode_s"):
+            qs = [query_term_vector(s, settings.sparse_query_mode) for s in sids]
+        with _timed(t, "search_s"):
+            scores, hits = sparse_index.search(qs, settings.top_k)
+        runs["sparse"] = run_from_results(qids, scores, hits)
+    if "hybrid" in reps:
+        t = rep_timings.setdefault("hybrid", {})
+        with _timed(t, "fuse_s"):
+            kw = ({"w_dense": settings.w_dense, "w_sparse": settings.w_sparse} if settings.fusion == "linear"
+                  else {"k": settings.rrf_k})
+            runs["hybrid"] = fuse(runs["dense"], runs["sparse"], method=settings.fusion, top_k=settings.top_k, **kw)
+    if "symmetric" in reps:
+        t = rep_timings.setdefault("symmetric", {})
+        vecs = []
+        with _timed(t, "encode_s"), torch.no_grad():
+            for b in range(0, len(texts), settings.query_batch_size):
+                vecs.append(model.encoder.encode_full_queries(texts[b:b + settings.query_batch_size], instruction))
+        with _timed(t, "search_s"):
+            scores, hits = dense_index.search(torch.cat(vecs).cpu().numpy(), settings.top_k)
+        runs["symmetric"] = run_from_results(qids, scores, hits)
+    records = []
+    for rep in reps:
+        metrics = evaluate_run(data.qrels, runs[rep], ignore_identical_ids=bench.ignore_identical_ids)
+        extra = {"instruction": instruction, "ignore_identical_ids": bench.ignore_identical_ids,
+                 "settings": asdict(settings)}
+        rec = metrics_record(data.name, split, model, rep, metrics,
+                             {**timings, **rep_timings.get(rep, {})}, extra)
+        write_result(Path(out_dir) / data.name / rep, rec, runs[rep])
+        records.append(rec)
+    return records
+
+
+def evaluate_bm25(dataset_name: str, out_dir: Path, split: str | None = None, data_dir: str | Path | None = None,
+                  variant: str = "multifield", index_root: Path | None = None, top_k: int = 1000) -> dict:
+    """BM25 (Lucene, Anserini defaults) on one data set; writes ``OUT/<dataset>/bm25/metrics.json``."""
+    from lr_core.lucene import bm25_search
+    from lr_core.metrics import evaluate_run
+
+    bench = benchmark_for_path(resolve_dataset_dir(dataset_name, data_dir), split=split,
+                               instruction="(not used by BM25)")
+    split = split or bench.eval_split
+    data = load_beir(dataset_name, split, data_dir=data_dir)
+    index_dir = (index_root or out_dir / "indexes") / f"{data.name}-bm25-{variant}"
+    timings: dict[str, float] = {}
+    with _timed(timings, "search_s"):
+        run = bm25_search(data, index_dir, k=top_k, variant=variant)
+    metrics = evaluate_run(data.qrels, run, ignore_identical_ids=bench.ignore_identical_ids)
+    model = EvalModel(encoder=None, variant="bm25", backbone="bm25", work_dir=out_dir, checkpoint=None,
+                      checkpoint_hash="-", representations=("bm25",))
+    rec = metrics_record(data.name, split, model, "bm25", metrics, timings,
+                         {"bm25": {"k1": 0.9, "b": 0.4, "index": variant, "lucene": "Anserini 0.25 (pyserini 0.25.0)"}})
+    write_result(out_dir / data.name / "bm25", rec, run)
+    return rec

@@ -1,0 +1,107 @@
+"""Evaluation end to end on the tiny model: ledger files, representations, BM25, Chinese."""
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from lr_core.beir import load_beir
+from lr_core.cli import main
+from lr_core.evaluate import LEDGER_METRICS, EvalSettings, evaluate, load_model_for_eval
+
+from tests.helpers import REPO, fast_config
+
+LEDGER_FIELDS = {"dataset", "split", "variant", "backbone", "representation", "ndcg@10", "recall@20", "recall@50",
+                 "recall@100", "timings", "config_hash", "checkpoint", "git_commit", "date"}
+
+
+def write_subset(shared_data, name, out_root, n_queries=15, n_extra_docs=120, seed=0):
+    """A small BEIR directory (same name, so the registry's instruction applies) cut from a shared set."""
+    full = load_beir(shared_data / name, "test")
+    rng = random.Random(seed)
+    qids = sorted(full.qrels)[:n_queries]
+    docs = {d for q in qids for d in full.qrels[q]}
+    docs |= set(rng.sample(sorted(full.corpus), n_extra_docs))
+    root = out_root / name
+    (root / "qrels").mkdir(parents=True)
+    with open(root / "corpus.jsonl", "w") as fh:
+        for d in sorted(docs):
+            p = full.corpus[d]
+            fh.write(json.dumps({"_id": d, "title": p.title, "text": p.text}, ensure_ascii=False) + "\n")
+    with open(root / "queries.jsonl", "w") as fh:
+        for q in qids:
+            fh.write(json.dumps({"_id": q, "text": full.queries[q]}, ensure_ascii=False) + "\n")
+    with open(root / "qrels" / "test.tsv", "w") as fh:
+        fh.write("query-id\tcorpus-id\tscore\n")
+        for q in qids:
+            for d, s in full.qrels[q].items():
+                fh.write(f"{q}\t{d}\t{s}\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained_tiny(tmp_path_factory):
+    from lr_core.train import fit
+
+    tmp = tmp_path_factory.mktemp("tinyrun")
+    return fit(fast_config(REPO / "experiments" / "tiny.yaml", tmp))
+
+
+def test_evaluate_writes_one_ledger_entry_per_representation(trained_tiny, shared_data, tmp_path):
+    data_root = tmp_path / "data"
+    write_subset(shared_data, "scifact", data_root)
+    out = tmp_path / "eval"
+    code = main(["evaluate", str(trained_tiny), "--dataset", "scifact", "--data-dir", str(data_root), "--out", str(out),
+                 "--max-doc-len", "48"])
+    assert code == 0
+    for rep in ("dense", "sparse", "hybrid", "symmetric"):
+        rec = json.loads((out / "scifact" / rep / "metrics.json").read_text())
+        assert LEDGER_FIELDS <= set(rec) and rec["representation"] == rep and rec["variant"] == "lightretriever"
+        assert rec["split"] == "test" and rec["num_queries"] == 15 and rec["backbone"] == "tiny-llama"
+        assert all(0.0 <= rec[m] <= 1.0 for m in LEDGER_METRICS)
+        lines = (out / "scifact" / rep / "run.trec").read_text().splitlines()
+        assert lines and len(lines[0].split()) == 6
+    # the cache and the encoded corpus are kept in the run directory and reused
+    assert list((trained_tiny / "cache").glob("vocab-*.npz"))
+    assert list((trained_tiny / "corpus").glob("scifact-len48/shard-*.npz"))
+
+
+def test_hybrid_uses_both_lists(trained_tiny, shared_data, tmp_path):
+    data_root = tmp_path / "data"
+    write_subset(shared_data, "scifact", data_root, n_queries=5, n_extra_docs=30)
+    model = load_model_for_eval(trained_tiny, max_doc_len=32)
+    recs = {r["representation"]: r for r in evaluate(model, "scifact", tmp_path / "o", EvalSettings(top_k=20),
+                                                      data_dir=data_root)}
+    runs = {rep: {} for rep in ("dense", "sparse", "hybrid")}
+    for rep in runs:
+        for line in (tmp_path / "o" / "scifact" / rep / "run.trec").read_text().splitlines():
+            q, _, d, _, s, _ = line.split()
+            runs[rep].setdefault(q, set()).add(d)
+    for q in runs["hybrid"]:
+        assert runs["hybrid"][q] <= runs["dense"].get(q, set()) | runs["sparse"].get(q, set())
+    assert recs["hybrid"]["settings"]["w_dense"] == 0.7
+
+
+def test_untrained_backbone_and_chinese_path(shared_data, tmp_path):
+    data_root = tmp_path / "data"
+    write_subset(shared_data, "cmrc2018_zh", data_root, n_queries=10, n_extra_docs=40)
+    model = load_model_for_eval(None, backbone="tiny-llama", work_dir=tmp_path / "work", max_doc_len=64)
+    recs = evaluate(model, "cmrc2018_zh", tmp_path / "o", EvalSettings(representations=("dense", "sparse", "hybrid")),
+                    data_dir=data_root)
+    assert {r["representation"] for r in recs} == {"dense", "sparse", "hybrid"}
+    assert all(r["variant"] == "untrained" and r["num_queries"] == 10 for r in recs)
+    assert "Chinese" in recs[0]["instruction"]
+    # Chinese text really went through the tokenizer: the sparse run found the relevant passages
+    assert recs[1]["recall@100"] > 0.5
+
+
+def test_bm25_command_on_scifact(shared_data, tmp_path):
+    assert main(["bm25", "--dataset", "scifact", "--out", str(tmp_path)]) == 0
+    rec = json.loads((tmp_path / "scifact" / "bm25" / "metrics.json").read_text())
+    assert 0.655 <= rec["ndcg@10"] <= 0.675 and rec["num_queries"] == 300 and rec["representation"] == "bm25"
+
+
+def test_evaluate_needs_a_run_or_a_backbone(capsys):
+    assert main(["evaluate", "--dataset", "scifact"]) == 2
+    assert "RUN_DIR" in capsys.readouterr().err
