@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -24,6 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from lr_core.errors import CacheMismatchError
+from lr_core.io import atomic_path
 
 # The fields that must match between a cache and the model/tokenizer/instruction using it.
 MATCH_FIELDS = ("model_id", "checkpoint_hash", "tokenizer_hash", "instruction")
@@ -54,17 +53,9 @@ class VocabCache:
 
     # -- persistence -----------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, vectors=self.vectors, metadata=np.array(json.dumps(asdict(self.metadata))))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, vectors=self.vectors, metadata=np.array(json.dumps(asdict(self.metadata))))
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | Path, expect: dict | None = None, dtype: str | None = None) -> "VocabCache":

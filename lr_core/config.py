@@ -14,7 +14,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ import yaml
 
 from lr_core.backbone import DEFAULT_BACKBONE, LoraSettings
 from lr_core.errors import ConfigError
+from lr_core.io import atomic_write_text
 
 
 @dataclass
@@ -184,18 +184,3 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | None = No
 def save_config(cfg: ExperimentConfig, path: str | os.PathLike) -> Path:
     """Write the resolved config atomically."""
     return atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

@@ -18,7 +18,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -28,6 +27,7 @@ import scipy.sparse as sp
 
 from lr_core.beir import Passage
 from lr_core.errors import CacheMismatchError, DataError
+from lr_core.io import atomic_write_bytes
 
 MANIFEST = "manifest.json"
 
@@ -55,18 +55,6 @@ def corpus_hash(doc_ids: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(doc_ids).encode()).hexdigest()[:16]
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _check_manifest(out_dir: Path, manifest: dict) -> None:
     path = out_dir / MANIFEST
     if path.exists():
@@ -76,7 +64,7 @@ def _check_manifest(out_dir: Path, manifest: dict) -> None:
             raise CacheMismatchError(f"{out_dir} holds shards encoded with different settings ({', '.join(diff)}); "
                                      "use another directory or delete it")
     else:
-        _atomic_bytes(path, json.dumps(manifest, indent=2, sort_keys=True).encode())
+        atomic_write_bytes(path, json.dumps(manifest, indent=2, sort_keys=True).encode())
 
 
 def encode_corpus(encoder, corpus: Mapping[str, Passage], out_dir: str | os.PathLike, fingerprint: dict,
@@ -145,7 +133,7 @@ def encode_corpus(encoder, corpus: Mapping[str, Passage], out_dir: str | os.Path
                               sparse_indptr=mat.indptr, sparse_shape=np.array(mat.shape))
             buf = io.BytesIO()
             np.savez(buf, **arrays)
-            _atomic_bytes(shard_path(out_dir, s, num_shards), buf.getvalue())
+            atomic_write_bytes(shard_path(out_dir, s, num_shards), buf.getvalue())
     finally:
         bar.close()
         encoder.train(was_training)

@@ -16,7 +16,8 @@ import json
 import time
 from pathlib import Path
 
-from lr_core.config import atomic_write_text, load_config
+from lr_core.config import load_config
+from lr_core.io import atomic_write_text
 
 CONFIGS = {"lightretriever": "experiments/lightretriever_scifact.yaml", "symmetric": "experiments/symmetric_scifact.yaml"}
 
@@ -58,11 +59,9 @@ def run_demo(out: Path, steps: int, dataset: str = "scifact", data_dir: str | No
             cfg.data.data_dir = data_dir
         runs[variant] = step(f"train {variant}", lambda cfg=cfg: fit(cfg))
     settings = EvalSettings(batch_size=batch_size)
-    lr_model = load_model_for_eval(runs["lightretriever"])
-    records += step("evaluate lightretriever", lambda: evaluate(lr_model, dataset, out / "eval", settings, data_dir))
-    del lr_model
-    sym_model = load_model_for_eval(runs["symmetric"])
-    records += step("evaluate symmetric", lambda: evaluate(sym_model, dataset, out / "eval", settings, data_dir))
+    for variant, run_dir in runs.items():  # one model in memory at a time
+        records += step(f"evaluate {variant}", lambda run_dir=run_dir: evaluate(
+            load_model_for_eval(run_dir), dataset, out / "eval", settings, data_dir))
     table = format_table(records)
     times["total"] = round(sum(times.values()), 1)
     atomic_write_text(out / "demo_summary.json", json.dumps({"steps": steps, "dataset": dataset, "seconds": times,

@@ -28,7 +28,7 @@ import numpy as np
 
 from lr_core.beir import BeirDataset, load_beir, resolve_dataset_dir
 from lr_core.benchmarks import benchmark_for_path
-from lr_core.config import atomic_write_text
+from lr_core.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -31,6 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from lr_core.errors import DataError
+from lr_core.io import atomic_path
 
 __all__ = ["DenseIndex", "SparseIndex", "run_from_results", "l2_normalize", "truncate_and_normalize"]
 
@@ -42,16 +43,8 @@ _META_SUFFIX = ".ids.json"
 
 def _atomic_write(path: str, write: Callable[[str], None]) -> None:
     """Call ``write(tmp)`` and move ``tmp`` onto ``path`` atomically."""
-    path = os.fspath(path)
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    tmp = f"{path}.tmp.{os.getpid()}"
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _write_json(path: str, obj) -> None:

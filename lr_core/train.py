@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import warnings
 from pathlib import Path
@@ -22,7 +21,8 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
-from lr_core.config import ExperimentConfig, atomic_write_text, config_from_dict, save_config
+from lr_core.config import ExperimentConfig, config_from_dict, save_config
+from lr_core.io import atomic_path, atomic_write_text
 from lr_core.datamodule import RetrievalDataModule
 from lr_core.errors import ConfigError
 from lr_core.variants import get_variant
@@ -63,11 +63,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes each checkpoint to a temporary file and renames it: a kill mid-write keeps the old one."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)
 
 
 def build_trainer(cfg: ExperimentConfig, run_dir: Path, extra_callbacks=(), logger=None) -> L.Trainer:
@@ -78,7 +75,9 @@ def build_trainer(cfg: ExperimentConfig, run_dir: Path, extra_callbacks=(), logg
         max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes,
         strategy=t.strategy, precision=_precision(cfg), accumulate_grad_batches=t.accumulate_grad_batches,
         gradient_clip_val=t.gradient_clip_val, log_every_n_steps=t.log_every_n_steps,
-        callbacks=[ckpt, *extra_callbacks], logger=logger or CSVLogger(run_dir, name="logs", version=""),
+        callbacks=[ckpt, *extra_callbacks],
+        # flush the CSV log as often as checkpoints are written, so a kill loses neither
+        logger=logger or CSVLogger(run_dir, name="logs", version="", flush_logs_every_n_steps=t.checkpoint_every_n_steps),
         default_root_dir=run_dir, enable_model_summary=False, use_distributed_sampler=False,
         num_sanity_val_steps=0, limit_val_batches=0, plugins=[AtomicCheckpointIO()],
     )

@@ -27,7 +27,6 @@ import json
 import math
 import os
 import random
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lr_core.beir import BeirDataset, Passage, iter_jsonl, load_beir, resolve_dataset_dir
+from lr_core.io import atomic_write_text
 from lr_core.errors import CacheMismatchError, DataError
 
 __all__ = [
@@ -176,24 +176,6 @@ def _passage_json(p: Passage) -> dict:
     return out
 
 
-def _atomic_write_text(path: Path, lines: Iterable[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for line in lines:
-                fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def write_train_jsonl(examples: Iterable[TrainExample], path: str | os.PathLike) -> None:
     """Write examples in the Tevatron layout, atomically (temp file + ``os.replace``).
 
@@ -213,7 +195,7 @@ def write_train_jsonl(examples: Iterable[TrainExample], path: str | os.PathLike)
             obj["negative_passages"] = [_passage_json(p) for p in ex.negatives]
             yield json.dumps(obj, ensure_ascii=False) + "\n"
 
-    _atomic_write_text(Path(path), lines())
+    atomic_write_text(Path(path), lines())
 
 
 # --------------------------------------------------------------------------- BM25 mining
@@ -539,7 +521,7 @@ def _mine_spec(spec: dict, index: int, data_dir: str | Path | None) -> list[Trai
     examples = mine_hard_negatives(dataset, depth=depth, n_negatives=n_neg, source=source, seed=seed)
     if cache is not None:
         # metadata first: a crash between the two writes leaves no cache, never an unchecked one
-        _atomic_write_text(meta_path, [json.dumps(meta, sort_keys=True) + "\n"])
+        atomic_write_text(meta_path, [json.dumps(meta, sort_keys=True) + "\n"])
         write_train_jsonl(examples, cache)
     return examples
 

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import platform
 import sys
 from pathlib import Path
+
+from lr_core.io import atomic_write_json
 
 
 def machine_info() -> dict:
@@ -30,10 +31,4 @@ def report_header(name: str, argv: list[str] | None) -> dict:
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=2)
-        fh.write("\n")
-    os.replace(tmp, path)
+    atomic_write_json(path, data)

@@ -5,7 +5,8 @@
 Runs ``lr fit`` in a subprocess, kills it once a checkpoint at step >= ``--kill-after``
 exists, runs the same command again (which resumes from ``last.ckpt``), and reports from
 ``logs/metrics.csv``: the step it resumed from, the final step, and the mean training loss
-over the first and the last ten steps (the loss should go down).
+over the first and the last ten steps, total and contrastive part (the FLOPs term grows
+during its quadratic warm-up, so the contrastive part is what shows learning).
 """
 from __future__ import annotations
 
@@ -64,20 +65,29 @@ def main(argv: list[str] | None = None) -> int:
     with open(run_dir / "logs" / "metrics.csv") as fh:
         rows = [r for r in csv.DictReader(fh) if r.get("train/loss")]
     by_step: dict[int, float] = {}
-    for r in rows:  # steps after the checkpoint were logged twice (before the kill, and again)
+    ce_by_step: dict[int, float] = {}
+    ce_keys = [k for k in ("train/full_dense", "train/light_dense", "train/light_sparse") if k in rows[0]]
+    for r in rows:  # steps between the checkpoint and the kill were logged twice; the rerun's row wins
         by_step[int(r["step"])] = float(r["train/loss"])
+        ce_by_step[int(r["step"])] = sum(float(r[k]) for k in ce_keys)
     steps = sorted(by_step)
-    first = [by_step[s] for s in steps[:10]]
-    last10 = [by_step[s] for s in steps[-10:]]
+
+    def mean(xs):
+        return sum(xs) / len(xs)
     report = report_header("train_resume", argv)
     report.update({"config": args.config, "overrides": args.overrides, "run_dir": str(run_dir),
                    "killed_with": "SIGKILL", "resumed_from_step": killed_at, "final_step": _ckpt_step(last),
-                   "logged_steps": len(steps), "loss_by_step": by_step,
-                   "mean_loss_first_10": sum(first) / len(first), "mean_loss_last_10": sum(last10) / len(last10),
+                   "logged_steps": len(steps), "loss_by_step": by_step, "contrastive_loss_by_step": ce_by_step,
+                   "contrastive_terms": ce_keys,
+                   "mean_loss_first_10": mean([by_step[s] for s in steps[:10]]),
+                   "mean_loss_last_10": mean([by_step[s] for s in steps[-10:]]),
+                   "mean_contrastive_first_10": mean([ce_by_step[s] for s in steps[:10]]),
+                   "mean_contrastive_last_10": mean([ce_by_step[s] for s in steps[-10:]]),
                    "seconds_until_kill": round(first_s, 1), "seconds_total": round(total_s, 1)})
     write_json_atomic(args.out, report)
-    print(f"killed at step {killed_at}, resumed to {report['final_step']}; mean loss first 10 steps "
-          f"{report['mean_loss_first_10']:.3f} -> last 10 {report['mean_loss_last_10']:.3f} -> {args.out}")
+    print(f"killed at step {killed_at}, resumed to {report['final_step']}; mean contrastive loss first 10 steps "
+          f"{report['mean_contrastive_first_10']:.3f} -> last 10 {report['mean_contrastive_last_10']:.3f}; "
+          f"total loss (with FLOPs) {report['mean_loss_first_10']:.3f} -> {report['mean_loss_last_10']:.3f} -> {args.out}")
     return 0
 
 

@@ -33,7 +33,6 @@ def _parser():
 
 
 def main(argv: list[str] | None = None) -> int:
-    import torch
 
     from lr_core.config import load_config
     from lr_core.datamodule import RetrievalDataModule
