@@ -62,7 +62,8 @@ def _eval_settings(args):
     return EvalSettings(split=args.split, representations=tuple(args.representation) if args.representation else None,
                         fusion=args.fusion, batch_size=args.batch_size, num_shards=args.num_shards,
                         dense_dtype=args.dense_dtype, cache_dtype=args.cache_dtype, sparse_top_k=args.sparse_top_k,
-                        mrl_dim=args.mrl_dim, instruction=args.instruction, sparse_query_mode=args.sparse_query_mode)
+                        mrl_dim=args.mrl_dim, instruction=args.instruction, sparse_query_mode=args.sparse_query_mode,
+                        sparse_backend=args.sparse_backend)
 
 
 def _eval_model(args):
@@ -97,7 +98,7 @@ def cmd_encode(args) -> None:
     for dataset in args.dataset:
         data = load_beir(dataset, args.split or "test", data_dir=args.data_dir, load_corpus=True)
         encode_corpus_for(model, data, settings, sparse=True, shards=args.shard)
-        print(f"encoded {dataset}: {encoded_corpus_dir(model, data)}")
+        print(f"encoded {dataset}: {encoded_corpus_dir(model, data, settings)}")
 
 
 def cmd_bm25(args) -> None:
@@ -178,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--representation", action="append", choices=["dense", "sparse", "hybrid", "symmetric"])
         parser.add_argument("--fusion", default="linear", choices=["linear", "rrf"])
         parser.add_argument("--sparse-top-k", type=int, default=None, help="keep the k largest document terms")
+        parser.add_argument("--sparse-backend", default="exact", choices=["exact", "lucene"])
         parser.add_argument("--sparse-query-mode", default="counts", choices=["counts", "bow"])
         parser.add_argument("--mrl-dim", type=int, default=None, help="Matryoshka: search with the first d dims")
         parser.add_argument("--instruction", default=None, help="override the benchmark's query instruction")

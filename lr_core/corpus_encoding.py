@@ -70,11 +70,13 @@ def _check_manifest(out_dir: Path, manifest: dict) -> None:
 def encode_corpus(encoder, corpus: Mapping[str, Passage], out_dir: str | os.PathLike, fingerprint: dict,
                   num_shards: int = 1, shards: Sequence[int] | None = None, batch_size: int = 16,
                   dense: bool = True, sparse: bool = True, dense_dtype: str = "float32",
-                  progress: bool = True) -> list[Path]:
+                  sparse_top_k: int | None = None, progress: bool = True) -> list[Path]:
     """Encode the given shards (default: all) of ``corpus``; returns the shard paths written or found.
 
     ``fingerprint`` identifies the encoder (model id, checkpoint hash, ...); it is stored in
-    the manifest together with the corpus hash, lengths and output options.
+    the manifest together with the corpus hash, lengths and output options. ``sparse_top_k``
+    keeps only each document's k largest term weights (the paper's index-size knob); applied
+    here, it also keeps untrained models' nearly dense vectors from filling memory and disk.
     """
     import torch
     from tqdm.auto import tqdm
@@ -87,7 +89,7 @@ def encode_corpus(encoder, corpus: Mapping[str, Passage], out_dir: str | os.Path
     tok = encoder.tokenizer
     manifest = {**fingerprint, "corpus_hash": corpus_hash(doc_ids), "num_docs": len(doc_ids),
                 "num_shards": num_shards, "max_doc_len": tok.max_doc_len, "tokenizer_hash": tok.fingerprint(),
-                "dense": dense, "sparse": sparse, "dense_dtype": dense_dtype}
+                "dense": dense, "sparse": sparse, "dense_dtype": dense_dtype, "sparse_top_k": sparse_top_k}
     _check_manifest(out_dir, manifest)
     ranges = shard_ranges(len(doc_ids), num_shards)
     wanted = list(range(num_shards)) if shards is None else list(shards)
@@ -118,7 +120,7 @@ def encode_corpus(encoder, corpus: Mapping[str, Passage], out_dir: str | os.Path
                     if dense:
                         dense_out[idx] = out["dense"].cpu().numpy()
                     if sparse:
-                        sparse_parts.append((np.asarray(idx), sp.csr_matrix(out["sparse"].cpu().numpy())))
+                        sparse_parts.append((np.asarray(idx), _to_csr(out["sparse"], sparse_top_k)))
                     bar.update(len(idx))
             arrays = {"doc_ids": np.array(ids)}
             if dense:
@@ -138,6 +140,19 @@ def encode_corpus(encoder, corpus: Mapping[str, Passage], out_dir: str | os.Path
         bar.close()
         encoder.train(was_training)
     return [shard_path(out_dir, s, num_shards) for s in wanted]
+
+
+def _to_csr(weights, top_k: int | None) -> sp.csr_matrix:
+    """[B, V] tensor -> CSR, keeping the ``top_k`` largest weights per row (ties: lower token id)."""
+    import torch
+
+    w = weights.detach().float().cpu()
+    if top_k is not None and top_k < w.shape[1]:
+        # stable sort on -w keeps the lower id first among equal weights
+        idx = torch.sort(-w, dim=1, stable=True).indices[:, :top_k]
+        kept = torch.zeros_like(w).scatter_(1, idx, w.gather(1, idx))
+        w = kept
+    return sp.csr_matrix(w.numpy())
 
 
 def _load_shard(path: Path) -> EncodedCorpus:

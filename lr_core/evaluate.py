@@ -22,7 +22,7 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -52,6 +52,7 @@ class EvalSettings:
     cache_dtype: str = "float32"
     sparse_query_mode: str = "counts"
     sparse_top_k: int | None = None
+    sparse_backend: str = "exact"  # or "lucene": impact index, weights quantised as floor(100 w)
     mrl_dim: int | None = None
     instruction: str | None = None  # None: the benchmark's
 
@@ -121,8 +122,9 @@ def vocab_cache_for(model: EvalModel, instruction: str, dtype: str = "float32"):
     return VocabCache.load(path, expect=expect, dtype=dtype)
 
 
-def encoded_corpus_dir(model: EvalModel, dataset: BeirDataset) -> Path:
-    return model.work_dir / "corpus" / f"{dataset.name}-len{model.encoder.tokenizer.max_doc_len}"
+def encoded_corpus_dir(model: EvalModel, dataset: BeirDataset, settings: EvalSettings) -> Path:
+    top = f"-top{settings.sparse_top_k}" if settings.sparse_top_k else ""
+    return model.work_dir / "corpus" / f"{dataset.name}-len{model.encoder.tokenizer.max_doc_len}{top}"
 
 
 def encode_corpus_for(model: EvalModel, dataset: BeirDataset, settings: EvalSettings, sparse: bool,
@@ -130,10 +132,11 @@ def encode_corpus_for(model: EvalModel, dataset: BeirDataset, settings: EvalSett
     """Encode (or finish encoding) the corpus shards of ``dataset`` for ``model``."""
     from lr_core.corpus_encoding import encode_corpus
 
-    out = encoded_corpus_dir(model, dataset)
+    out = encoded_corpus_dir(model, dataset, settings)
     fingerprint = {"model_id": model.backbone, "checkpoint_hash": model.checkpoint_hash, "variant": model.variant}
     encode_corpus(model.encoder, dataset.corpus, out, fingerprint, num_shards=settings.num_shards, shards=shards,
-                  batch_size=settings.batch_size, sparse=sparse, dense_dtype=settings.dense_dtype)
+                  batch_size=settings.batch_size, sparse=sparse, dense_dtype=settings.dense_dtype,
+                  sparse_top_k=settings.sparse_top_k)
     return out
 
 
@@ -141,6 +144,29 @@ def encoded_corpus_for(model: EvalModel, dataset: BeirDataset, settings: EvalSet
     from lr_core.corpus_encoding import merge_shards
 
     return merge_shards(encode_corpus_for(model, dataset, settings, sparse))
+
+
+def quantized_doc_vectors(sparse_index) -> "Iterator[tuple[str, dict[int, int]]]":
+    """(doc id, {token id: floor(100 w)}) for every document of a SparseIndex (after its top-k)."""
+    from lr_core.sparse import quantize_impact
+
+    m = sparse_index.matrix
+    for i, doc_id in enumerate(sparse_index.doc_ids):
+        lo, hi = m.indptr[i], m.indptr[i + 1]
+        yield doc_id, quantize_impact(dict(zip(m.indices[lo:hi].tolist(), m.data[lo:hi].tolist())))
+
+
+def lucene_sparse_run(sparse_index, queries: dict[str, dict[int, float]], index_dir: Path, top_k: int,
+                      threads: int = 2) -> dict[str, dict[str, float]]:
+    """Sparse retrieval through a Lucene impact index built (once, atomically) from ``sparse_index``."""
+    from lr_core.lucene import LuceneImpactSearcher, build_impact_index, write_impact_collection
+
+    if not (index_dir / "lr_index.json").exists():
+        collection = index_dir.with_name(index_dir.name + "-collection")
+        if not collection.exists():
+            write_impact_collection(quantized_doc_vectors(sparse_index), collection)
+        build_impact_index(collection, index_dir, threads=threads)
+    return LuceneImpactSearcher(index_dir).search(queries, k=top_k, threads=threads)
 
 
 def metrics_record(dataset: str, split: str, model: EvalModel, representation: str, metrics: dict,
@@ -227,14 +253,18 @@ def evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings:
     if need_sparse:
         t = rep_timings.setdefault("sparse", {})
         with _timed(t, "index_s"):
-            sparse_index = SparseIndex.from_csr(corpus.sparse, corpus.doc_ids, top_k_terms=settings.sparse_top_k)
+            sparse_index = SparseIndex.from_csr(corpus.sparse, corpus.doc_ids)  # top-k applied when encoding
         with _timed(t, "tokenize_s"):
             sids = tok.sparse_query_ids(texts)
         with _timed(t, "encode_s"):
             qs = [query_term_vector(s, settings.sparse_query_mode) for s in sids]
         with _timed(t, "search_s"):
-            scores, hits = sparse_index.search(qs, settings.top_k)
-        runs["sparse"] = run_from_results(qids, scores, hits)
+            if settings.sparse_backend == "lucene":
+                index_dir = model.work_dir / "lucene" / encoded_corpus_dir(model, data, settings).name
+                runs["sparse"] = lucene_sparse_run(sparse_index, dict(zip(qids, qs)), index_dir, settings.top_k)
+            else:
+                scores, hits = sparse_index.search(qs, settings.top_k)
+                runs["sparse"] = run_from_results(qids, scores, hits)
     if "hybrid" in reps:
         t = rep_timings.setdefault("hybrid", {})
         with _timed(t, "fuse_s"):

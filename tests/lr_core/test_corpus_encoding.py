@@ -75,3 +75,13 @@ def test_float16_dense_and_dense_only(tiny_encoder, tmp_path):
 def test_empty_corpus_is_an_error(tiny_encoder, tmp_path):
     with pytest.raises(DataError, match="empty"):
         encode_corpus(tiny_encoder, {}, tmp_path, FP)
+
+
+def test_top_k_terms_at_encoding_time(tiny_encoder, tmp_path):
+    encode_corpus(tiny_encoder, CORPUS, tmp_path / "all", FP, dense=False, progress=False)
+    encode_corpus(tiny_encoder, CORPUS, tmp_path / "top", FP, dense=False, sparse_top_k=5, progress=False)
+    full, top = merge_shards(tmp_path / "all").sparse.toarray(), merge_shards(tmp_path / "top").sparse
+    assert (top.getnnz(axis=1) <= 5).all() and top.getnnz() > 0
+    for i in range(full.shape[0]):
+        kept = np.sort(full[i])[::-1][:5]
+        np.testing.assert_allclose(np.sort(top.getrow(i).data)[::-1], kept[kept > 0], rtol=1e-6)

@@ -105,3 +105,49 @@ def test_bm25_command_on_scifact(shared_data, tmp_path):
 def test_evaluate_needs_a_run_or_a_backbone(capsys):
     assert main(["evaluate", "--dataset", "scifact"]) == 2
     assert "RUN_DIR" in capsys.readouterr().err
+
+
+def test_exact_sparse_search_and_lucene_agree_on_scifact(tiny_encoder, shared_data, tmp_path):
+    """Real SciFact corpus and test queries, a (random, untrained) model's sparse vectors, top-64 terms:
+    the Lucene impact index returns the exact search's top-10 with the exact (quantised) scores."""
+    import scipy.sparse as sp
+
+    from lr_core.corpus_encoding import encode_corpus, merge_shards
+    from lr_core.evaluate import lucene_sparse_run, quantized_doc_vectors
+    from lr_core.search import SparseIndex, run_from_results
+    from lr_core.sparse import query_term_vector
+
+    data = load_beir(shared_data / "scifact", "test")
+    tok = tiny_encoder.tokenizer
+    old = tok.max_doc_len
+    tok.max_doc_len = 16
+    try:
+        encode_corpus(tiny_encoder, data.corpus, tmp_path / "enc", {"model_id": "tiny"}, batch_size=64,
+                      dense=False, sparse_top_k=64, progress=False)
+    finally:
+        tok.max_doc_len = old
+    corpus = merge_shards(tmp_path / "enc")
+    assert corpus.sparse.getnnz(axis=1).max() == 64
+    index = SparseIndex.from_csr(corpus.sparse, corpus.doc_ids)
+    queries = {q: query_term_vector(ids) for q, ids in zip(data.queries, tok.sparse_query_ids(list(data.queries.values())))}
+    lucene = lucene_sparse_run(index, queries, tmp_path / "impact", top_k=10)
+    # exact search over the same quantised integer weights
+    rows = list(quantized_doc_vectors(index))
+    q_index = SparseIndex([w for _, w in rows], [d for d, _ in rows], vocab_size=corpus.sparse.shape[1])
+    scores, hits = q_index.search(list(queries.values()), 10)
+    exact = run_from_results(list(queries), scores, hits)
+    assert len(exact) == len(lucene) == 300
+    compared = 0
+    for qid in exact:
+        ex = sorted(exact[qid].values(), reverse=True)
+        lu = sorted(lucene[qid].values(), reverse=True)
+        assert lu == pytest.approx(ex), qid  # same top-10 scores
+        tied = {s for s in ex if ex.count(s) > 1} | {ex[-1]}  # ids at tied scores may differ
+        assert {d for d, s in exact[qid].items() if s not in tied} == {d for d, s in lucene[qid].items() if s not in tied}
+        compared += 1
+    assert compared == 300
+    # and the float (unquantised) exact search ranks nearly the same documents first
+    fs, fh = index.search(list(queries.values()), 10)
+    float_run = run_from_results(list(queries), fs, fh)
+    overlap = sum(len(set(float_run[q]) & set(exact[q])) for q in exact) / (10 * len(exact))
+    assert overlap > 0.8
