@@ -19,7 +19,9 @@ import torch
 import yaml
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from lr_core.config import ExperimentConfig, config_from_dict, save_config
 from lr_core.io import atomic_path, atomic_write_text
@@ -59,6 +61,24 @@ def check_same_config(cfg: ExperimentConfig, run_dir: Path) -> None:
                           "use another run_dir or delete it")
 
 
+class _AppendingWriter(ExperimentWriter):
+    """Lightning's writer deletes an existing metrics.csv; a resumed run must keep its history."""
+
+    def _check_log_dir_exists(self) -> None:
+        pass
+
+
+class RunLogger(CSVLogger):
+    """CSV log in ``<run_dir>/logs/metrics.csv`` that survives resumption (rows are appended)."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self):
+        if self._experiment is None:
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes each checkpoint to a temporary file and renames it: a kill mid-write keeps the old one."""
 
@@ -77,7 +97,7 @@ def build_trainer(cfg: ExperimentConfig, run_dir: Path, extra_callbacks=(), logg
         gradient_clip_val=t.gradient_clip_val, log_every_n_steps=t.log_every_n_steps,
         callbacks=[ckpt, *extra_callbacks],
         # flush the CSV log as often as checkpoints are written, so a kill loses neither
-        logger=logger or CSVLogger(run_dir, name="logs", version="", flush_logs_every_n_steps=t.checkpoint_every_n_steps),
+        logger=logger or RunLogger(run_dir, name="logs", version="", flush_logs_every_n_steps=t.checkpoint_every_n_steps),
         default_root_dir=run_dir, enable_model_summary=False, use_distributed_sampler=False,
         num_sanity_val_steps=0, limit_val_batches=0, plugins=[AtomicCheckpointIO()],
     )
