@@ -13,7 +13,7 @@ import torch
 from lr_core.beir import load_beir
 from lr_core.benchmarks import BENCHMARKS, get_benchmark
 from lr_core.cache import CacheMetadata, VocabCache
-from lr_core.errors import CacheMismatchError
+from lr_core.errors import CacheMismatchError, ConfigError
 from lr_core.metrics import evaluate_run
 from lr_core.mteb_integration import LightRetrieverMTEB, local_retrieval_task, run_mteb
 from mteb.types import PromptType
@@ -226,7 +226,7 @@ def test_local_retrieval_task_reads_beir_files(small_scifact, tiny_encoder, tmp_
     other.mkdir()
     for name in ("corpus.jsonl", "queries.jsonl", "qrels"):
         (other / name).symlink_to(small_scifact / name)
-    with pytest.raises(KeyError, match="instruction"):
+    with pytest.raises(ConfigError, match="instruction"):
         local_retrieval_task(other)
     t2 = local_retrieval_task(other, instruction="Given a claim, find papers", name="MySet")
     assert t2.metadata.name == "MySet"
