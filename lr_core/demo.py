@@ -33,11 +33,12 @@ def format_table(records: list[dict]) -> str:
 
 
 def run_demo(out: Path, steps: int, dataset: str = "scifact", data_dir: str | None = None, batch_size: int = 16,
-             repo_root: Path | None = None) -> list[dict]:
+             repo_root: Path | None = None, overrides: list[str] | None = None) -> list[dict]:
+    """Run the whole demo into ``out``; ``overrides`` apply to both training configs (tests shrink it)."""
     from lr_core.evaluate import EvalSettings, evaluate, evaluate_bm25, load_model_for_eval
     from lr_core.train import fit
 
-    root = repo_root or Path.cwd()
+    root = repo_root or Path(__file__).resolve().parents[1]
     out.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
     records = []
@@ -54,7 +55,8 @@ def run_demo(out: Path, steps: int, dataset: str = "scifact", data_dir: str | No
     for variant, cfg_path in CONFIGS.items():
         cfg = load_config(root / cfg_path, [f"run_dir={out / variant}", f"trainer.max_steps={steps}",
                                             f"data.train=[{{beir: {dataset}, split: train, depth: 100, n_negatives: 30, "
-                                            f"cache: {out / 'mined' / (dataset + '-train-bm25.jsonl')}}}]"])
+                                            f"cache: {out / 'mined' / (dataset + '-train-bm25.jsonl')}}}]",
+                                            *(overrides or [])])
         if data_dir:
             cfg.data.data_dir = data_dir
         runs[variant] = step(f"train {variant}", lambda cfg=cfg: fit(cfg))

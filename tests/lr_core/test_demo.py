@@ -1,0 +1,47 @@
+"""`lr demo` end to end on the tiny model and a small SciFact cut (train + test split)."""
+from __future__ import annotations
+
+import json
+
+from lr_core.beir import load_beir
+from lr_core.demo import format_table, run_demo
+
+
+def write_small_scifact(shared_data, root):
+    test, train = load_beir(shared_data / "scifact", "test"), load_beir(shared_data / "scifact", "train")
+    splits = {"test": (test, sorted(test.qrels)[:8]), "train": (train, sorted(train.qrels)[:12])}
+    docs = {d for ds, qids in splits.values() for q in qids for d in ds.qrels[q]} | set(sorted(test.corpus)[:80])
+    (root / "qrels").mkdir(parents=True)
+    with open(root / "corpus.jsonl", "w") as fh:
+        for d in sorted(docs):
+            fh.write(json.dumps({"_id": d, "title": test.corpus[d].title, "text": test.corpus[d].text}) + "\n")
+    with open(root / "queries.jsonl", "w") as fh:
+        for ds, qids in splits.values():
+            for q in qids:
+                fh.write(json.dumps({"_id": q, "text": ds.queries[q]}) + "\n")
+    for split, (ds, qids) in splits.items():
+        with open(root / "qrels" / f"{split}.tsv", "w") as fh:
+            fh.write("query-id\tcorpus-id\tscore\n")
+            for q in qids:
+                fh.writelines(f"{q}\t{d}\t{s}\n" for d, s in ds.qrels[q].items())
+
+
+def test_demo_runs_every_step_and_prints_one_table(shared_data, tmp_path, capsys):
+    data = tmp_path / "data"
+    write_small_scifact(shared_data, data / "scifact")
+    shrink = ["model.backbone=tiny-llama", "data.batch_size=2", "data.n_negatives=1", "data.max_doc_len=32"]
+    records = run_demo(tmp_path / "demo", steps=1, data_dir=str(data), overrides=shrink)
+    got = {(r["variant"], r["representation"]) for r in records}
+    assert got == {("bm25", "bm25"), ("lightretriever", "dense"), ("lightretriever", "sparse"),
+                   ("lightretriever", "hybrid"), ("lightretriever", "symmetric"), ("symmetric", "symmetric")}
+    assert all(r["num_queries"] == 8 for r in records)
+    summary = json.loads((tmp_path / "demo" / "demo_summary.json").read_text())
+    assert summary["seconds"]["total"] > 0 and "train lightretriever" in summary["seconds"]
+    out = capsys.readouterr().out
+    assert format_table(records) in out and "nDCG@10" in out
+
+
+def test_table_shows_percentages():
+    rec = {"variant": "bm25", "representation": "bm25", "ndcg@10": 0.6647, "recall@20": 0.8, "recall@50": 0.9,
+           "recall@100": 0.9076}
+    assert "66.5" in format_table([rec]) and "90.8" in format_table([rec])
