@@ -4,7 +4,7 @@ Two things live here:
 
 * the **impact index** for LightRetriever's sparse side (METHOD.md section 3):
   quantised integer document weights in an Anserini ``JsonVectorCollection``,
-  indexed with ``--impact --pretokenized``; queries are token counts, i.e. the
+  indexed with ``-impact -pretokenized``; queries are token counts, i.e. the
   pretokenized query "each term repeated count times";
 * the **BM25 baseline** (Anserini defaults ``k1=0.9, b=0.4``, default English
   analyzer with Porter stemming and stopwords) over a BEIR corpus, as
@@ -43,35 +43,35 @@ Conventions:
   same quantised weights (:class:`lr_core.search.SparseIndex`).  BM25 scores
   are returned as Anserini gives them.  Lucene ranks ties by document id
   ascending.
-* Queries go to Anserini as ``{term: count}`` maps
-  (``SimpleImpactSearcher.batch_search``), which is what both pyserini's
-  ``LuceneImpactSearcher(index, query_encoder=None)`` (whitespace split +
-  counting of the query string, see :func:`impact_query_string`) and
-  Anserini's ``SearchCollection -impact -pretokenized`` produce.  Unlike the
+* Queries go to Anserini's ``SearchCollection -impact -pretokenized`` as
+  pretokenized strings, each term repeated ``count`` times
+  (:func:`impact_query_string`), which Anserini turns back into
+  ``{term: count}``; the same form pyserini's
+  ``LuceneImpactSearcher(index, query_encoder=None)`` reads.  Unlike the
   pyserini Python wrapper, no term is dropped for having ``idf <= 0``
   (pyserini's ``min_idf`` filter removes terms that occur in every document).
-* Indexes are built in a subprocess (``python -m pyserini.index.lucene``, its
-  own JVM) into a temporary sibling directory, checked (exit status, error
-  lines, document counts) and renamed into place; a marker file
+* Anserini always runs in a child process (``java -cp <fat jar>
+  io.anserini.index.IndexCollection`` / ``io.anserini.search.SearchCollection``),
+  never in this process: a JVM started through pyjnius shares signal handlers
+  and threads with torch, and crashed a test run with a bare segmentation
+  fault.  The jar is the one bundled in the pyserini 0.25.0 wheel (nothing is
+  downloaded; ``LR_ANSERINI_JAR`` overrides it).
+* Indexes are built into a temporary sibling directory, checked (exit
+  status, error lines, document counts) and renamed into place; a marker file
   ``lr_index.json`` inside the index records what was indexed.  An existing
   index with a matching marker is reused; one whose marker disagrees raises
   :class:`lr_core.errors.CacheMismatchError`; a directory without a marker
   raises :class:`lr_core.errors.ConfigError` (it is not ours: remove it).
-* Searching runs in this process through pyjnius (one JVM per process, started
-  at the first search with pyserini's bundled fat jar
-  ``pyserini/resources/jars/anserini-0.25.0-fatjar.jar``; nothing is
-  downloaded).  ``pyserini.search`` itself is not imported (its import pulls in
-  pyserini's neural encoders: scikit-learn, onnxruntime, openai, ...); the
-  Java classes it wraps are used directly.
 * Java >= 11 must be on ``PATH`` (:func:`ensure_java`); JVM options (e.g.
   ``-Xmx16g`` for large indexes) go in the standard ``JAVA_TOOL_OPTIONS``
-  environment variable, which both the indexer and the in-process JVM read.
+  environment variable.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.util
 import json
 import logging
 import math
@@ -80,7 +80,7 @@ import os
 import re
 import shutil
 import subprocess
-import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -100,7 +100,7 @@ __all__ = [
     "LuceneImpactSearcher",
     "LuceneBM25Searcher",
     "bm25_search",
-    "lucene_analyze",
+    "anserini_jar",
     "BM25_VARIANTS",
     "MARKER_FILE",
 ]
@@ -154,59 +154,39 @@ def ensure_java(min_version: int = MIN_JAVA) -> str:
     return java
 
 
-_JVM = None
+def anserini_jar() -> Path:
+    """Anserini's fat jar: ``$LR_ANSERINI_JAR`` if set, else the one bundled in
+    the installed pyserini wheel (``pyserini/resources/jars/anserini-*-fatjar.jar``;
+    pyserini itself is not imported, its import pulls in neural encoders)."""
+    env = os.environ.get("LR_ANSERINI_JAR")
+    if env:
+        if not Path(env).is_file():
+            raise ConfigError(f"LR_ANSERINI_JAR={env}: no such file")
+        return Path(env)
+    spec = importlib.util.find_spec("pyserini")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("pyserini is not installed (pip install --no-deps pyserini==0.25.0); it carries Anserini's jar")
+    for loc in spec.submodule_search_locations:
+        jars = sorted(Path(loc, "resources", "jars").glob("anserini-*-fatjar.jar"))
+        if jars:
+            return jars[-1]
+    raise ConfigError(f"no anserini-*-fatjar.jar under {list(spec.submodule_search_locations)}/resources/jars")
 
 
-class _Jvm:
-    """The Java classes used here, loaded once per process."""
+def _run_anserini(main_class: str, args: list[str], what: str) -> str:
+    """Run one Anserini command line in its own JVM; return its log or raise DataError.
 
-    def __init__(self):
-        ensure_java()
-        try:
-            import jnius_config
-        except ImportError as exc:  # pragma: no cover - dependency missing
-            raise ConfigError("pyjnius is not installed (pip install pyjnius); needed for Lucene search") from exc
-        if jnius_config.vm_running and not any("anserini" in p for p in jnius_config.get_classpath()):
-            raise ConfigError(
-                "a JVM is already running in this process without Anserini's jar on its classpath; "
-                "import lr_core.lucene (or pyserini) before anything else starts pyjnius"
-            )
-        try:
-            import pyserini.pyclass  # noqa: F401  (puts pyserini's bundled fat jar on the classpath)
-        except ImportError as exc:
-            raise ConfigError("pyserini is not installed (pip install --no-deps pyserini==0.25.0)") from exc
-        from jnius import autoclass
-
-        self.HashMap = autoclass("java.util.HashMap")
-        self.ArrayList = autoclass("java.util.ArrayList")
-        self.Integer = autoclass("java.lang.Integer")
-        self.Float = autoclass("java.lang.Float")
-        self.SimpleImpactSearcher = autoclass("io.anserini.search.SimpleImpactSearcher")
-        self.SimpleSearcher = autoclass("io.anserini.search.SimpleSearcher")
-        self.AnalyzerUtils = autoclass("io.anserini.analysis.AnalyzerUtils")
-        self.WhitespaceAnalyzer = autoclass("org.apache.lucene.analysis.core.WhitespaceAnalyzer")
-        self.DefaultEnglishAnalyzer = autoclass("io.anserini.analysis.DefaultEnglishAnalyzer")
-
-
-def _jvm() -> _Jvm:
-    global _JVM
-    if _JVM is None:
-        _JVM = _Jvm()
-    return _JVM
-
-
-def lucene_analyze(text: str, analyzer: str = "whitespace") -> list[str]:
-    """Tokens Lucene produces for ``text`` with ``analyzer`` = ``"whitespace"``
-    (used for ``--pretokenized`` input) or ``"default"`` (Anserini's English
-    analyzer: lowercasing, stopwords, Porter stemming)."""
-    j = _jvm()
-    if analyzer == "whitespace":
-        a = j.WhitespaceAnalyzer()
-    elif analyzer == "default":
-        a = j.DefaultEnglishAnalyzer.newDefaultInstance()
-    else:
-        raise ValueError(f"analyzer must be 'whitespace' or 'default', got {analyzer!r}")
-    return [str(t) for t in j.AnalyzerUtils.analyze(a, text).toArray()]
+    Anserini always runs in a child process: a JVM inside the Python process
+    (pyjnius) shares signal handlers and threads with torch and was seen to
+    crash the whole process."""
+    cmd = [ensure_java(), "-cp", str(anserini_jar()), main_class, *args]
+    logger.info("%s: %s", what, " ".join(cmd))
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+    log = proc.stdout or ""
+    if proc.returncode != 0:
+        tail = "\n".join(log.splitlines()[-25:])
+        raise DataError(f"Anserini {what} failed (exit status {proc.returncode}):\n{tail}")
+    return log
 
 
 # --------------------------------------------------------------------------- terms
@@ -301,6 +281,8 @@ def _check_docid(docid) -> str:
     docid = str(docid)
     if not docid.strip():
         raise ValueError("empty document id")
+    if re.search(r"\s", docid):
+        raise ValueError(f"document id {docid!r} contains whitespace (it could not be read back from a TREC run)")
     return docid
 
 
@@ -460,23 +442,18 @@ def _check_existing(index_dir: Path, kind: str, settings: dict, fingerprint: str
 
 
 def _run_indexer(collection_dir: Path, index_dir: Path, collection: str, extra: list[str], threads: int) -> tuple[dict, str]:
-    """Run Anserini's IndexCollection in a subprocess; return (counters, log)."""
-    cmd = [
-        sys.executable, "-m", "pyserini.index.lucene",
-        "--collection", collection,
-        "--input", str(collection_dir),
-        "--index", str(index_dir),
-        "--generator", "DefaultLuceneDocumentGenerator",
-        "--threads", str(int(threads)),
+    """Run Anserini's IndexCollection (own JVM); return (counters, log)."""
+    args = [
+        "-collection", collection,
+        "-input", str(collection_dir),
+        "-index", str(index_dir),
+        "-generator", "DefaultLuceneDocumentGenerator",
+        "-threads", str(int(threads)),
         *extra,
-        "--optimize",
+        "-optimize",
     ]  # fmt: skip
-    logger.info("indexing: %s", " ".join(cmd))
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
-    log = proc.stdout or ""
+    log = _run_anserini("io.anserini.index.IndexCollection", args, f"indexer on {collection_dir}")
     tail = "\n".join(log.splitlines()[-25:])
-    if proc.returncode != 0:
-        raise DataError(f"Anserini indexer failed (exit status {proc.returncode}) on {collection_dir}:\n{tail}")
     # a document that fails to parse is logged at ERROR level and the exit status stays 0
     error_lines = [line for line in log.splitlines() if " ERROR " in line or " FATAL " in line]
     counters = {k: int(re.sub(r"\D", "", v)) for k, v in _COUNTER_RE.findall(log)}
@@ -551,9 +528,9 @@ def _check_threads(threads) -> int:
 
 def build_impact_index(collection_dir, index_dir, threads: int = 2) -> Path:
     """Index a ``JsonVectorCollection`` (see :func:`write_impact_collection`) as a
-    Lucene impact index: ``python -m pyserini.index.lucene --collection
-    JsonVectorCollection --generator DefaultLuceneDocumentGenerator --impact
-    --pretokenized --optimize``, in a subprocess.
+    Lucene impact index: Anserini ``IndexCollection -collection
+    JsonVectorCollection -generator DefaultLuceneDocumentGenerator -impact
+    -pretokenized -optimize``, in a child JVM.
 
     Built under a temporary name next to ``index_dir`` and renamed into place
     only when the indexer succeeded and indexed every line of the collection;
@@ -576,7 +553,7 @@ def build_impact_index(collection_dir, index_dir, threads: int = 2) -> Path:
     ensure_java()
     return _build_index(
         collection_dir, index_dir, "impact", "JsonVectorCollection",
-        ["--impact", "--pretokenized"], settings, fingerprint, lines, threads,
+        ["-impact", "-pretokenized"], settings, fingerprint, lines, threads,
     )  # fmt: skip
 
 
@@ -609,7 +586,7 @@ def build_bm25_index(
     ``variant``:
 
     * ``"multifield"`` (default): ``contents = text`` plus a separate
-      ``title`` field (``--fields title``), searched over both fields with
+      ``title`` field (``-fields title``), searched over both fields with
       weight 1.0 each: Anserini's ``beir-v1.0.0-*.multifield`` regressions,
       whose numbers are BEIR's official BM25 figures (SciFact nDCG@10 0.6647,
       the 66.5 of the LightRetriever paper's Table 10);
@@ -625,6 +602,7 @@ def build_bm25_index(
     settings = {"collection": "JsonCollection", "variant": variant, "analyzer": "default"}
     h = hashlib.sha256()
     for docid, p in corpus.items():
+        _check_docid(docid)
         h.update(json.dumps(_bm25_doc(str(docid), p, variant), ensure_ascii=False).encode("utf-8") + b"\n")
     fingerprint = h.hexdigest()
     if _check_existing(index_dir, "bm25", settings, fingerprint):
@@ -639,7 +617,7 @@ def build_bm25_index(
             for docid, p in corpus.items():
                 f.write(json.dumps(_bm25_doc(str(docid), p, variant), ensure_ascii=False) + "\n")
                 n += 1
-        extra = ["--fields", "title"] if variant == "multifield" else []
+        extra = ["-fields", "title"] if variant == "multifield" else []
         return _build_index(coll, index_dir, "bm25", "JsonCollection", extra, settings, fingerprint, n, threads)
     finally:
         shutil.rmtree(coll, ignore_errors=True)
@@ -664,52 +642,70 @@ def _require_index(index_dir: Path, kind: str) -> dict:
     return meta
 
 
-def _collect(results, qids: list[str], exact: bool) -> dict[str, dict[str, float]]:
-    """Java ``Map<String, ScoredDoc[]>`` -> run, in the order of ``qids``."""
-    by_qid = {str(e.getKey()): e.getValue() for e in results.entrySet().toArray()}
-    run: dict[str, dict[str, float]] = {}
-    for qid in qids:
-        row: dict[str, float] = {}
-        for hit in by_qid.get(qid) or ():
-            s = float(hit.score)
-            row[str(hit.docid)] = float(round(s)) if exact else s
-        run[qid] = row
-    return run
+_BAD_ID_CHARS = re.compile(r"\s")
+
+
+def _check_qids(queries: Mapping) -> list[str]:
+    qids = [str(q) for q in queries]
+    if len(set(qids)) != len(qids):
+        raise ValueError("duplicate query ids")
+    for q in qids:
+        if not q or _BAD_ID_CHARS.search(q):
+            raise ValueError(f"query id {q!r}: must be non-empty without whitespace (TREC run format)")
+    return qids
+
+
+def _search_collection(index_dir: Path, topics: list[tuple[str, str]], k: int, threads: int,
+                       model_args: list[str]) -> dict[str, list[tuple[str, float]]]:
+    """Anserini ``SearchCollection`` over a TSV topics file; ``{qid: [(docid, score), ...]}`` in rank order."""
+    if not topics:
+        return {}
+    with tempfile.TemporaryDirectory(prefix="lr-search-") as tmp:
+        topics_file, run_file = Path(tmp, "topics.tsv"), Path(tmp, "run.trec")
+        with open(topics_file, "w", encoding="utf-8") as f:
+            for qid, text in topics:
+                f.write(f"{qid}\t{text}\n")
+        args = ["-index", str(index_dir), "-topics", str(topics_file), "-topicReader", "TsvString",
+                "-output", str(run_file), "-hits", str(k), "-threads", str(threads), "-format", "trec",
+                *model_args]  # fmt: skip
+        log = _run_anserini("io.anserini.search.SearchCollection", args, f"search of {index_dir}")
+        if not run_file.is_file():
+            raise DataError(f"Anserini search of {index_dir} wrote no run:\n" + "\n".join(log.splitlines()[-25:]))
+        hits: dict[str, list[tuple[int, str, float]]] = {}
+        with open(run_file, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                parts = line.split()
+                if len(parts) != 6:
+                    raise DataError(f"{run_file}:{n}: malformed TREC run line {line!r}")
+                qid, _, docid, rank, score, _ = parts
+                hits.setdefault(qid, []).append((int(rank), docid, float(score)))
+    return {q: [(d, sc) for _, d, sc in sorted(rows)] for q, rows in hits.items()}
 
 
 class LuceneImpactSearcher:
     """Search a Lucene impact index with token-count queries.
 
-    Wraps Anserini's ``SimpleImpactSearcher`` (the Java class behind pyserini's
-    ``LuceneImpactSearcher``).  ``exact_scores`` (default) rounds scores to the
-    integers Lucene computed, undoing Anserini's tie-breaking offsets (see the
-    module docstring).
+    Runs Anserini's ``SearchCollection -impact -pretokenized`` (the paper's
+    setting) in a child JVM, queries written as pretokenized strings
+    (:func:`impact_query_string`).  ``exact_scores`` (default) rounds scores to
+    the integers Lucene computed, undoing Anserini's tie-breaking offsets (see
+    the module docstring).
     """
 
     def __init__(self, index_dir, exact_scores: bool = True):
         self.index_dir = Path(index_dir)
-        _require_index(self.index_dir, "impact")
-        j = _jvm()
-        self._j = j
-        self._searcher = j.SimpleImpactSearcher(str(self.index_dir))
+        self._meta = _require_index(self.index_dir, "impact")
         self.exact_scores = bool(exact_scores)
 
     @property
     def num_docs(self) -> int:
-        return int(self._searcher.get_total_num_docs())
-
-    def _java_query(self, weights: Mapping, qid: str):
-        m = self._j.HashMap()
-        for term, c in _term_counts(weights, f"query {qid!r}").items():
-            m.put(term, self._j.Integer(c))
-        return m
+        return int(self._meta["num_docs"])
 
     def search(
         self,
         queries: Mapping[str, Mapping[int, int | float]],
         k: int = 1000,
         threads: int = 2,
-        batch_size: int = 1024,
     ) -> dict[str, dict[str, float]]:
         """Top-``k`` per query: ``{qid: {docid: score}}`` (rank order).
 
@@ -718,26 +714,20 @@ class LuceneImpactSearcher:
         dropped.  A query without terms gets an empty result.
         """
         k, threads = _check_k(k), _check_threads(threads)
-        batch_size = max(1, int(batch_size))
-        qids = [str(q) for q in queries]
-        if len(set(qids)) != len(qids):
-            raise ValueError("duplicate query ids")
-        items = list(zip(qids, queries.values()))
-        run: dict[str, dict[str, float]] = {}
-        for start in range(0, len(items), batch_size):
-            chunk = items[start : start + batch_size]
-            jq, jid = self._j.ArrayList(), self._j.ArrayList()
-            for qid, w in chunk:
-                jq.add(self._java_query(w, qid))
-                jid.add(qid)
-            res = self._searcher.batch_search(jq, jid, k, threads)
-            run.update(_collect(res, [q for q, _ in chunk], self.exact_scores))
-        return run
+        qids = _check_qids(queries)
+        topics = []
+        for qid, w in zip(qids, queries.values()):
+            if not isinstance(w, Mapping):
+                raise ValueError(f"query {qid!r}: expected a mapping token_id -> count")
+            text = " ".join(" ".join([t] * c) for t, c in _term_counts(w, f"query {qid!r}").items())
+            if text:
+                topics.append((qid, text))
+        found = _search_collection(self.index_dir, topics, k, threads, ["-impact", "-pretokenized"])
+        rnd = (lambda x: float(round(x))) if self.exact_scores else float
+        return {q: {d: rnd(sc) for d, sc in found.get(q, ())} for q in qids}
 
     def close(self) -> None:
-        if self._searcher is not None:
-            self._searcher.close()
-            self._searcher = None
+        """Nothing to release (each search runs its own JVM); kept for ``with`` blocks."""
 
     def __enter__(self):
         return self
@@ -747,60 +737,41 @@ class LuceneImpactSearcher:
 
 
 class LuceneBM25Searcher:
-    """BM25 over an index from :func:`build_bm25_index` (Anserini's
-    ``SimpleSearcher``: default English analyzer, bag-of-words queries; a
-    ``multifield`` index is searched over ``contents`` and ``title`` with
-    weight 1.0 each, as Anserini's ``-fields contents=1.0 title=1.0``)."""
+    """BM25 over an index from :func:`build_bm25_index`: Anserini's
+    ``SearchCollection -bm25`` (default English analyzer, bag-of-words
+    queries) in a child JVM; a ``multifield`` index is searched over
+    ``contents`` and ``title`` with ``-fields contents=1.0 title=1.0`` as in
+    Anserini's BEIR regressions."""
 
     def __init__(self, index_dir, k1: float = 0.9, b: float = 0.4):
         self.index_dir = Path(index_dir)
-        meta = _require_index(self.index_dir, "bm25")
-        self.variant = _check_variant(meta.get("settings", {}).get("variant", "flat"))
-        j = _jvm()
-        self._j = j
-        self._searcher = j.SimpleSearcher(str(self.index_dir))
-        self._searcher.set_bm25(float(k1), float(b))
+        self._meta = _require_index(self.index_dir, "bm25")
+        self.variant = _check_variant(self._meta.get("settings", {}).get("variant", "flat"))
         self.k1, self.b = float(k1), float(b)
-        self._fields = None
-        if self.variant == "multifield":
-            self._fields = j.HashMap()
-            for field in ("contents", "title"):
-                self._fields.put(field, j.Float(1.0))
 
     @property
     def num_docs(self) -> int:
-        return int(self._searcher.get_total_num_docs())
+        return int(self._meta["num_docs"])
 
-    def search(
-        self, queries: Mapping[str, str], k: int = 1000, threads: int = 2, batch_size: int = 1024
-    ) -> dict[str, dict[str, float]]:
+    def search(self, queries: Mapping[str, str], k: int = 1000, threads: int = 2) -> dict[str, dict[str, float]]:
         """``{qid: text}`` -> ``{qid: {docid: score}}`` (rank order)."""
         k, threads = _check_k(k), _check_threads(threads)
-        batch_size = max(1, int(batch_size))
-        qids = [str(q) for q in queries]
-        if len(set(qids)) != len(qids):
-            raise ValueError("duplicate query ids")
-        items = list(zip(qids, queries.values()))
-        run: dict[str, dict[str, float]] = {}
-        for start in range(0, len(items), batch_size):
-            chunk = items[start : start + batch_size]
-            jq, jid = self._j.ArrayList(), self._j.ArrayList()
-            for qid, text in chunk:
-                if not isinstance(text, str):
-                    raise ValueError(f"query {qid!r}: text must be a string")
-                jq.add(text)
-                jid.add(qid)
-            if self._fields is None:
-                res = self._searcher.batch_search(jq, jid, k, threads)
-            else:
-                res = self._searcher.batch_search_fields(jq, jid, k, threads, self._fields)
-            run.update(_collect(res, [q for q, _ in chunk], exact=False))
-        return run
+        qids = _check_qids(queries)
+        topics = []
+        for qid, text in zip(qids, queries.values()):
+            if not isinstance(text, str):
+                raise ValueError(f"query {qid!r}: text must be a string")
+            text = " ".join(text.split())  # tabs and newlines would break the TSV topics file
+            if text:
+                topics.append((qid, text))
+        model = ["-bm25", "-bm25.k1", repr(self.k1), "-bm25.b", repr(self.b)]
+        if self.variant == "multifield":
+            model += ["-fields", "contents=1.0", "title=1.0"]
+        found = _search_collection(self.index_dir, topics, k, threads, model)
+        return {q: dict(found.get(q, ())) for q in qids}
 
     def close(self) -> None:
-        if self._searcher is not None:
-            self._searcher.close()
-            self._searcher = None
+        """Nothing to release (each search runs its own JVM); kept for ``with`` blocks."""
 
     def __enter__(self):
         return self
