@@ -126,10 +126,21 @@ def build_vocab_cache(encoder, instruction: str, model_id: str, checkpoint_hash:
                     else encoder.token_vectors_prefix_kv(instruction, ids))
             out[lo:lo + len(ids)] = vecs.cpu().numpy()
     encoder.train(was_training)
+    return vocab_cache_from_vectors(out, encoder, instruction, model_id, checkpoint_hash, dtype,
+                                    build_seconds=time.perf_counter() - start)
+
+
+def vocab_cache_from_vectors(vectors: np.ndarray, encoder, instruction: str, model_id: str, checkpoint_hash: str,
+                             dtype: str = "float32", build_seconds: float = 0.0) -> VocabCache:
+    """Wrap ``[V, H]`` token vectors (one row per vocabulary id) with the metadata that guards reuse."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.shape != (encoder.tokenizer.vocab_size, encoder.hidden_size):
+        raise ValueError(f"cache vectors must be [{encoder.tokenizer.vocab_size}, {encoder.hidden_size}], "
+                         f"got {list(vectors.shape)}")
     meta = CacheMetadata(
         model_id=model_id, checkpoint_hash=checkpoint_hash, tokenizer_hash=encoder.tokenizer.fingerprint(),
-        instruction=instruction, dtype=dtype, vocab_size=vocab, hidden_size=encoder.hidden_size,
+        instruction=instruction, dtype=dtype, vocab_size=vectors.shape[0], hidden_size=vectors.shape[1],
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        build_seconds=round(time.perf_counter() - start, 3),
+        build_seconds=round(build_seconds, 3),
     )
-    return VocabCache(out.astype(dtype), meta)
+    return VocabCache(vectors.astype(dtype), meta)

@@ -30,16 +30,9 @@ def cmd_fit(args) -> None:
     print(f"run directory: {run_dir}")
 
 
-def cache_path(run_dir: Path, instruction: str, dtype: str) -> Path:
-    import hashlib
-
-    tag = hashlib.sha256(instruction.encode()).hexdigest()[:10]
-    return run_dir / "cache" / f"vocab-{tag}-{dtype}.npz"
-
-
 def cmd_cache(args) -> None:
     from lr_core.backbone import merged_for_inference
-    from lr_core.cache import build_vocab_cache
+    from lr_core.evaluate import vocab_cache_path
     from lr_core.instructions import instruction_for
     from lr_core.train import load_trained
 
@@ -48,9 +41,9 @@ def cmd_cache(args) -> None:
     instruction = args.instruction or instruction_for(args.dataset)
     module, cfg, ckpt_hash = load_trained(args.run_dir, args.checkpoint)
     module.encoder.lm = merged_for_inference(module.encoder.lm)
-    cache = build_vocab_cache(module.encoder, instruction, model_id=cfg.model.backbone, checkpoint_hash=ckpt_hash,
-                              batch_size=args.batch_size, dtype=args.dtype)
-    out = Path(args.out) if args.out else cache_path(Path(args.run_dir), instruction, args.dtype)
+    module.eval()
+    cache = module.build_query_cache(instruction, cfg.model.backbone, ckpt_hash, batch_size=args.batch_size)
+    out = Path(args.out) if args.out else vocab_cache_path(Path(args.run_dir), cfg.variant, instruction)
     cache.save(out)
     print(f"vocabulary cache: {out} ({cache.vectors.shape[0]} x {cache.vectors.shape[1]}, "
           f"{cache.metadata.build_seconds:.1f} s)")
@@ -156,9 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dataset", help="take the instruction of this benchmark task")
     c.add_argument("--instruction", help="explicit instruction text")
     c.add_argument("--checkpoint", help="default: RUN_DIR/checkpoints/last.ckpt")
-    c.add_argument("--dtype", default="float32", choices=["float32", "float16"])
     c.add_argument("--batch-size", type=int, default=256)
-    c.add_argument("--out", help="default: RUN_DIR/cache/vocab-<instruction hash>-<dtype>.npz")
+    c.add_argument("--out", help="default: where `lr evaluate` looks, RUN_DIR/cache/vocab-<variant>-<instruction hash>-float32.npz")
     c.set_defaults(func=cmd_cache)
 
     def data_args(parser, out_required=False):
@@ -176,7 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--num-shards", type=int, default=1)
         parser.add_argument("--dense-dtype", default="float32", choices=["float32", "float16"])
         parser.add_argument("--cache-dtype", default="float32", choices=["float32", "float16"])
-        parser.add_argument("--representation", action="append", choices=["dense", "sparse", "hybrid", "symmetric"])
+        from lr_core.evaluate import REPRESENTATIONS
+
+        parser.add_argument("--representation", action="append", choices=list(REPRESENTATIONS))
         parser.add_argument("--fusion", default="linear", choices=["linear", "rrf"])
         parser.add_argument("--sparse-top-k", type=int, default=None, help="keep the k largest document terms")
         parser.add_argument("--sparse-backend", default="exact", choices=["exact", "lucene"])

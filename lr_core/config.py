@@ -56,6 +56,9 @@ class LossConfig:
     flops_weight: float = 1e-3
     flops_warmup_steps: int = 4000
     sparse_query_mode: str = "counts"  # or "bow"
+    kl_weight: float = 1.0  # variant "kl": weight of KL(full dense || light dense)
+    kl_sparse: bool = False  # variant "kl": also align the light sparse scores to the teacher
+    mrl_dims: list[int] = field(default_factory=lambda: [64, 128, 256, 512])  # variant "mrl"; capped at H
 
 
 @dataclass
@@ -126,7 +129,11 @@ def _build(cls, data: dict, where: str):
 
 
 def _coerce(value, hint, where: str):
-    """Light type check: int/float/bool/str fields must get a value of that kind."""
+    """Light type check: int/float/bool/str fields (and lists of them) must get a value of that kind."""
+    if typing.get_origin(hint) is list and typing.get_args(hint) and typing.get_args(hint)[0] in (int, float, str):
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_coerce(v, typing.get_args(hint)[0], f"{where}[{i}]") for i, v in enumerate(value)]
     if hint in (int, float, bool, str):
         if hint is float and isinstance(value, int) and not isinstance(value, bool):
             return float(value)

@@ -10,7 +10,10 @@
   query (:func:`~lr_core.dense.build_light_batch`), mean of the token vectors;
 * token vectors through the prompt's key/value cache (the vocabulary cache uses this).
 
-Variants change one method: e.g. A3 overrides :meth:`light_token_states`.
+The ablations of ``ablations/`` use two narrower query encoders of the same backbone:
+:meth:`~RetrievalEncoder.encode_full_query_ids` with ``num_layers=1`` (A3: first transformer
+layer + final norm) and :meth:`~RetrievalEncoder.embedding_token_vectors` (A2: the input
+embedding layer only).
 
 >>> model, rt = load_backbone("tiny-llama")            # doctest: +SKIP
 >>> enc = RetrievalEncoder(model, rt)                  # doctest: +SKIP
@@ -18,6 +21,7 @@ Variants change one method: e.g. A3 overrides :meth:`light_token_states`.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Sequence
 
@@ -95,8 +99,32 @@ class RetrievalEncoder(torch.nn.Module):
         return self.encode_document_ids(*self._tensor(self.tokenizer.doc_ids(titles, texts)), **kw)
 
     # -- full (symmetric) queries ---------------------------------------------------
-    def encode_full_query_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return normalize(eos_pool(self.last_hidden(input_ids, attention_mask), attention_mask))
+    def encode_full_query_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                              num_layers: int | None = None) -> torch.Tensor:
+        """EOS-pooled, L2-normalised query vectors; ``num_layers`` runs only the first n layers (A3)."""
+        with self.first_layers(num_layers):
+            return normalize(eos_pool(self.last_hidden(input_ids, attention_mask), attention_mask))
+
+    @contextlib.contextmanager
+    def first_layers(self, n: int | None):
+        """Run only the first ``n`` transformer layers (then the final norm) inside the block.
+
+        Hugging Face decoders loop over ``layers[:config.num_hidden_layers]``; the config is
+        restored on exit, so the document side always sees the whole stack."""
+        config = self.decoder.config
+        full = config.num_hidden_layers
+        if n is not None and not 0 < n <= full:
+            raise ValueError(f"num_layers must be in 1..{full}, got {n}")
+        config.num_hidden_layers = full if n is None else n
+        try:
+            yield
+        finally:
+            config.num_hidden_layers = full
+
+    # -- the input embedding layer alone (A2) -----------------------------------------
+    def embedding_token_vectors(self, token_ids: torch.Tensor) -> torch.Tensor:
+        """Rows of the (possibly LoRA-adapted) input embedding for ``token_ids``, float32."""
+        return self.lm.get_input_embeddings()(token_ids.to(self.device)).float()
 
     def encode_full_queries(self, queries: Sequence[str], instruction: str) -> torch.Tensor:
         return self.encode_full_query_ids(*self._tensor(self.tokenizer.full_query_ids(queries, instruction)))

@@ -5,7 +5,11 @@ One model (a trained run, or an untrained backbone) on one or more BEIR-format d
 * ``dense``: light queries from the vocabulary cache (lookup + mean), Faiss inner product;
 * ``sparse``: query token counts against the documents' sparse vectors (exact, in process);
 * ``hybrid``: min-max fusion of the two (0.7 dense + 0.3 sparse) or reciprocal rank fusion;
-* ``symmetric``: queries through the full LLM (``<bos> prompt query <eos>``), same documents.
+* ``symmetric``: queries through the full LLM (``<bos> prompt query <eos>``), same documents;
+* ``light_both`` (A1): documents, like queries, as the mean of cached token vectors.
+
+What "dense" query vectors are is the variant's business (``build_query_cache`` /
+``serve_dense_queries`` of its module, e.g. A2's embedding cache, A3's one-layer encoder).
 
 Every (dataset, representation) gets ``OUT/<dataset>/<representation>/metrics.json`` (the
 results ledger: see :func:`metrics_record`) and ``run.trec``.
@@ -32,7 +36,7 @@ from lr_core.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-REPRESENTATIONS = ("dense", "sparse", "hybrid", "symmetric")
+REPRESENTATIONS = ("dense", "sparse", "hybrid", "symmetric", "light_both")
 LEDGER_METRICS = ("ndcg@10", "recall@20", "recall@50", "recall@100", "mrr@10", "ndcg@100")
 
 
@@ -68,8 +72,9 @@ class EvalModel:
     checkpoint: str | None = None
     checkpoint_hash: str = "untrained"
     config_hash: str | None = None
-    representations: tuple[str, ...] = REPRESENTATIONS
+    representations: tuple[str, ...] = ("dense", "sparse", "hybrid", "symmetric")
     extra: dict = field(default_factory=dict)
+    module: object = None  # the trained LightningModule (serving hooks); None for an untrained backbone
 
 
 def git_commit() -> str | None:
@@ -97,8 +102,9 @@ def load_model_for_eval(run_dir: str | Path | None = None, backbone: str | None 
         if max_doc_len:
             encoder.tokenizer.max_doc_len = max_doc_len
         ckpt = str(checkpoint or Path(run_dir) / "checkpoints" / "last.ckpt")
+        module.eval()
         return EvalModel(encoder, cfg.variant, cfg.model.backbone, Path(work_dir or run_dir), ckpt, ckpt_hash,
-                         cfg.hash(), tuple(getattr(module, "eval_representations", REPRESENTATIONS)))
+                         cfg.hash(), tuple(module.eval_representations), module=module)
     if backbone is None:
         raise ValueError("give a run directory or a backbone")
     lm, tok = load_backbone(backbone, max_doc_len=max_doc_len or 512)
@@ -107,18 +113,27 @@ def load_model_for_eval(run_dir: str | Path | None = None, backbone: str | None 
     return EvalModel(RetrievalEncoder(lm.eval(), tok), "untrained", backbone, Path(work_dir))
 
 
-def vocab_cache_for(model: EvalModel, instruction: str, dtype: str = "float32"):
-    """The model's cache for ``instruction``: loaded if built before (and matching), else built and saved."""
+def vocab_cache_path(work_dir: Path, variant: str, instruction: str) -> Path:
+    """Where a model's float32 vocabulary cache for ``instruction`` is kept (``--cache-dtype`` converts on load)."""
     import hashlib
 
+    tag = hashlib.sha256(instruction.encode()).hexdigest()[:10]
+    return Path(work_dir) / "cache" / f"vocab-{variant}-{tag}-float32.npz"
+
+
+def vocab_cache_for(model: EvalModel, instruction: str, dtype: str = "float32"):
+    """The model's cache for ``instruction``: loaded if built before (and matching), else built and saved."""
     from lr_core.cache import VocabCache, build_vocab_cache
 
-    tag = hashlib.sha256(instruction.encode()).hexdigest()[:10]
-    path = model.work_dir / "cache" / f"vocab-{tag}-float32.npz"
+    path = vocab_cache_path(model.work_dir, model.variant, instruction)
     expect = {"model_id": model.backbone, "checkpoint_hash": model.checkpoint_hash,
               "tokenizer_hash": model.encoder.tokenizer.fingerprint(), "instruction": instruction}
     if not path.exists():
-        build_vocab_cache(model.encoder, instruction, model.backbone, model.checkpoint_hash).save(path)
+        if model.module is not None:
+            cache = model.module.build_query_cache(instruction, model.backbone, model.checkpoint_hash)
+        else:
+            cache = build_vocab_cache(model.encoder, instruction, model.backbone, model.checkpoint_hash)
+        cache.save(path)
     return VocabCache.load(path, expect=expect, dtype=dtype)
 
 
@@ -207,6 +222,26 @@ def _timed(timings: dict, key: str):
     return _T()
 
 
+def _batched(fn, texts: list[str], batch_size: int) -> np.ndarray | None:
+    """``fn`` over ``texts`` in batches, as one float32 array; ``None`` if ``fn`` answers ``None``."""
+    import torch
+
+    parts = []
+    with torch.no_grad():
+        for b in range(0, len(texts), batch_size):
+            out = fn(texts[b:b + batch_size])
+            if out is None:
+                return None
+            parts.append(np.asarray(out.float().cpu().numpy(), dtype=np.float32))
+    return np.concatenate(parts)
+
+
+def light_doc_ids(tok, data: BeirDataset) -> list[list[int]]:
+    """A1's documents as token ids for the cache lookup (an empty document looks up EOS)."""
+    rows = tok.doc_body_ids([p.title for p in data.corpus.values()], [p.text for p in data.corpus.values()])
+    return [row or [tok.eos_id] for row in rows]
+
+
 def evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings: EvalSettings | None = None,
              data_dir: str | Path | None = None) -> list[dict]:
     """Evaluate ``model`` on one data set; writes and returns one ledger record per representation."""
@@ -239,14 +274,24 @@ def evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings:
     dense_index = None
     if {"dense", "hybrid", "symmetric"} & set(reps):
         dense_index = DenseIndex(corpus.dense.astype(np.float32), corpus.doc_ids, dim=settings.mrl_dim)
+    served = None
+    if {"dense", "hybrid"} & set(reps) and model.module is not None:
+        t = rep_timings.setdefault("dense", {})
+        with _timed(t, "encode_s"):  # a variant that needs a network at serve time (A3)
+            served = _batched(lambda b: model.module.serve_dense_queries(b, instruction), texts,
+                              settings.query_batch_size)
+    if {"dense", "hybrid", "light_both"} & set(reps) and served is None:
+        with _timed(rep_timings.setdefault("dense", {}), "cache_s"):
+            cache = vocab_cache_for(model, instruction, settings.cache_dtype)
     if {"dense", "hybrid"} & set(reps):
         t = rep_timings.setdefault("dense", {})
-        with _timed(t, "cache_s"):
-            cache = vocab_cache_for(model, instruction, settings.cache_dtype)
-        with _timed(t, "tokenize_s"):
-            ids = tok.light_query_ids(texts)
-        with _timed(t, "encode_s"):
-            qv = cache.encode(ids)
+        if served is None:
+            with _timed(t, "tokenize_s"):
+                ids = tok.light_query_ids(texts)
+            with _timed(t, "encode_s"):
+                qv = cache.encode(ids)
+        else:
+            qv = served
         with _timed(t, "search_s"):
             scores, hits = dense_index.search(qv, settings.top_k)
         runs["dense"] = run_from_results(qids, scores, hits)
@@ -273,13 +318,21 @@ def evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings:
             runs["hybrid"] = fuse(runs["dense"], runs["sparse"], method=settings.fusion, top_k=settings.top_k, **kw)
     if "symmetric" in reps:
         t = rep_timings.setdefault("symmetric", {})
-        vecs = []
         with _timed(t, "encode_s"), torch.no_grad():
-            for b in range(0, len(texts), settings.query_batch_size):
-                vecs.append(model.encoder.encode_full_queries(texts[b:b + settings.query_batch_size], instruction))
+            qv = _batched(lambda b: model.encoder.encode_full_queries(b, instruction), texts, settings.query_batch_size)
         with _timed(t, "search_s"):
-            scores, hits = dense_index.search(torch.cat(vecs).cpu().numpy(), settings.top_k)
+            scores, hits = dense_index.search(qv, settings.top_k)
         runs["symmetric"] = run_from_results(qids, scores, hits)
+    if "light_both" in reps:
+        t = rep_timings.setdefault("light_both", {})
+        with _timed(t, "doc_encode_s"):
+            doc_vectors = cache.encode(light_doc_ids(tok, data))
+        with _timed(t, "encode_s"):
+            qv = cache.encode(tok.light_query_ids(texts))
+        with _timed(t, "search_s"):
+            index = DenseIndex(doc_vectors, list(data.corpus), dim=settings.mrl_dim)
+            scores, hits = index.search(qv, settings.top_k)
+        runs["light_both"] = run_from_results(qids, scores, hits)
     records = []
     for rep in reps:
         metrics = evaluate_run(data.qrels, runs[rep], ignore_identical_ids=bench.ignore_identical_ids)

@@ -55,3 +55,45 @@ def contrastive_loss(queries: torch.Tensor, passages: torch.Tensor, group_size: 
     target = torch.arange(queries.size(0), device=logits.device) * group_size
     loss = F.cross_entropy(logits, target)
     return {"loss": loss, "backward": loss * (world_size() if gather else 1)}
+
+
+def mrl_contrastive_loss(queries: torch.Tensor, passages: torch.Tensor, group_size: int, temperature: float,
+                         dims: list[int], gather: bool = True) -> dict[str, torch.Tensor]:
+    """Matryoshka loss: :func:`contrastive_loss` summed over prefixes ``[:d]`` (each re-normalised).
+
+    With ``dims == [H]`` (the full width of L2-normalised inputs) it equals the plain loss.
+    """
+    width = queries.size(-1)
+    bad = [d for d in dims if not 0 < d <= width]
+    if bad or not dims:
+        raise ValueError(f"MRL dims must be in 1..{width}, got {dims}")
+    loss = backward = 0
+    for d in dims:
+        out = contrastive_loss(F.normalize(queries[:, :d], dim=-1), F.normalize(passages[:, :d], dim=-1),
+                               group_size, temperature, gather)
+        loss, backward = loss + out["loss"], backward + out["backward"]
+    return {"loss": loss, "backward": backward}
+
+
+def kl_alignment_loss(student_queries: torch.Tensor, teacher_queries: torch.Tensor, passages: torch.Tensor,
+                      temperature: float, teacher_passages: torch.Tensor | None = None,
+                      teacher_temperature: float | None = None, gather: bool = True) -> dict[str, torch.Tensor]:
+    """KL(teacher || student) between softmaxed score rows over the global batch's passages.
+
+    Student rows: ``student_queries @ passages.T / temperature``; teacher rows:
+    ``teacher_queries @ teacher_passages.T / teacher_temperature`` (default: the same passages
+    and temperature), detached, so the teacher is never pulled towards the student. Row i of
+    both is about passage i, which lets a sparse student learn from dense teacher scores.
+    """
+    teacher_passages = passages if teacher_passages is None else teacher_passages
+    teacher_temperature = temperature if teacher_temperature is None else teacher_temperature
+    if teacher_passages.size(0) != passages.size(0) or teacher_queries.size(0) != student_queries.size(0):
+        raise ValueError("student and teacher must score the same queries and passages")
+    if gather:
+        student_queries, passages = gather_with_grad(student_queries), gather_with_grad(passages)
+        teacher_queries, teacher_passages = gather_with_grad(teacher_queries), gather_with_grad(teacher_passages)
+    with torch.no_grad():
+        teacher = F.log_softmax(score_matrix(teacher_queries, teacher_passages).float() / teacher_temperature, dim=-1)
+    student = F.log_softmax(score_matrix(student_queries, passages).float() / temperature, dim=-1)
+    loss = F.kl_div(student, teacher, log_target=True, reduction="batchmean")
+    return {"loss": loss, "backward": loss * (world_size() if gather else 1)}

@@ -88,6 +88,17 @@ class RetrieverModule(L.LightningModule):
         out = contrastive_loss(q, docs["dense"], batch.group_size, self.cfg.loss.tau_dense)
         return {"full_dense": LossTerm(out["loss"], out["backward"])}
 
+    # -- serving: how `lr evaluate` turns query texts into dense vectors ----------------
+    def build_query_cache(self, instruction: str, model_id: str, checkpoint_hash: str, batch_size: int = 256):
+        """The vocabulary cache the light dense queries are looked up in (``<bos> prompt t <eos>``)."""
+        from lr_core.cache import build_vocab_cache
+
+        return build_vocab_cache(self.encoder, instruction, model_id, checkpoint_hash, batch_size=batch_size)
+
+    def serve_dense_queries(self, texts: list[str], instruction: str):
+        """Query vectors that need a network at serve time (A3); ``None``: use the cache lookup."""
+        return None
+
     # -- shared machinery -------------------------------------------------------------
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         return batch.to(device)
@@ -137,21 +148,38 @@ class RetrieverModule(L.LightningModule):
 @register_variant("lightretriever", "joint recipe: symmetric dense + light dense + light sparse CE + FLOPs",
                   "Table 2: LightRetriever")
 class LightRetrieverModule(RetrieverModule):
-    """The released recipe: one LoRA trained with full dense + light dense + light sparse CE + lambda*FLOPs."""
+    """The released recipe: one LoRA trained with full dense + light dense + light sparse CE + lambda*FLOPs.
+
+    Ablations override one piece: :meth:`light_dense_queries` (what the light query encoder
+    is: A2, A3), :meth:`dense_loss` (MRL) or :meth:`terms_from` (extra terms: KL).
+    """
 
     eval_representations = ("dense", "sparse", "hybrid", "symmetric")
 
-    def loss_terms(self, batch: TrainBatch) -> dict[str, LossTerm]:
-        lc = self.cfg.loss
+    def light_dense_queries(self, batch: TrainBatch) -> torch.Tensor:
+        """Training-time light dense queries: mean of per-token prompted EOS states, L2-normalised."""
+        return self.encoder.encode_light_query_batch(batch.light)
+
+    def dense_loss(self, queries: torch.Tensor, docs: torch.Tensor, group_size: int) -> dict[str, torch.Tensor]:
+        return contrastive_loss(queries, docs, group_size, self.cfg.loss.tau_dense)
+
+    def encode_batch(self, batch: TrainBatch) -> dict[str, torch.Tensor]:
         docs = self.encode_documents(batch, sparse=True)
-        full_q = self.encoder.encode_full_query_ids(batch.full_query_ids, batch.full_query_mask)
-        light_q = self.encoder.encode_light_query_batch(batch.light)
+        return {"doc_dense": docs["dense"], "doc_sparse": docs["sparse"],
+                "full_q": self.encoder.encode_full_query_ids(batch.full_query_ids, batch.full_query_mask),
+                "light_q": self.light_dense_queries(batch), "sparse_q": batch.sparse_query}
+
+    def terms_from(self, reps: dict[str, torch.Tensor], batch: TrainBatch) -> dict[str, LossTerm]:
+        lc = self.cfg.loss
         terms = {}
-        for name, q, d, tau in (("full_dense", full_q, docs["dense"], lc.tau_dense),
-                                ("light_dense", light_q, docs["dense"], lc.tau_dense),
-                                ("light_sparse", batch.sparse_query, docs["sparse"], lc.tau_sparse)):
-            out = contrastive_loss(q, d, batch.group_size, tau)
-            terms[name] = LossTerm(out["loss"], out["backward"])
-        flops = flops_regularizer(docs["sparse"])
+        for name in ("full", "light"):
+            out = self.dense_loss(reps[f"{name}_q"], reps["doc_dense"], batch.group_size)
+            terms[f"{name}_dense"] = LossTerm(out["loss"], out["backward"])
+        out = contrastive_loss(reps["sparse_q"], reps["doc_sparse"], batch.group_size, lc.tau_sparse)
+        terms["light_sparse"] = LossTerm(out["loss"], out["backward"])
+        flops = flops_regularizer(reps["doc_sparse"])
         terms["flops"] = LossTerm(flops, flops, flops_weight(self.global_step, lc.flops_weight, lc.flops_warmup_steps))
         return terms
+
+    def loss_terms(self, batch: TrainBatch) -> dict[str, LossTerm]:
+        return self.terms_from(self.encode_batch(batch), batch)

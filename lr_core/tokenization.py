@@ -133,9 +133,14 @@ class RetrievalTokenizer:
     # -- documents ----------------------------------------------------------------
     def doc_ids(self, titles: Sequence[str], texts: Sequence[str]) -> list[list[int]]:
         """``<bos> title + " " + text <eos>``; truncation keeps the EOS (its state is the embedding)."""
+        return [[self.bos_id] + ids + [self.eos_id] for ids in self.doc_body_ids(titles, texts)]
+
+    def doc_body_ids(self, titles: Sequence[str], texts: Sequence[str]) -> list[list[int]]:
+        """The document's tokens without BOS/EOS, truncated to ``max_doc_len - 2``: what
+        :meth:`doc_ids` wraps, and the tokens A1 (both-side light) averages cached vectors of."""
         joined = [f"{t} {x}".strip() if t else x.strip() for t, x in zip(titles, texts)]
         body = self.max_doc_len - 2
-        return [[self.bos_id] + ids[:body] + [self.eos_id] for ids in self._encode(joined)]
+        return [ids[:body] for ids in self._encode(joined)]
 
     # -- batching -----------------------------------------------------------------
     def pad(self, sequences: Sequence[Sequence[int]]) -> Padded:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import random
 
 import pytest
 
@@ -10,34 +9,10 @@ from lr_core.beir import load_beir
 from lr_core.cli import main
 from lr_core.evaluate import LEDGER_METRICS, EvalSettings, evaluate, load_model_for_eval
 
-from tests.helpers import REPO, fast_config
+from tests.helpers import REPO, fast_config, write_subset
 
 LEDGER_FIELDS = {"dataset", "split", "variant", "backbone", "representation", "ndcg@10", "recall@20", "recall@50",
                  "recall@100", "timings", "config_hash", "checkpoint", "git_commit", "date"}
-
-
-def write_subset(shared_data, name, out_root, n_queries=15, n_extra_docs=120, seed=0):
-    """A small BEIR directory (same name, so the registry's instruction applies) cut from a shared set."""
-    full = load_beir(shared_data / name, "test")
-    rng = random.Random(seed)
-    qids = sorted(full.qrels)[:n_queries]
-    docs = {d for q in qids for d in full.qrels[q]}
-    docs |= set(rng.sample(sorted(full.corpus), n_extra_docs))
-    root = out_root / name
-    (root / "qrels").mkdir(parents=True)
-    with open(root / "corpus.jsonl", "w") as fh:
-        for d in sorted(docs):
-            p = full.corpus[d]
-            fh.write(json.dumps({"_id": d, "title": p.title, "text": p.text}, ensure_ascii=False) + "\n")
-    with open(root / "queries.jsonl", "w") as fh:
-        for q in qids:
-            fh.write(json.dumps({"_id": q, "text": full.queries[q]}, ensure_ascii=False) + "\n")
-    with open(root / "qrels" / "test.tsv", "w") as fh:
-        fh.write("query-id\tcorpus-id\tscore\n")
-        for q in qids:
-            for d, s in full.qrels[q].items():
-                fh.write(f"{q}\t{d}\t{s}\n")
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,21 @@
+"""A3, one-layer query encoder: the query (``<bos> prompt query <eos>``) goes through only the
+first transformer layer (and the final norm) of the same backbone, in training and serving;
+unlike LightRetriever it needs a network at serve time (paper Table 3)."""
+from lr_core.modules import LightRetrieverModule
+from lr_core.variants import register_variant
+
+QUERY_LAYERS = 1
+
+
+@register_variant("a3_one_layer_query", "A3: dense query encoded by the first transformer layer only",
+                  "Table 3: A3")
+class OneLayerQueryModule(LightRetrieverModule):
+    def light_dense_queries(self, batch):
+        return self.encoder.encode_full_query_ids(batch.full_query_ids, batch.full_query_mask, num_layers=QUERY_LAYERS)
+
+    def serve_dense_queries(self, texts, instruction):
+        import torch
+
+        with torch.no_grad():
+            ids = self.encoder.tokenizer.full_query_ids(texts, instruction)
+            return self.encoder.encode_full_query_ids(*self.encoder._tensor(ids), num_layers=QUERY_LAYERS)
