@@ -111,6 +111,24 @@ def cmd_demo(args) -> None:
     run_demo(Path(args.out), steps=args.steps, dataset=args.dataset, data_dir=args.data_dir, batch_size=args.batch_size)
 
 
+def cmd_compare(args) -> None:
+    from lr_core.demo import run_comparison
+
+    reps = {}
+    for spec in args.representation or []:
+        label, sep, names = spec.partition("=")
+        if not sep or not names:
+            raise ConfigError(f"--representation {spec!r}: expected VARIANT=rep1,rep2")
+        reps[label] = names.split(",")
+    unknown = set(reps) - set(args.variant)
+    if unknown:
+        raise ConfigError(f"--representation names variants not compared: {sorted(unknown)}")
+    runs = {v: (args.config, [f"variant={v}"]) for v in args.variant}
+    run_comparison(Path(args.out), runs, steps=args.steps, dataset=args.dataset, data_dir=args.data_dir,
+                   batch_size=args.batch_size, repo_root=Path.cwd(), overrides=args.overrides, representations=reps,
+                   bm25=args.bm25)
+
+
 def cmd_variants(args) -> None:
     from lr_core.variants import list_variants
 
@@ -202,6 +220,19 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--data-dir", default=None)
     d.add_argument("--batch-size", type=int, default=16, help="documents per forward pass when encoding")
     d.set_defaults(func=cmd_demo)
+
+    cp = sub.add_parser("compare", help="train several variants with one budget and evaluate them side by side")
+    cp.add_argument("--config", required=True, help="base experiment config (each run sets variant=NAME)")
+    cp.add_argument("--variant", action="append", required=True, help="variant to train (repeatable)")
+    cp.add_argument("--out", required=True)
+    cp.add_argument("--steps", type=int, required=True, help="training steps per variant")
+    cp.add_argument("--dataset", default="scifact")
+    cp.add_argument("--data-dir", default=None)
+    cp.add_argument("--batch-size", type=int, default=16, help="documents per forward pass when encoding")
+    cp.add_argument("--representation", action="append", help="VARIANT=rep1,rep2 (default: the variant's own)")
+    cp.add_argument("--bm25", action="store_true", help="also report BM25")
+    cp.add_argument("overrides", nargs="*", help="key.sub=value overrides applied to every run")
+    cp.set_defaults(func=cmd_compare)
 
     v = sub.add_parser("variants", help="list every model variant")
     v.set_defaults(func=cmd_variants)

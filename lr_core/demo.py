@@ -32,9 +32,17 @@ def format_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_demo(out: Path, steps: int, dataset: str = "scifact", data_dir: str | None = None, batch_size: int = 16,
-             repo_root: Path | None = None, overrides: list[str] | None = None) -> list[dict]:
-    """Run the whole demo into ``out``; ``overrides`` apply to both training configs (tests shrink it)."""
+def run_comparison(out: Path, runs: dict[str, tuple[str, list[str]]], steps: int, dataset: str = "scifact",
+                   data_dir: str | None = None, batch_size: int = 16, repo_root: Path | None = None,
+                   overrides: list[str] | None = None, representations: dict[str, list[str]] | None = None,
+                   bm25: bool = False) -> list[dict]:
+    """Train every ``label -> (config path, extra overrides)`` for ``steps`` steps on ``dataset``'s
+    train split (BM25-mined negatives), evaluate each on the test split, print one table.
+
+    ``overrides`` apply to every run (the same budget for all); ``representations[label]``
+    narrows what is evaluated (default: what the variant declares). Resumable: finished
+    runs, caches and corpus encodings are reused.
+    """
     from lr_core.evaluate import EvalSettings, evaluate, evaluate_bm25, load_model_for_eval
     from lr_core.train import fit
 
@@ -47,28 +55,37 @@ def run_demo(out: Path, steps: int, dataset: str = "scifact", data_dir: str | No
         start = time.perf_counter()
         result = fn()
         times[name] = round(time.perf_counter() - start, 1)
-        print(f"[demo] {name}: {times[name]:.0f} s", flush=True)
+        print(f"[{out.name}] {name}: {times[name]:.0f} s", flush=True)
         return result
 
-    records.append(step("bm25", lambda: evaluate_bm25(dataset, out / "eval", data_dir=data_dir)))
-    runs = {}
-    for variant, cfg_path in CONFIGS.items():
-        cfg = load_config(root / cfg_path, [f"run_dir={out / variant}", f"trainer.max_steps={steps}",
+    if bm25:
+        records.append(step("bm25", lambda: evaluate_bm25(dataset, out / "eval", data_dir=data_dir)))
+    run_dirs = {}
+    mined = out / "mined" / f"{dataset}-train-bm25.jsonl"
+    for label, (cfg_path, extra) in runs.items():
+        cfg = load_config(root / cfg_path, [f"run_dir={out / label}", f"trainer.max_steps={steps}",
                                             f"data.train=[{{beir: {dataset}, split: train, depth: 100, n_negatives: 30, "
-                                            f"cache: {out / 'mined' / (dataset + '-train-bm25.jsonl')}}}]",
-                                            *(overrides or [])])
+                                            f"cache: {mined}}}]", *(overrides or []), *extra])
         if data_dir:
             cfg.data.data_dir = data_dir
-        runs[variant] = step(f"train {variant}", lambda cfg=cfg: fit(cfg))
-    settings = EvalSettings(batch_size=batch_size)
-    for variant, run_dir in runs.items():  # one model in memory at a time
-        records += step(f"evaluate {variant}", lambda run_dir=run_dir: evaluate(
+        run_dirs[label] = step(f"train {label}", lambda cfg=cfg: fit(cfg))
+    for label, run_dir in run_dirs.items():  # one model in memory at a time
+        reps = (representations or {}).get(label)
+        settings = EvalSettings(batch_size=batch_size, representations=tuple(reps) if reps else None)
+        records += step(f"evaluate {label}", lambda run_dir=run_dir, settings=settings: evaluate(
             load_model_for_eval(run_dir), dataset, out / "eval", settings, data_dir))
     table = format_table(records)
     times["total"] = round(sum(times.values()), 1)
-    atomic_write_text(out / "demo_summary.json", json.dumps({"steps": steps, "dataset": dataset, "seconds": times,
-                                                             "records": records}, indent=2))
-    atomic_write_text(out / "demo_table.txt", table + "\n")
+    atomic_write_text(out / "summary.json", json.dumps({"steps": steps, "dataset": dataset, "overrides": overrides,
+                                                         "runs": runs, "seconds": times, "records": records}, indent=2))
+    atomic_write_text(out / "table.txt", table + "\n")
     print(table)
-    print(f"[demo] total {times['total']:.0f} s; results in {out}")
+    print(f"[{out.name}] total {times['total']:.0f} s; results in {out}")
     return records
+
+
+def run_demo(out: Path, steps: int, dataset: str = "scifact", data_dir: str | None = None, batch_size: int = 16,
+             repo_root: Path | None = None, overrides: list[str] | None = None) -> list[dict]:
+    """The demo: BM25, then LightRetriever and the symmetric baseline (``experiments/*_scifact.yaml``)."""
+    return run_comparison(out, {v: (c, []) for v, c in CONFIGS.items()}, steps, dataset, data_dir, batch_size,
+                          repo_root, overrides, bm25=True)

@@ -35,7 +35,7 @@ def test_demo_runs_every_step_and_prints_one_table(shared_data, tmp_path, capsys
     assert got == {("bm25", "bm25"), ("lightretriever", "dense"), ("lightretriever", "sparse"),
                    ("lightretriever", "hybrid"), ("lightretriever", "symmetric"), ("symmetric", "symmetric")}
     assert all(r["num_queries"] == 8 for r in records)
-    summary = json.loads((tmp_path / "demo" / "demo_summary.json").read_text())
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert summary["seconds"]["total"] > 0 and "train lightretriever" in summary["seconds"]
     out = capsys.readouterr().out
     assert format_table(records) in out and "nDCG@10" in out
@@ -45,3 +45,23 @@ def test_table_shows_percentages():
     rec = {"variant": "bm25", "representation": "bm25", "ndcg@10": 0.6647, "recall@20": 0.8, "recall@50": 0.9,
            "recall@100": 0.9076}
     assert "66.5" in format_table([rec]) and "90.8" in format_table([rec])
+
+
+def test_compare_command_trains_each_variant_with_one_budget(shared_data, tmp_path, capsys, monkeypatch):
+    from lr_core.cli import main
+    from tests.helpers import REPO
+
+    monkeypatch.chdir(REPO)
+    data = tmp_path / "data"
+    write_small_scifact(shared_data, data / "scifact")
+    assert main(["compare", "--config", "experiments/tiny.yaml", "--variant", "lightretriever",
+                 "--variant", "a2_embedding_query", "--steps", "1", "--out", str(tmp_path / "cmp"),
+                 "--data-dir", str(data), "--representation", "lightretriever=dense,light_both",
+                 "--representation", "a2_embedding_query=dense",
+                 "data.batch_size=2", "data.n_negatives=1", "data.max_doc_len=32"]) == 0
+    summary = json.loads((tmp_path / "cmp" / "summary.json").read_text())
+    got = [(r["variant"], r["representation"]) for r in summary["records"]]
+    assert got == [("lightretriever", "dense"), ("lightretriever", "light_both"), ("a2_embedding_query", "dense")]
+    assert "data.max_doc_len=32" in summary["overrides"]
+    assert main(["compare", "--config", "experiments/tiny.yaml", "--variant", "lightretriever", "--steps", "1",
+                 "--out", str(tmp_path / "x"), "--representation", "kl=dense"]) == 2
