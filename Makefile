@@ -13,13 +13,16 @@ export LR_DATA_DIR
 
 setup: system-deps $(STAMP)
 
-# Java 17 for Lucene (pyserini/Anserini). Installed with apt where we are root; otherwise it
-# must already be there (the Lucene tests fail, not skip, without it).
+# Java 17 for Lucene (pyserini/Anserini) and Slurm + munge for the sweep tests (a local
+# single-node cluster, slurm/local_slurm.sh). Installed with apt where we are root; otherwise
+# they must already be there (their tests fail, not skip, without them).
+SYSTEM_PKGS := $(if $(shell command -v java),,openjdk-17-jre-headless) $(if $(shell command -v slurmctld),,slurm-wlm) $(if $(shell command -v munged),,munge)
 system-deps:
-	@if ! command -v java >/dev/null 2>&1; then \
+	@if [ -n "$(strip $(SYSTEM_PKGS))" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
-	  else echo "java not found: install openjdk-17-jre-headless (needed for Lucene)"; fi; \
+	    echo "apt-get install $(strip $(SYSTEM_PKGS))"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PKGS) >/dev/null; \
+	  else echo "missing system packages: $(strip $(SYSTEM_PKGS)) (Lucene and Slurm tests need them)"; fi; \
 	fi
 
 # torch is installed first and on its own with an exact version: an unpinned torch (or a

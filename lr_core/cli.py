@@ -129,6 +129,33 @@ def cmd_compare(args) -> None:
                    bm25=args.bm25)
 
 
+def cmd_sweep(args) -> None:
+    from lr_core import sweep
+
+    if args.args[0] == "status":
+        if len(args.args) != 2:
+            raise ConfigError("usage: lr sweep status SPEC.yaml")
+        rows = sweep.status(sweep.load_spec(args.args[1]))
+        for r in rows:
+            print(f"{r['index']:>4}  {r['state']:<13} {r['name']}  {r.get('message', '')}".rstrip())
+        counts = {}
+        for r in rows:
+            counts[r["state"]] = counts.get(r["state"], 0) + 1
+        print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+        return
+    if len(args.args) != 1:
+        raise ConfigError("usage: lr sweep SPEC.yaml [--dry-run] | lr sweep status SPEC.yaml")
+    sweep.submit(args.args[0], dry_run=args.dry_run)
+
+
+def cmd_sweep_task(args) -> None:
+    from lr_core.sweep import run_task
+
+    status = run_task(args.manifest, args.index)
+    if status:
+        raise SystemExit(status)
+
+
 def cmd_variants(args) -> None:
     from lr_core.variants import list_variants
 
@@ -233,6 +260,15 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--bm25", action="store_true", help="also report BM25")
     cp.add_argument("overrides", nargs="*", help="key.sub=value overrides applied to every run")
     cp.set_defaults(func=cmd_compare)
+
+    sw = sub.add_parser("sweep", help="submit a sweep spec to Slurm (`lr sweep status SPEC` shows progress)")
+    sw.add_argument("args", nargs="+", metavar="SPEC | status SPEC")
+    sw.add_argument("--dry-run", action="store_true", help="print the sbatch script, submit nothing")
+    sw.set_defaults(func=cmd_sweep)
+    st = sub.add_parser("sweep-task", help="(run by Slurm) train and evaluate one run of a sweep manifest")
+    st.add_argument("manifest")
+    st.add_argument("index", type=int)
+    st.set_defaults(func=cmd_sweep_task)
 
     v = sub.add_parser("variants", help="list every model variant")
     v.set_defaults(func=cmd_variants)

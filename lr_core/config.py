@@ -85,6 +85,20 @@ class TrainerConfig:
 
 
 @dataclass
+class WandbConfig:
+    """Weights & Biases logging (off unless enabled; sweeps turn it on). ``mode``: ``auto`` =
+    online when an API key is configured, else offline into the run directory."""
+
+    enabled: bool = False
+    project: str = "lightretriever-suite"
+    entity: str = ""
+    group: str = ""  # the sweep's name
+    job_type: str = "train"
+    tags: list[str] = field(default_factory=list)
+    mode: str = "auto"  # auto | online | offline | disabled
+
+
+@dataclass
 class ExperimentConfig:
     name: str = "lightretriever"
     variant: str = "lightretriever"
@@ -94,6 +108,7 @@ class ExperimentConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
 
     @property
     def resolved_run_dir(self) -> Path:
@@ -106,6 +121,7 @@ class ExperimentConfig:
         """Short hash of the settings that change results (not the run directory)."""
         d = self.to_dict()
         d.pop("run_dir", None)
+        d.pop("wandb", None)  # where results are logged does not change them
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

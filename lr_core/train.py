@@ -88,18 +88,31 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def build_trainer(cfg: ExperimentConfig, run_dir: Path, extra_callbacks=(), logger=None) -> L.Trainer:
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    from lr_core.tracking import wandb_logger
+
     t = cfg.trainer
     ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0,
                            every_n_train_steps=t.checkpoint_every_n_steps)
+    if logger is None:
+        # flush the CSV log as often as checkpoints are written, so a kill loses neither
+        logger = [RunLogger(run_dir, name="logs", version="", flush_logs_every_n_steps=t.checkpoint_every_n_steps)]
+        wb = wandb_logger(cfg, run_dir)
+        if wb is not None:
+            logger.append(wb)
+    plugins = [AtomicCheckpointIO()]
+    if SLURMEnvironment.detect():
+        # pre-emption is handled by lr_core.sweep (checkpoint + requeue), not by Lightning's own handler
+        plugins.append(SLURMEnvironment(auto_requeue=False))
     return L.Trainer(
         max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes,
         strategy=t.strategy, precision=_precision(cfg), accumulate_grad_batches=t.accumulate_grad_batches,
         gradient_clip_val=t.gradient_clip_val, log_every_n_steps=t.log_every_n_steps,
         callbacks=[ckpt, *extra_callbacks],
-        # flush the CSV log as often as checkpoints are written, so a kill loses neither
-        logger=logger or RunLogger(run_dir, name="logs", version="", flush_logs_every_n_steps=t.checkpoint_every_n_steps),
+        logger=logger,
         default_root_dir=run_dir, enable_model_summary=False, use_distributed_sampler=False,
-        num_sanity_val_steps=0, limit_val_batches=0, plugins=[AtomicCheckpointIO()],
+        num_sanity_val_steps=0, limit_val_batches=0, plugins=plugins,
     )
 
 
@@ -121,6 +134,9 @@ def fit(cfg: ExperimentConfig, extra_callbacks=(), logger=None) -> Path:
     start = time.perf_counter()
     trainer.fit(module, datamodule=data, ckpt_path=resume)
     trainer.save_checkpoint(last)  # collective: every rank calls it, rank 0 writes
+    if trainer.global_step < cfg.trainer.max_steps:  # stopped early (pre-emption): not done
+        log.info("stopped at step %d of %d; rerun to resume", trainer.global_step, cfg.trainer.max_steps)
+        return run_dir
     if trainer.global_rank == 0:
         atomic_write_text(run_dir / "train_done.json", json.dumps({
             "global_step": trainer.global_step, "variant": cfg.variant, "backbone": cfg.model.backbone,

@@ -1,0 +1,447 @@
+"""Sweeps: a YAML grid expanded into runs, submitted to Slurm as one job array, resubmittable.
+
+Spec (``experiments/sweeps/*.yaml``)::
+
+    name: tiny-grid
+    base_config: experiments/tiny.yaml          # relative to the spec file's directory or the cwd
+    out: runs/sweeps/tiny-grid                  # default runs/sweeps/<name>
+    grid:                                       # any config key; variant / backbone / seed are shortcuts
+      variant: [lightretriever, symmetric]
+      seed: [1, 2]
+    overrides: [trainer.max_steps=20]           # applied to every run
+    evaluate: {datasets: [scifact], data_dir: null, representations: null}
+    wandb: {project: lightretriever-suite, mode: auto}
+    slurm: {partition: debug, time: "01:00:00", cpus_per_task: 2, mem: 8G, gpus_per_node: 0,
+            nodes: 1, array_throttle: 8, signal_seconds: 120, extra: []}
+
+Every grid point becomes a run directory ``<out>/<name from its settings>``; ``<out>/manifest.json``
+lists them. ``lr sweep SPEC`` validates everything first (variant, keys, data sets, partition),
+then submits an array of only the runs that are neither finished (``eval_done.json``) nor
+already queued; running it again after failures, time-outs or cancellations resubmits
+exactly those, and each resumes from its checkpoint. On the pre-emption warning (``USR1``) a
+run checkpoints and requeues itself, continuing the same W&B run.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from lr_core.config import load_config
+from lr_core.errors import ConfigError
+from lr_core.io import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+SHORTCUTS = {"variant": "variant", "backbone": "model.backbone", "seed": "trainer.seed"}
+DONE_FILE = "eval_done.json"
+STATUS_FILE = "status.json"
+
+
+@dataclass
+class SlurmSettings:
+    partition: str = ""
+    time: str = "04:00:00"
+    cpus_per_task: int = 4
+    mem: str = "32G"
+    gpus_per_node: int = 0
+    nodes: int = 1
+    array_throttle: int = 8
+    signal_seconds: int = 120  # USR1 this long before the time limit: checkpoint + requeue
+    job_name: str = ""
+    extra: list[str] = field(default_factory=list)  # more "#SBATCH ..." option strings, e.g. "--account=x"
+
+
+@dataclass
+class SweepSpec:
+    name: str
+    base_config: Path
+    out: Path
+    grid: dict[str, list]
+    overrides: list[str]
+    datasets: list[str]
+    data_dir: str | None
+    representations: list[str] | None
+    wandb: dict
+    slurm: SlurmSettings
+    source: Path
+
+
+@dataclass
+class SweepRun:
+    index: int
+    name: str
+    run_dir: str
+    overrides: list[str]
+
+
+def _err(path: Path, field_name: str, msg: str) -> ConfigError:
+    return ConfigError(f"{path}: {field_name}: {msg}")
+
+
+def load_spec(path: str | os.PathLike) -> SweepSpec:
+    """Read and check a sweep spec (structure only; :func:`validate` checks it against the suite)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"sweep spec not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    known = {"name", "base_config", "out", "grid", "overrides", "evaluate", "wandb", "slurm"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise _err(path, ", ".join(unknown), f"unknown key(s); allowed: {', '.join(sorted(known))}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name or ""):
+        raise _err(path, "name", "required: letters, digits, '.', '_' or '-'")
+    base = raw.get("base_config")
+    if not isinstance(base, str):
+        raise _err(path, "base_config", "required: path of an experiment config")
+    base_path = next((p for p in (path.parent / base, Path(base)) if p.is_file()), None)
+    if base_path is None:
+        raise _err(path, "base_config", f"{base} not found (relative to {path.parent} or the working directory)")
+    grid = raw.get("grid")
+    if not isinstance(grid, dict) or not grid:
+        raise _err(path, "grid", "required: a mapping of config keys to lists of values (an empty grid has no runs)")
+    for k, v in grid.items():
+        if not isinstance(v, list) or not v:
+            raise _err(path, f"grid.{k}", "must be a non-empty list of values: an empty grid has no runs")
+        if len(set(map(json.dumps, v))) != len(v):
+            raise _err(path, f"grid.{k}", "repeats a value")
+    overrides = raw.get("overrides") or []
+    if not isinstance(overrides, list) or not all(isinstance(o, str) and "=" in o for o in overrides):
+        raise _err(path, "overrides", "must be a list of 'key.sub=value' strings")
+    ev = raw.get("evaluate") or {}
+    if not isinstance(ev, dict) or set(ev) - {"datasets", "data_dir", "representations"}:
+        raise _err(path, "evaluate", "allowed keys: datasets, data_dir, representations")
+    datasets = ev.get("datasets") or []
+    if not isinstance(datasets, list) or not datasets:
+        raise _err(path, "evaluate.datasets", "required: a non-empty list of data sets")
+    slurm_raw = raw.get("slurm") or {}
+    try:
+        from lr_core.config import _build
+
+        slurm = _build(SlurmSettings, slurm_raw, f"{path}: slurm")
+    except ConfigError:
+        raise
+    if not slurm.partition:
+        raise _err(path, "slurm.partition", "required (sinfo lists the partitions)")
+    wandb = raw.get("wandb") or {}
+    if not isinstance(wandb, dict):
+        raise _err(path, "wandb", "must be a mapping")
+    out = Path(raw.get("out") or f"runs/sweeps/{name}")
+    return SweepSpec(name, base_path, out, {SHORTCUTS.get(k, k): v for k, v in grid.items()}, overrides, datasets,
+                     ev.get("data_dir"), ev.get("representations"), wandb, slurm, path)
+
+
+def _slug(value) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")[:40] or "x"
+
+
+def expand(spec: SweepSpec) -> list[SweepRun]:
+    """Every grid point as a run; its directory name is made from its settings (stable across submissions)."""
+    keys = list(spec.grid)
+    runs = []
+    for i, values in enumerate(itertools.product(*(spec.grid[k] for k in keys))):
+        parts = [f"{k.split('.')[-1]}-{_slug(v)}" for k, v in zip(keys, values)]
+        name = "_".join(parts)
+        if len(name) > 120:
+            name = name[:100] + "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
+        point = [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in zip(keys, values)]
+        runs.append(SweepRun(i, name, str(spec.out / name), [*spec.overrides, *point]))
+    if len({r.name for r in runs}) != len(runs):
+        raise _err(spec.source, "grid", "two grid points give the same run name; make the values distinct")
+    return runs
+
+
+def run_config(spec: SweepSpec, run: SweepRun):
+    """The full experiment config of one run (W&B tags and group filled in)."""
+    from lr_core.config import WandbConfig, _build
+
+    devices = []
+    if spec.slurm.gpus_per_node:  # Lightning reads ranks from Slurm; devices x nodes must match the allocation
+        devices = [f"trainer.devices={spec.slurm.gpus_per_node}", f"trainer.num_nodes={spec.slurm.nodes}",
+                   "trainer.accelerator=gpu"]
+        if spec.slurm.gpus_per_node * spec.slurm.nodes > 1:
+            devices.append("trainer.strategy=ddp")
+    cfg = load_config(spec.base_config, [*devices, *run.overrides, f"run_dir={run.run_dir}"])
+    wb = _build(WandbConfig, {**spec.wandb}, f"{spec.source}: wandb")
+    wb.enabled = spec.wandb.get("enabled", True)
+    wb.group = wb.group or spec.name
+    wb.tags = list(dict.fromkeys([*wb.tags, *(f"{k.split('.')[-1]}:{v}" for k, v in
+                                              (o.split("=", 1) for o in run.overrides[len(spec.overrides):]))]))
+    cfg.wandb = wb
+    return cfg
+
+
+def partition_exists(partition: str) -> bool:
+    if shutil.which("sinfo") is None:
+        raise ConfigError("sinfo not found: Slurm is not installed here (slurm/local_slurm.sh start sets one up)")
+    out = subprocess.run(["sinfo", "-h", "-p", partition, "-o", "%P"], capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise ConfigError(f"sinfo failed: {out.stderr.strip()}")
+    return bool(out.stdout.strip())
+
+
+def validate(spec: SweepSpec, runs: list[SweepRun], check_partition: bool = True) -> None:
+    """Everything that can be checked before submitting: configs, variants, data sets, partition."""
+    from lr_core.beir import resolve_dataset_dir
+    from lr_core.evaluate import REPRESENTATIONS
+    from lr_core.variants import get_variant
+
+    for run in runs:
+        try:
+            cfg = run_config(spec, run)
+            get_variant(cfg.variant)
+        except ConfigError as exc:
+            raise ConfigError(f"{spec.source}: run {run.name}: {exc}") from None
+    from lr_core.errors import DataError
+
+    for ds in spec.datasets:
+        try:
+            resolve_dataset_dir(ds, spec.data_dir)
+        except DataError as exc:
+            raise _err(spec.source, "evaluate.datasets", str(exc)) from None
+    bad = set(spec.representations or []) - set(REPRESENTATIONS)
+    if bad:
+        raise _err(spec.source, "evaluate.representations", f"unknown {sorted(bad)}; known: {REPRESENTATIONS}")
+    if check_partition and not partition_exists(spec.slurm.partition):
+        raise _err(spec.source, "slurm.partition", f"partition {spec.slurm.partition!r} does not exist (see sinfo)")
+
+
+def write_manifest(spec: SweepSpec, runs: list[SweepRun]) -> Path:
+    spec.out.mkdir(parents=True, exist_ok=True)
+    path = spec.out / "manifest.json"
+    data = {"name": spec.name, "spec": str(spec.source.resolve()), "base_config": str(spec.base_config.resolve()),
+            "datasets": spec.datasets, "data_dir": spec.data_dir, "representations": spec.representations,
+            "wandb": spec.wandb, "overrides": spec.overrides, "runs": [asdict(r) for r in runs]}
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+    return path
+
+
+# --------------------------------------------------------------------------- state
+
+
+def run_state(run_dir: Path) -> dict:
+    """What the run directory says: done / failed / interrupted / not started (+ step, message)."""
+    run_dir = Path(run_dir)
+    if (run_dir / DONE_FILE).is_file():
+        return {"state": "done"}
+    status = {}
+    if (run_dir / STATUS_FILE).is_file():
+        try:
+            status = json.loads((run_dir / STATUS_FILE).read_text())
+        except json.JSONDecodeError:
+            status = {}
+    if not (run_dir / "config.yaml").exists() and not status:
+        return {"state": "not started"}
+    return {"state": status.get("state", "interrupted"), "message": status.get("message", "")}
+
+
+def queued(spec: SweepSpec) -> dict[int, str]:
+    """Array indices of this sweep now pending or running in Slurm -> state."""
+    subs = _submissions(spec)
+    if not subs or shutil.which("squeue") is None:
+        return {}
+    out = subprocess.run(["squeue", "-h", "-r", "-o", "%F %K %T", "-j", ",".join(s["job_id"] for s in subs)],
+                         capture_output=True, text=True, timeout=60)
+    states = {}
+    for line in out.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1].isdigit():
+            states[int(parts[1])] = parts[2].lower()
+    return states
+
+
+def _submissions(spec: SweepSpec) -> list[dict]:
+    path = spec.out / "submissions.json"
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def status(spec: SweepSpec) -> list[dict]:
+    runs = expand(spec)
+    q = queued(spec)
+    rows = []
+    for r in runs:
+        st = run_state(Path(r.run_dir))
+        if st["state"] != "done" and r.index in q:
+            st = {"state": q[r.index]}
+        elif st["state"] in ("running", "requeued", "interrupted"):  # not in the queue: killed or cancelled
+            st = {"state": "interrupted", "message": f"last seen {st['state']}; resubmit to resume"}
+        rows.append({"index": r.index, "name": r.name, **st})
+    return rows
+
+
+# --------------------------------------------------------------------------- submission
+
+
+def sbatch_script(spec: SweepSpec, manifest: Path, indices: list[int]) -> str:
+    s = spec.slurm
+    tasks = max(1, s.gpus_per_node)  # one task per device (Lightning DDP under srun)
+    lines = ["#!/bin/bash",
+             f"#SBATCH --job-name={s.job_name or 'lr-' + spec.name}",
+             f"#SBATCH --partition={s.partition}",
+             f"#SBATCH --time={s.time}",
+             f"#SBATCH --nodes={s.nodes}",
+             f"#SBATCH --ntasks-per-node={tasks}",
+             f"#SBATCH --cpus-per-task={s.cpus_per_task}",
+             f"#SBATCH --mem={s.mem}",
+             f"#SBATCH --array={','.join(map(str, indices))}%{s.array_throttle}",
+             f"#SBATCH --output={(spec.out / 'slurm' / '%A_%a.out').resolve()}",
+             f"#SBATCH --signal=USR1@{s.signal_seconds}",
+             "#SBATCH --requeue",
+             "#SBATCH --open-mode=append"]
+    if s.gpus_per_node:
+        lines.append(f"#SBATCH --gpus-per-node={s.gpus_per_node}")
+    lines += [f"#SBATCH {x}" for x in s.extra]
+    env = f"export LR_DATA_DIR={os.environ['LR_DATA_DIR']}\n" if os.environ.get("LR_DATA_DIR") else ""
+    lines += ["", "set -euo pipefail", f"cd {Path.cwd().resolve()}", env.rstrip(),
+              "# one run per array task; srun starts one process per device with the Slurm environment Lightning reads",
+              f"srun {sys.executable} -m lr_core.cli sweep-task {manifest.resolve()} \"$SLURM_ARRAY_TASK_ID\""]
+    return "\n".join(x for x in lines if x is not None) + "\n"
+
+
+def submit(spec_path: str | os.PathLike, dry_run: bool = False, check_partition: bool = True) -> str | None:
+    """Validate, then submit the runs that are neither done nor queued; returns the job id (or None)."""
+    spec = load_spec(spec_path)
+    runs = expand(spec)
+    validate(spec, runs, check_partition=check_partition and not dry_run)
+    todo = [r.index for r in runs if run_state(Path(r.run_dir))["state"] != "done"]
+    if not dry_run:
+        q = queued(spec)
+        todo = [i for i in todo if i not in q]
+    if not todo:
+        print(f"sweep {spec.name}: nothing to submit ({len(runs)} runs done or queued)")
+        return None
+    manifest = write_manifest(spec, runs) if not dry_run else spec.out / "manifest.json"
+    script = sbatch_script(spec, manifest, todo)
+    if dry_run:
+        print(script)
+        return None
+    (spec.out / "slurm").mkdir(parents=True, exist_ok=True)
+    script_path = spec.out / "slurm" / f"submit-{len(_submissions(spec))}.sbatch"
+    atomic_write_text(script_path, script)
+    out = subprocess.run(["sbatch", "--parsable", str(script_path)], capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        raise ConfigError(f"sbatch failed: {out.stderr.strip()}")
+    job_id = out.stdout.strip().split(";")[0]
+    subs = _submissions(spec) + [{"job_id": job_id, "indices": todo, "script": str(script_path)}]
+    atomic_write_text(spec.out / "submissions.json", json.dumps(subs, indent=2) + "\n")
+    print(f"sweep {spec.name}: submitted job array {job_id} ({len(todo)} of {len(runs)} runs)")
+    return job_id
+
+
+# --------------------------------------------------------------------------- one array task
+
+
+class _Preemption:
+    """SIGUSR1 (Slurm's warning before the time limit or pre-emption) -> stop at the next step;
+    SIGTERM (scancel, the time limit) -> record the run as interrupted and exit."""
+
+    def __init__(self, run_dir: Path):
+        self.requested = False
+        self.run_dir = run_dir
+
+    def install(self):
+        signal.signal(signal.SIGUSR1, self._handle)
+        signal.signal(signal.SIGTERM, self._terminate)
+
+    def _handle(self, signum, frame):
+        log.warning("received SIGUSR1: checkpointing and requeueing")
+        self.requested = True
+
+    def _terminate(self, signum, frame):
+        if not self.requested:  # after our own requeue request the SIGTERM is expected: stay "requeued"
+            _write_status(self.run_dir, "interrupted", message="SIGTERM (cancelled or out of time); resubmit to resume")
+        raise SystemExit(128 + signum)
+
+    def callback(self):
+        import lightning as L
+
+        flag = self
+
+        class StopOnSignal(L.Callback):
+            def on_train_batch_end(self, trainer, *args):
+                if flag.requested:
+                    trainer.should_stop = True
+
+        return StopOnSignal()
+
+
+def _write_status(run_dir: Path, state: str, **extra) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    payload = {"state": state, "job": os.environ.get("SLURM_JOB_ID"),
+               "array_job": os.environ.get("SLURM_ARRAY_JOB_ID"), "restarts": os.environ.get("SLURM_RESTART_COUNT", "0"),
+               **extra}
+    atomic_write_text(run_dir / STATUS_FILE, json.dumps(payload, indent=2) + "\n")
+
+
+def run_task(manifest_path: str | os.PathLike, index: int) -> int:
+    """Train (or resume) and evaluate run ``index`` of a sweep manifest; requeue on SIGUSR1."""
+    from lr_core.evaluate import EvalSettings, evaluate, load_model_for_eval
+    from lr_core.tracking import log_summary
+    from lr_core.train import fit
+
+    manifest = json.loads(Path(manifest_path).read_text())
+    entry = manifest["runs"][int(index)]
+    spec = load_spec(manifest["spec"])
+    run = SweepRun(**entry)
+    run_dir = Path(run.run_dir)
+    if (run_dir / DONE_FILE).is_file():
+        print(f"{run.name}: already done")
+        return 0
+    cfg = run_config(spec, run)
+    if os.environ.get("SLURM_CPUS_PER_TASK"):  # torch would otherwise use every core of the node
+        import torch
+
+        torch.set_num_threads(int(os.environ["SLURM_CPUS_PER_TASK"]))
+    preempt = _Preemption(run_dir)
+    preempt.install()
+    _write_status(run_dir, "running")
+    try:
+        fit(cfg, extra_callbacks=[preempt.callback()])
+        if preempt.requested or not (run_dir / "train_done.json").is_file():
+            _write_status(run_dir, "requeued")
+            _requeue()
+            return 0
+        model = load_model_for_eval(run_dir)
+        settings = EvalSettings(representations=tuple(spec.representations) if spec.representations else None)
+        summary = {}
+        for ds in spec.datasets:
+            for rec in evaluate(model, ds, run_dir / "eval", settings, spec.data_dir):
+                for m in ("ndcg@10", "recall@20", "recall@50", "recall@100"):
+                    summary[f"{rec['dataset']}/{rec['representation']}/{m}"] = rec[m]
+        log_summary(cfg, run_dir, summary)
+        atomic_write_text(run_dir / DONE_FILE, json.dumps({"metrics": summary}, indent=2) + "\n")
+        _write_status(run_dir, "done")
+        return 0
+    except Exception as exc:
+        if json.loads((run_dir / STATUS_FILE).read_text()).get("state") != "interrupted":
+            _write_status(run_dir, "failed", message=f"{type(exc).__name__}: {exc}"[:500])
+        raise
+
+
+def _requeue() -> None:
+    job = os.environ.get("SLURM_JOB_ID")
+    if os.environ.get("SLURM_ARRAY_JOB_ID"):
+        job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    if not job or os.environ.get("SLURM_PROCID", "0") != "0":
+        return
+    out = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        log.warning("scontrol requeue %s failed (%s); rerun `lr sweep` to resubmit", job, out.stderr.strip())

@@ -1,0 +1,178 @@
+"""Sweeps on a real (local, single-node) Slurm: submission, idempotent resubmission,
+pre-emption (USR1 -> checkpoint -> requeue -> resume), cancellation + resubmission, W&B offline.
+
+Nothing is skipped: `slurm/local_slurm.sh start` installs (as root, with apt) and starts
+munged + slurmctld + slurmd; a machine where that fails fails these tests.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lr_core import sweep
+from lr_core.cli import main
+from lr_core.errors import ConfigError
+
+from tests.helpers import REPO, write_subset
+
+SMALL = ["data.batch_size=2", "data.n_negatives=1", "data.max_doc_len=32", "data.max_query_tokens=16"]
+
+
+@pytest.fixture(scope="module")
+def local_slurm():
+    proc = subprocess.run([str(REPO / "slurm" / "local_slurm.sh"), "start"], capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return True
+
+
+@pytest.fixture(scope="module")
+def tiny_beir(shared_data, tmp_path_factory):
+    return write_subset(shared_data, "scifact", tmp_path_factory.mktemp("beir"), n_queries=4, n_extra_docs=20).parent
+
+
+def write_spec(path: Path, name: str, grid: dict, overrides: list[str], data_dir: Path, **extra) -> Path:
+    spec = {"name": name, "base_config": str(REPO / "experiments" / "tiny.yaml"), "out": str(path.parent / name),
+            "grid": grid, "overrides": overrides, "wandb": {"mode": "offline"},
+            "evaluate": {"datasets": ["scifact"], "data_dir": str(data_dir), "representations": ["symmetric"]},
+            "slurm": {"partition": "debug", "time": "00:30:00", "cpus_per_task": 1, "mem": "3G",
+                      "array_throttle": 2, "signal_seconds": 30}}
+    for key, value in extra.items():
+        spec[key] = {**spec.get(key, {}), **value} if isinstance(value, dict) else value
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def squeue_ids(job_id: str) -> list[str]:
+    out = subprocess.run(["squeue", "-h", "-r", "-j", job_id, "-o", "%i %T"], capture_output=True, text=True)
+    return out.stdout.split("\n") if out.stdout.strip() else []
+
+
+def wait_until(cond, timeout: float, what: str, every: float = 1.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def slurm_log(out: Path) -> str:
+    return "\n".join(p.read_text()[-3000:] for p in sorted((out / "slurm").glob("*.out")))
+
+
+def test_grid_runs_logs_and_resubmits_nothing(local_slurm, tiny_beir, tmp_path, monkeypatch, capsys):
+    spec = write_spec(tmp_path / "grid.yaml", "grid", {"variant": ["lightretriever", "symmetric"], "seed": [1, 2]},
+                      ["trainer.max_steps=3", "trainer.checkpoint_every_n_steps=1", *SMALL], tiny_beir)
+    out = tmp_path / "grid"
+    job = sweep.submit(spec)
+    assert job and job.isdigit()
+    wait_until(lambda: not squeue_ids(job), 900, "the 2 x 2 sweep")
+    runs = sorted(p for p in out.iterdir() if p.is_dir() and p.name.startswith("variant-"))
+    assert len(runs) == 4, slurm_log(out)
+    metrics = sorted(out.glob("*/eval/scifact/symmetric/metrics.json"))
+    assert len(metrics) == 4, slurm_log(out)
+    for m in metrics:
+        rec = json.loads(m.read_text())
+        assert rec["num_queries"] == 4 and 0 <= rec["ndcg@10"] <= 1
+    for run in runs:
+        rid = (run / "wandb_id.txt").read_text().strip()
+        offline = list((run / "wandb").glob(f"offline-run-*-{rid}"))
+        assert len(offline) == 1, run
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        assert cfg["wandb"]["group"] == "grid" and cfg["trainer"]["seed"] in (1, 2)
+        assert json.loads((run / sweep.DONE_FILE).read_text())["metrics"]["scifact/symmetric/ndcg@10"] >= 0
+    # the same command again submits nothing
+    assert sweep.submit(spec) is None
+    assert len(json.loads((out / "submissions.json").read_text())) == 1
+    assert main(["sweep", "status", str(spec)]) == 0
+    assert "done: 4" in capsys.readouterr().out
+
+
+def test_preempted_then_cancelled_run_resumes(local_slurm, tiny_beir, tmp_path, capsys):
+    spec = write_spec(tmp_path / "long.yaml", "long", {"variant": ["lightretriever"]},
+                      ["trainer.max_steps=400", "trainer.checkpoint_every_n_steps=5", *SMALL], tiny_beir)
+    out = tmp_path / "long"
+    run = out / "variant-lightretriever"
+    ckpt = run / "checkpoints" / "last.ckpt"
+
+    def step():
+        import torch
+
+        try:
+            return torch.load(ckpt, weights_only=False, map_location="cpu")["global_step"]
+        except Exception:
+            return -1
+
+    job = sweep.submit(spec)
+    wait_until(lambda: ckpt.exists(), 600, "the first checkpoint", every=0.3)
+    # 1. the pre-emption warning: the run checkpoints, requeues itself and carries on
+    subprocess.run(["scancel", "--signal=USR1", job], check=True)
+    def requeued():
+        st = json.loads((run / "status.json").read_text())
+        return st["state"] == "requeued" or int(st["restarts"]) >= 1
+
+    wait_until(requeued, 300, "the run to requeue itself", every=0.3)
+    first_stop = step()
+    assert 0 < first_stop < 400
+    wait_until(lambda: step() > first_stop + 5 or (run / "train_done.json").exists(), 600, "the requeued run to train on")
+    # 2. a cancellation: nothing requeues it, status shows it, resubmitting resumes it
+    subprocess.run(["scancel", job], check=True)
+    wait_until(lambda: not squeue_ids(job), 300, "the cancelled job to leave the queue")
+    assert not (run / "train_done.json").exists(), "training finished before the cancellation: raise max_steps"
+    assert main(["sweep", "status", str(spec)]) == 0
+    assert "interrupted" in capsys.readouterr().out
+    job2 = sweep.submit(spec)
+    assert job2 and job2 != job
+    wait_until(lambda: not squeue_ids(job2), 900, "the resubmitted run")
+    done = json.loads((run / "train_done.json").read_text())
+    assert done["global_step"] == 400 and done["resumed_from"], slurm_log(out)
+    assert (run / sweep.DONE_FILE).exists(), slurm_log(out)
+    # one W&B run id throughout: every offline directory continues it
+    rid = (run / "wandb_id.txt").read_text().strip()
+    dirs = list((run / "wandb").glob("offline-run-*"))
+    assert len(dirs) >= 2 and all(d.name.endswith(rid) for d in dirs)
+    log = (run / "logs" / "metrics.csv").read_text().splitlines()
+    steps = [int(r.split(",")[list(map(str.strip, log[0].split(","))).index("step")]) for r in log[1:] if r.strip()]
+    assert max(steps) >= 395 and min(steps) == 0  # one log across the three sessions
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"grid": {"variant": ["nope"]}}, "unknown variant"),
+    ({"grid": {"variant": []}}, "empty grid"),
+    ({"overrides": ["trainer.bogus=1"]}, "unknown key"),
+    ({"slurm": {"partition": "no-such-partition"}}, "does not exist"),
+    ({"slurm": {"partition": ""}}, "slurm.partition"),
+    ({"slurm": {"gpus": 1}}, "unknown key"),
+    ({"evaluate": {"datasets": ["no-such-set"]}}, "not found"),
+])
+def test_bad_specs_fail_before_submitting(local_slurm, tiny_beir, tmp_path, change, match):
+    base = {"grid": {"variant": ["lightretriever"]}, "overrides": SMALL}
+    spec = write_spec(tmp_path / "bad.yaml", "bad", base["grid"], base["overrides"], tiny_beir)
+    raw = yaml.safe_load(spec.read_text())
+    for key, value in change.items():
+        raw[key] = {**raw[key], **value} if isinstance(value, dict) and key in ("slurm", "evaluate") else value
+    spec.write_text(yaml.safe_dump(raw, sort_keys=False))
+    with pytest.raises(ConfigError, match=match):
+        sweep.submit(spec)
+    assert not (tmp_path / "bad" / "submissions.json").exists()
+
+
+def test_dry_run_prints_the_array_script(tiny_beir, tmp_path, capsys):
+    spec = write_spec(tmp_path / "d.yaml", "d", {"variant": ["lightretriever", "symmetric"], "seed": [1, 2, 3]}, SMALL,
+                      tiny_beir, slurm={"gpus_per_node": 4, "nodes": 2})
+    assert main(["sweep", str(spec), "--dry-run"]) == 0
+    script = capsys.readouterr().out
+    assert "#SBATCH --array=0,1,2,3,4,5%2" in script and "#SBATCH --gpus-per-node=4" in script
+    assert "#SBATCH --ntasks-per-node=4" in script and "#SBATCH --signal=USR1@30" in script and "srun " in script
+    runs = sweep.expand(sweep.load_spec(spec))
+    cfg = sweep.run_config(sweep.load_spec(spec), runs[0])
+    assert (cfg.trainer.devices, cfg.trainer.num_nodes, cfg.trainer.strategy) == (4, 2, "ddp")
+    assert [r.name for r in runs][:2] == ["variant-lightretriever_seed-1", "variant-lightretriever_seed-2"]
+    assert not (tmp_path / "d").exists()  # a dry run writes nothing
