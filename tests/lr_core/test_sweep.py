@@ -85,6 +85,9 @@ def test_grid_runs_logs_and_resubmits_nothing(local_slurm, tiny_beir, tmp_path, 
         rid = (run / "wandb_id.txt").read_text().strip()
         offline = list((run / "wandb").glob(f"offline-run-*-{rid}"))
         assert len(offline) == 1, run
+        # the offline record (synced later with `wandb sync`) holds the tags and the final metrics
+        record = (offline[0] / f"run-{rid}.wandb").read_bytes()
+        assert b"scifact/symmetric/ndcg@10" in record and b"variant:" in record
         cfg = yaml.safe_load((run / "config.yaml").read_text())
         assert cfg["wandb"]["group"] == "grid" and cfg["trainer"]["seed"] in (1, 2)
         assert json.loads((run / sweep.DONE_FILE).read_text())["metrics"]["scifact/symmetric/ndcg@10"] >= 0
