@@ -2,4 +2,12 @@
 :mod:`lr_core.modules` that overrides one method. Importing this package registers them;
 ``lr variants`` lists every variant with the paper table it reproduces.
 """
-from ablations import a1_both_light, a2_embedding_query, a3_one_layer_query, a4_breakdown, kl_alignment, mrl  # noqa: F401
+from ablations import (  # noqa: F401
+    a1_both_light,
+    a2_embedding_query,
+    a3_one_layer_query,
+    a4_breakdown,
+    kl_alignment,
+    mrl,
+    symmetric_sparse,
+)

@@ -105,6 +105,22 @@ class RetrievalEncoder(torch.nn.Module):
         with self.first_layers(num_layers):
             return normalize(eos_pool(self.last_hidden(input_ids, attention_mask), attention_mask))
 
+    def encode_full_query_sparse_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                                     prompt_lengths: Sequence[int]) -> torch.Tensor:
+        """SPLADE-style sparse vectors [B, V] of full queries: the document sparse head
+        max-pooled over the query's own tokens only (not ``<bos>``, the prompt or ``<eos>``)."""
+        hidden = self.last_hidden(input_ids, attention_mask)
+        pos = torch.arange(input_ids.size(1), device=input_ids.device)
+        start = torch.tensor(list(prompt_lengths), device=input_ids.device).unsqueeze(1)
+        end = attention_mask.sum(dim=1, keepdim=True) - 1  # the EOS position
+        mask = (pos >= start) & (pos < end)
+        return sparse_doc_vectors(hidden, self.lm_head_weight, mask, self.sparse_chunk_size).float()
+
+    def encode_full_queries_sparse(self, queries: Sequence[str], instruction: str) -> torch.Tensor:
+        ids = self.tokenizer.full_query_ids(queries, instruction)
+        prompt = len(self.tokenizer.prompt_ids(instruction))
+        return self.encode_full_query_sparse_ids(*self._tensor(ids), [prompt] * len(ids))
+
     @contextlib.contextmanager
     def first_layers(self, n: int | None):
         """Run only the first ``n`` transformer layers (then the final norm) inside the block.

@@ -6,7 +6,8 @@ One model (a trained run, or an untrained backbone) on one or more BEIR-format d
 * ``sparse``: query token counts against the documents' sparse vectors (exact, in process);
 * ``hybrid``: min-max fusion of the two (0.7 dense + 0.3 sparse) or reciprocal rank fusion;
 * ``symmetric``: queries through the full LLM (``<bos> prompt query <eos>``), same documents;
-* ``light_both`` (A1): documents, like queries, as the mean of cached token vectors.
+* ``light_both`` (A1): documents, like queries, as the mean of cached token vectors;
+* ``symmetric_sparse``: SPLADE-style query sparse vectors from the full LLM, same documents.
 
 What "dense" query vectors are is the variant's business (``build_query_cache`` /
 ``serve_dense_queries`` of its module, e.g. A2's embedding cache, A3's one-layer encoder).
@@ -36,7 +37,7 @@ from lr_core.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-REPRESENTATIONS = ("dense", "sparse", "hybrid", "symmetric", "light_both")
+REPRESENTATIONS = ("dense", "sparse", "hybrid", "symmetric", "light_both", "symmetric_sparse")
 LEDGER_METRICS = ("ndcg@10", "recall@20", "recall@50", "recall@100", "mrr@10", "ndcg@100")
 
 
@@ -266,7 +267,7 @@ def evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings:
     qids = list(data.queries)
     texts = [data.queries[q] for q in qids]
     timings: dict[str, float] = {}
-    need_sparse = bool({"sparse", "hybrid"} & set(reps))
+    need_sparse = bool({"sparse", "hybrid", "symmetric_sparse"} & set(reps))
     with _timed(timings, "corpus_encode_s"):
         corpus = encoded_corpus_for(model, data, settings, sparse=need_sparse)
     runs: dict[str, dict] = {}
@@ -323,6 +324,17 @@ def evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings:
         with _timed(t, "search_s"):
             scores, hits = dense_index.search(qv, settings.top_k)
         runs["symmetric"] = run_from_results(qids, scores, hits)
+    if "symmetric_sparse" in reps:
+        t = rep_timings.setdefault("symmetric_sparse", {})
+        with _timed(t, "encode_s"), torch.no_grad():
+            qs_full = []
+            for b in range(0, len(texts), settings.query_batch_size):
+                m = model.encoder.encode_full_queries_sparse(texts[b:b + settings.query_batch_size], instruction).cpu()
+                qs_full += [{int(i): float(m[r, i]) for i in torch.nonzero(m[r]).flatten()} for r in range(m.size(0))]
+        with _timed(t, "search_s"):
+            index = SparseIndex.from_csr(corpus.sparse, corpus.doc_ids)
+            scores, hits = index.search(qs_full, settings.top_k)
+        runs["symmetric_sparse"] = run_from_results(qids, scores, hits)
     if "light_both" in reps:
         t = rep_timings.setdefault("light_both", {})
         with _timed(t, "doc_encode_s"):

@@ -1,0 +1,25 @@
+"""Symmetric sparse: query sparse vectors pool only the query's own tokens, through the full LLM."""
+import torch
+
+from lr_core.sparse import sparse_doc_vectors
+
+from tests.ablations.conftest import INSTRUCTION, QUERIES
+
+
+def test_query_sparse_pools_only_query_tokens(make_module):
+    m = make_module("symmetric_sparse")
+    enc = m.encoder
+    with torch.no_grad():
+        got = enc.encode_full_queries_sparse(QUERIES, INSTRUCTION)
+        ids, mask = enc._tensor(enc.tokenizer.full_query_ids(QUERIES, INSTRUCTION))
+        hidden = enc.last_hidden(ids, mask)
+        p = len(enc.tokenizer.prompt_ids(INSTRUCTION))
+        for r, q in enumerate(QUERIES):
+            n = len(enc.tokenizer.light_query_ids(q))
+            keep = torch.zeros_like(mask, dtype=torch.bool)[r:r + 1]
+            keep[0, p:p + n] = True
+            expect = sparse_doc_vectors(hidden[r:r + 1], enc.lm_head_weight, keep)
+            assert torch.allclose(got[r], expect[0], atol=1e-5)
+            everything = sparse_doc_vectors(hidden[r:r + 1], enc.lm_head_weight, mask[r:r + 1].bool())
+            assert not torch.allclose(got[r], everything[0])  # the prompt would otherwise leak in
+    assert (got >= 0).all() and got.shape == (len(QUERIES), enc.tokenizer.vocab_size)
