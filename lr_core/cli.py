@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="BM25 + train LightRetriever and the symmetric baseline + evaluate (SciFact)")
     d.add_argument("--out", default="runs/demo")
-    d.add_argument("--steps", type=int, default=40, help="training steps per model (CPU-sized default)")
+    d.add_argument("--steps", type=int, default=20, help="training steps per model (CPU-sized default)")
     d.add_argument("--dataset", default="scifact")
     d.add_argument("--data-dir", default=None)
     d.add_argument("--batch-size", type=int, default=16, help="documents per forward pass when encoding")

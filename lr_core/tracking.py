@@ -76,9 +76,28 @@ def wandb_logger(cfg: ExperimentConfig, run_dir: Path):
     from lightning.pytorch.loggers import WandbLogger
 
     kw = _init_kwargs(cfg, Path(run_dir))
+    _start_run(kw)  # WandbLogger attaches to the run in progress
     kw["save_dir"] = kw.pop("dir")
+    return WandbLogger(log_model=False, **kw)
+
+
+def _start_run(kw: dict):
+    """``wandb.init``; when online fails (no network, bad key), fall back to offline rather than
+    blocking or crashing the training run."""
+    import wandb
+
     settings = wandb.Settings(init_timeout=60, silent=True)
-    return WandbLogger(log_model=False, settings=settings, **kw)
+    if wandb.run is not None and wandb.run.id == kw["id"]:
+        return wandb.run
+    if wandb.run is not None:
+        wandb.finish()
+    try:
+        return wandb.init(settings=settings, **kw)
+    except Exception as exc:
+        if kw["mode"] != "online":
+            raise
+        log.warning("W&B online init failed (%s); logging offline into %s", exc, kw["dir"])
+        return wandb.init(settings=settings, **{**kw, "mode": "offline"})
 
 
 def log_summary(cfg: ExperimentConfig, run_dir: Path, values: dict) -> None:
@@ -88,11 +107,7 @@ def log_summary(cfg: ExperimentConfig, run_dir: Path, values: dict) -> None:
     import wandb
 
     try:
-        run = wandb.run
-        if run is None or run.id != run_id(run_dir):
-            if run is not None:
-                wandb.finish()
-            run = wandb.init(settings=wandb.Settings(init_timeout=60, silent=True), **_init_kwargs(cfg, Path(run_dir)))
+        run = _start_run(_init_kwargs(cfg, Path(run_dir)))
         run.summary.update(values)
         wandb.finish()
     except Exception as exc:  # W&B must never lose a finished run's results
