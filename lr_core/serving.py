@@ -1,0 +1,523 @@
+"""Serving bundles: everything an LLM-free query server needs, in one checked directory.
+
+At serve time LightRetriever runs no transformer: a dense query is the L2-normalised mean of
+cached token vectors, a sparse query is its token counts, hybrid is min-max fusion of the two.
+A bundle holds exactly what that needs (written by :func:`export_bundle`, read by
+:func:`load_bundle`, which imports tokenizers + numpy + faiss + scipy only, never torch)::
+
+    OUT/
+      manifest.json          format, version, summary, and the sha256 + size of every other file
+      config.json            tokenizer rules (special ids, max_query_tokens, lowercasing), the
+                             instruction and dataset it was built for, fusion settings, modes
+      tokenizer.json         the backend ``tokenizers.Tokenizer`` (its Lowercase normalizer included)
+      vocab_cache.npz        the vocabulary cache (:class:`~lr_core.cache.VocabCache`, float32/float16)
+      dense.faiss            Faiss IndexFlatIP of the encoded corpus (+ dense.faiss.ids.json: doc ids)
+      sparse.npz             CSR document term weights (+ sparse.npz.ids.json: doc ids)
+
+The bundle is written into a temporary directory beside ``OUT`` and renamed into place, so a
+crash never leaves a half-written bundle; loading re-hashes every file and names the first one
+whose checksum differs.
+
+Command line (wired as ``lr export-serving``)::
+
+    lr export-serving runs/lightretriever_scifact bundles/scifact --dataset scifact [--dtype float16]
+    lr export-serving --backbone tiny-llama --work-dir /tmp/w bundles/tiny --dataset scifact
+
+Library::
+
+    >>> path = export_bundle(model, "scifact", "bundles/scifact")          # doctest: +SKIP
+    >>> bundle = load_bundle("bundles/scifact")                            # doctest: +SKIP
+    >>> bundle.search(["what causes scurvy?"], k=10, mode="hybrid")        # doctest: +SKIP
+    [[('doc17', 0.93), ...]]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from lr_core.errors import CacheMismatchError, ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+BUNDLE_FORMAT = "lightretriever-serving"
+BUNDLE_VERSION = 1
+MANIFEST = "manifest.json"
+CONFIG = "config.json"
+TOKENIZER = "tokenizer.json"
+VOCAB_CACHE = "vocab_cache.npz"
+DENSE_INDEX = "dense.faiss"
+SPARSE_INDEX = "sparse.npz"
+IDS_SUFFIX = ".ids.json"  # lr_core.search writes each index's doc ids beside it under this suffix
+MODES = ("dense", "sparse", "hybrid")
+CACHE_DTYPES = ("float32", "float16")
+SPARSE_QUERY_MODES = ("counts", "bow")
+
+
+class BundleError(DataError):
+    """A serving bundle is missing, incomplete, corrupt or inconsistent (the message names the file)."""
+
+
+# --------------------------------------------------------------------------- checksums
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_manifest(bundle_dir: str | os.PathLike) -> dict:
+    bundle_dir = Path(bundle_dir)
+    path = bundle_dir / MANIFEST
+    if not bundle_dir.is_dir():
+        raise BundleError(f"serving bundle not found: {bundle_dir} is not a directory")
+    if not path.is_file():
+        raise BundleError(f"{bundle_dir} is not a serving bundle (no {MANIFEST}); create one with `lr export-serving`")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{path}: not a {BUNDLE_FORMAT} manifest")
+    if manifest.get("version") != BUNDLE_VERSION:
+        raise BundleError(f"{path}: bundle version {manifest.get('version')!r}, this code reads version {BUNDLE_VERSION}; "
+                          "re-export it with `lr export-serving`")
+    if not isinstance(manifest.get("files"), dict) or not manifest["files"]:
+        raise BundleError(f"{path}: lists no files")
+    return manifest
+
+
+def verify_bundle(bundle_dir: str | os.PathLike) -> dict:
+    """Check every file listed in the manifest (present, same size, same sha256); returns the manifest.
+
+    Raises :class:`BundleError` naming the first file that is missing or differs.
+    """
+    bundle_dir = Path(bundle_dir)
+    manifest = read_manifest(bundle_dir)
+    for name, entry in sorted(manifest["files"].items()):
+        # names are plain file names written by export_bundle; anything else is a forged manifest
+        if Path(name).name != name or name in (".", "..", MANIFEST):
+            raise BundleError(f"{bundle_dir / MANIFEST}: invalid file name {name!r}")
+        path = bundle_dir / name
+        if not path.is_file():
+            raise BundleError(f"bundle file {name} is missing from {bundle_dir}")
+        size = path.stat().st_size
+        if size != entry.get("bytes"):
+            raise BundleError(f"bundle file {name} has {size} bytes, the manifest says {entry.get('bytes')}: "
+                              f"the bundle {bundle_dir} is corrupt or was modified; re-export it")
+        digest = sha256_file(path)
+        if digest != entry.get("sha256"):
+            raise BundleError(f"bundle file {name}: sha256 {digest[:16]}... does not match the manifest "
+                              f"({str(entry.get('sha256'))[:16]}...): the bundle {bundle_dir} is corrupt or was "
+                              "modified; re-export it")
+    return manifest
+
+
+# --------------------------------------------------------------------------- the loaded bundle
+
+
+def term_counts(token_ids: Sequence[int], mode: str = "counts") -> dict[int, float]:
+    """A query's sparse vector ``{token id: weight}`` (counts, or 1.0 per term for ``bow``).
+
+    The same rule as :func:`lr_core.sparse.query_term_vector`, repeated here because that
+    module imports torch for the document side; tests check that the two agree.
+    """
+    vec: dict[int, float] = {}
+    for t in token_ids:
+        t = int(t)
+        vec[t] = (vec.get(t, 0.0) + 1.0) if mode == "counts" else 1.0
+    return vec
+
+
+@dataclass
+class ServingBundle:
+    """A verified, loaded bundle: tokenizer, vocabulary cache, indexes and settings."""
+
+    path: Path
+    manifest: dict
+    config: dict
+    tokenizer: object  # RetrievalTokenizer
+    cache: object  # VocabCache
+    dense: object | None  # DenseIndex
+    sparse: object | None  # SparseIndex
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return tuple(self.config["modes"])
+
+    @property
+    def default_mode(self) -> str:
+        return "hybrid" if "hybrid" in self.modes else self.modes[0]
+
+    @property
+    def num_documents(self) -> int:
+        return len(self.dense.doc_ids) if self.dense is not None else len(self.sparse.doc_ids)
+
+    # -- query encoding (no transformer) --------------------------------------------
+    def encode_dense(self, texts: Sequence[str]) -> np.ndarray:
+        """Light dense vectors [B, H] float32: cached token vectors, averaged, L2-normalised."""
+        return self.cache.encode(self.tokenizer.light_query_ids(list(texts)))
+
+    def encode_sparse(self, texts: Sequence[str]) -> list[dict[int, float]]:
+        mode = self.config["sparse_query_mode"]
+        return [term_counts(ids, mode) for ids in self.tokenizer.sparse_query_ids(list(texts))]
+
+    # -- search -----------------------------------------------------------------------
+    def search(self, texts: Sequence[str], k: int = 10, mode: str | None = None) -> list[list[tuple[str, float]]]:
+        """Top-``k`` ``(doc id, score)`` lists, one per query text, best first.
+
+        Hybrid searches both sides ``max(k, fusion_depth)`` deep and fuses those lists, exactly
+        as ``lr evaluate`` does with its ``top_k``, then cuts to ``k``: the min-max normalisation
+        depends on how deep the lists are, so the depth is part of the bundle's settings.
+        """
+        mode = mode or self.default_mode
+        if mode not in self.modes:
+            raise ConfigError(f"mode {mode!r} is not served by this bundle; available: {', '.join(self.modes)}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ConfigError(f"k must be a positive integer, got {k!r}")
+        texts = list(texts)
+        for t in texts:
+            if not isinstance(t, str) or not t.strip():
+                raise DataError(f"query {t!r} is empty")
+        if not texts:
+            return []
+        k = int(k)
+        depth = max(k, int(self.config["fusion"]["depth"])) if mode == "hybrid" else k
+        dense_lists = sparse_lists = None
+        if mode in ("dense", "hybrid"):
+            scores, ids = self.dense.search(self.encode_dense(texts), depth)
+            dense_lists = [list(zip(i, map(float, s))) for s, i in zip(scores, ids)]
+        if mode in ("sparse", "hybrid"):
+            scores, ids = self.sparse.search(self.encode_sparse(texts), depth)
+            sparse_lists = [list(zip(i, map(float, s))) for s, i in zip(scores, ids)]
+        if mode == "dense":
+            return dense_lists
+        if mode == "sparse":
+            return sparse_lists
+        return [self._fuse(d, s, depth)[:k] for d, s in zip(dense_lists, sparse_lists)]
+
+    def _fuse(self, dense: list[tuple[str, float]], sparse: list[tuple[str, float]], depth: int):
+        from lr_core.fusion import fuse
+
+        f = self.config["fusion"]
+        kw = ({"w_dense": f["w_dense"], "w_sparse": f["w_sparse"]} if f["method"] == "linear" else {"k": f["rrf_k"]})
+        run = fuse({"q": dict(dense)}, {"q": dict(sparse)}, method=f["method"], top_k=depth, **kw)
+        return list(run["q"].items())
+
+
+def load_bundle(bundle_dir: str | os.PathLike, verify: bool = True, use_gpu: bool | None = False) -> ServingBundle:
+    """Verify (sha256 of every file) and load a bundle; torch and transformers are never imported.
+
+    ``use_gpu``: Faiss on the GPU (``None``: when Faiss sees one); the default keeps the
+    server on the CPU, where a flat index of a BEIR corpus answers in milliseconds.
+    """
+    from tokenizers import Tokenizer
+
+    from lr_core.cache import VocabCache
+    from lr_core.search import DenseIndex, SparseIndex
+    from lr_core.tokenization import RetrievalTokenizer
+
+    bundle_dir = Path(bundle_dir)
+    manifest = verify_bundle(bundle_dir) if verify else read_manifest(bundle_dir)
+    try:
+        config = json.loads((bundle_dir / CONFIG).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BundleError(f"bundle file {CONFIG} is missing from {bundle_dir}") from None
+    tcfg = config["tokenizer"]
+    try:
+        backend = Tokenizer.from_file(str(bundle_dir / TOKENIZER))
+    except Exception as exc:  # the Rust side raises a bare Exception for a malformed file
+        raise BundleError(f"bundle file {TOKENIZER}: cannot be read as a tokenizers.Tokenizer ({exc})") from None
+    tok = RetrievalTokenizer(backend, tcfg["bos_id"], tcfg["eos_id"], tcfg["pad_id"],
+                             max_doc_len=tcfg["max_doc_len"], max_query_tokens=tcfg["max_query_tokens"])
+    if tok.fingerprint() != tcfg["fingerprint"]:
+        # RetrievalTokenizer always lowercases; a tokenizer saved without the rule hashes differently
+        raise BundleError(f"bundle file {TOKENIZER}: tokenizer fingerprint {tok.fingerprint()} differs from "
+                          f"{tcfg['fingerprint']} recorded at export (lowercasing rule or vocabulary changed)")
+    try:
+        cache = VocabCache.load(bundle_dir / VOCAB_CACHE, expect={"tokenizer_hash": tok.fingerprint(),
+                                                                    "instruction": config["instruction"]})
+    except CacheMismatchError as exc:
+        raise BundleError(f"bundle file {VOCAB_CACHE}: {exc}") from None
+    if cache.vectors.shape[0] != tok.vocab_size:
+        raise BundleError(f"bundle file {VOCAB_CACHE}: {cache.vectors.shape[0]} rows for a vocabulary of {tok.vocab_size}")
+    modes = tuple(config["modes"])
+    dense = DenseIndex.load(str(bundle_dir / DENSE_INDEX), use_gpu=use_gpu) if "dense" in modes else None
+    sparse = SparseIndex.load(str(bundle_dir / SPARSE_INDEX)) if "sparse" in modes else None
+    if dense is not None and dense.source_dim != cache.vectors.shape[1]:
+        raise BundleError(f"bundle file {DENSE_INDEX}: documents have {dense.source_dim} dims, the cache "
+                          f"{cache.vectors.shape[1]}")
+    if sparse is not None and sparse.vocab_size != tok.vocab_size:
+        raise BundleError(f"bundle file {SPARSE_INDEX}: {sparse.vocab_size} term columns for a vocabulary of "
+                          f"{tok.vocab_size}")
+    if dense is not None and sparse is not None and dense.doc_ids != sparse.doc_ids:
+        raise BundleError(f"bundle {bundle_dir}: the dense and sparse indexes list different documents")
+    bundle = ServingBundle(bundle_dir, manifest, config, tok, cache, dense, sparse)
+    # One search per mode now: faiss threads start and the sparse index builds its posting lists
+    # (lazily, on first search) before the first request, not during it.
+    for mode in modes:
+        bundle.search(["warm up"], k=1, mode=mode)
+    return bundle
+
+
+# --------------------------------------------------------------------------- export
+
+
+@contextmanager
+def _atomic_dir(out: Path, force: bool) -> Iterator[Path]:
+    """A temporary directory beside ``out`` that replaces it on success (and is removed on failure).
+
+    ``force`` replaces an existing bundle (or an empty directory), never any other directory.
+    """
+    if out.exists():
+        if not force:
+            raise ConfigError(f"{out} already exists; pass --force to replace it")
+        if not (out / MANIFEST).is_file() and not (out.is_dir() and not any(out.iterdir())):
+            raise ConfigError(f"{out} exists and is not a serving bundle; refusing to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700; bundles are meant to be shared
+        if out.exists():  # a directory cannot be os.replace'd onto a non-empty one: swap via a side name
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _library_versions(names: Sequence[str]) -> dict[str, str | None]:
+    import importlib.metadata
+
+    out = {}
+    for n in names:
+        try:
+            out[n] = importlib.metadata.version(n)
+        except importlib.metadata.PackageNotFoundError:
+            out[n] = None
+    return out
+
+
+@dataclass
+class BundleSettings:
+    """How a bundle answers queries (stored in config.json)."""
+
+    fusion: str = "linear"  # or "rrf"
+    w_dense: float = 0.7
+    w_sparse: float = 0.3
+    rrf_k: int = 60
+    fusion_depth: int = 1000  # list depth fused per side: `lr evaluate`'s top_k
+    sparse_query_mode: str = "counts"
+    sparse_top_k: int | None = None  # applied when the corpus was encoded; recorded for provenance
+    mrl_dim: int | None = None
+
+    def check(self) -> None:
+        if self.fusion not in ("linear", "rrf"):
+            raise ConfigError(f"unknown fusion method {self.fusion!r}; use linear or rrf")
+        if self.sparse_query_mode not in SPARSE_QUERY_MODES:
+            raise ConfigError(f"sparse query mode must be one of {', '.join(SPARSE_QUERY_MODES)}, "
+                              f"got {self.sparse_query_mode!r}")
+        if int(self.fusion_depth) < 1:
+            raise ConfigError(f"fusion depth must be >= 1, got {self.fusion_depth}")
+
+
+def write_bundle(out: str | os.PathLike, tokenizer, cache, doc_ids: Sequence[str], dense_vectors: np.ndarray,
+                 sparse_matrix=None, *, dataset: str, instruction: str, settings: BundleSettings | None = None,
+                 model_info: dict | None = None, force: bool = False) -> Path:
+    """Write a bundle from its parts (no model needed): a :class:`~lr_core.tokenization.RetrievalTokenizer`,
+    a :class:`~lr_core.cache.VocabCache` (its dtype is kept), document ids, dense document vectors
+    ``[N, H]`` and, for the sparse and hybrid modes, a ``[N, V]`` SciPy sparse matrix of term weights.
+
+    Written into a temporary directory beside ``out`` and renamed into place.
+    """
+    from lr_core.search import DenseIndex, SparseIndex
+
+    settings = settings or BundleSettings()
+    settings.check()
+    start = time.perf_counter()
+    doc_ids = [str(d) for d in doc_ids]
+    cache_dtype = str(cache.vectors.dtype)
+    if cache_dtype not in CACHE_DTYPES:
+        raise ConfigError(f"cache dtype must be one of {', '.join(CACHE_DTYPES)}, got {cache_dtype}")
+    if cache.vectors.shape[0] != tokenizer.vocab_size:
+        raise ConfigError(f"the cache has {cache.vectors.shape[0]} rows, the tokenizer {tokenizer.vocab_size} ids")
+    if cache.metadata.tokenizer_hash != tokenizer.fingerprint() or cache.metadata.instruction != instruction:
+        raise ConfigError("the cache was built for another tokenizer or instruction than the bundle's")
+    modes = ("dense", "sparse", "hybrid") if sparse_matrix is not None else ("dense",)
+    cache = type(cache)(cache.vectors, replace(cache.metadata, dtype=cache_dtype))  # the stored dtype
+    out = Path(out)
+    with _atomic_dir(out, force) as tmp:
+        (tmp / TOKENIZER).write_text(tokenizer.backend.to_str(), encoding="utf-8")
+        cache.save(tmp / VOCAB_CACHE)
+        DenseIndex(np.asarray(dense_vectors, dtype=np.float32), doc_ids, dim=settings.mrl_dim,
+                   use_gpu=False).save(str(tmp / DENSE_INDEX))
+        if sparse_matrix is not None:
+            if sparse_matrix.shape[1] != tokenizer.vocab_size:
+                raise ConfigError(f"sparse document matrix has {sparse_matrix.shape[1]} columns, the tokenizer "
+                                  f"{tokenizer.vocab_size} ids")
+            SparseIndex.from_csr(sparse_matrix, doc_ids).save(str(tmp / SPARSE_INDEX))
+        tok = tokenizer
+        config = {
+            "dataset": dataset,
+            "instruction": instruction,
+            "modes": list(modes),
+            "default_mode": "hybrid" if "hybrid" in modes else "dense",
+            "tokenizer": {"bos_id": tok.bos_id, "eos_id": tok.eos_id, "pad_id": tok.pad_id,
+                          "special_ids": list(tok.special_ids), "max_query_tokens": tok.max_query_tokens,
+                          "max_doc_len": tok.max_doc_len, "lowercase": True, "fingerprint": tok.fingerprint(),
+                          "vocab_size": tok.vocab_size},
+            "fusion": {"method": settings.fusion, "w_dense": settings.w_dense, "w_sparse": settings.w_sparse,
+                       "rrf_k": settings.rrf_k, "depth": int(settings.fusion_depth)},
+            "sparse_query_mode": settings.sparse_query_mode,
+            "sparse_top_k": settings.sparse_top_k,
+            "mrl_dim": settings.mrl_dim,
+            "cache_dtype": cache_dtype,
+            "model": {"hidden_size": int(cache.vectors.shape[1]), **(model_info or {})},
+        }
+        (tmp / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        files = {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+                 for p in sorted(tmp.iterdir()) if p.is_file()}
+        manifest = {"format": BUNDLE_FORMAT, "version": BUNDLE_VERSION,
+                    "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                    "dataset": dataset, "num_documents": len(doc_ids), "modes": list(modes),
+                    "cache_dtype": cache_dtype, "write_seconds": round(time.perf_counter() - start, 3),
+                    "libraries": _library_versions(["numpy", "scipy", "faiss-cpu", "tokenizers"]),
+                    "files": files}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return out
+
+
+def export_bundle(model, dataset: str, out: str | os.PathLike, data_dir: str | os.PathLike | None = None,
+                  settings=None, cache_dtype: str = "float32", fusion_depth: int | None = None,
+                  force: bool = False) -> Path:
+    """Write the serving bundle of ``model`` (an :class:`~lr_core.evaluate.EvalModel`) for ``dataset``.
+
+    The vocabulary cache and the encoded corpus come from the evaluation machinery
+    (:func:`~lr_core.evaluate.vocab_cache_for`, :func:`~lr_core.evaluate.encoded_corpus_for`), so
+    they are reused from, or left in, the model's work directory, and a bundle answers exactly
+    what ``lr evaluate`` scores with the same ``settings`` (an :class:`~lr_core.evaluate.EvalSettings`:
+    instruction, fusion, sparse_top_k, mrl_dim, sparse_query_mode, max_doc_len of the model; its
+    ``top_k`` is the fusion depth unless ``fusion_depth`` is given).
+    """
+    from lr_core.beir import load_beir, resolve_dataset_dir
+    from lr_core.benchmarks import benchmark_for_path
+    from lr_core.evaluate import EvalSettings, encoded_corpus_for, vocab_cache_for
+
+    settings = settings or EvalSettings()
+    if cache_dtype not in CACHE_DTYPES:
+        raise ConfigError(f"cache dtype must be one of {', '.join(CACHE_DTYPES)}, got {cache_dtype!r}")
+    bset = BundleSettings(fusion=settings.fusion, w_dense=settings.w_dense, w_sparse=settings.w_sparse,
+                          rrf_k=settings.rrf_k, fusion_depth=fusion_depth if fusion_depth is not None else settings.top_k,
+                          sparse_query_mode=settings.sparse_query_mode, sparse_top_k=settings.sparse_top_k,
+                          mrl_dim=settings.mrl_dim)
+    bset.check()  # before any expensive work
+    if out is not None and Path(out).exists() and not force:
+        raise ConfigError(f"{out} already exists; pass --force to replace it")
+    reps = set(model.representations)
+    if "dense" not in reps:
+        raise ConfigError(f"variant {model.variant!r} has no light dense representation (it evaluates "
+                          f"{', '.join(sorted(reps))}); only LightRetriever-style runs can be served without an LLM")
+    if model.module is not None and _needs_network(model):
+        raise ConfigError(f"variant {model.variant!r} encodes dense queries with a network at serve time "
+                          "(serve_dense_queries); it cannot be served from a vocabulary cache")
+    with_sparse = bool({"sparse", "hybrid"} & reps)
+    bench = benchmark_for_path(resolve_dataset_dir(dataset, data_dir), instruction=settings.instruction,
+                               split=settings.split)
+    data = load_beir(dataset, settings.split or bench.eval_split, data_dir=data_dir)
+    cache = vocab_cache_for(model, bench.instruction, cache_dtype)
+    # the same `sparse` flag as `lr evaluate`, so an encoding it made is reused (its manifest must match)
+    corpus = encoded_corpus_for(model, data, settings, sparse=with_sparse)
+    info = {"variant": model.variant, "backbone": model.backbone, "checkpoint": model.checkpoint,
+            "checkpoint_hash": model.checkpoint_hash, "config_hash": model.config_hash}
+    return write_bundle(out, model.encoder.tokenizer, cache, corpus.doc_ids, corpus.dense,
+                        corpus.sparse if with_sparse else None, dataset=data.name, instruction=bench.instruction,
+                        settings=bset, model_info=info, force=force)
+
+
+def _needs_network(model) -> bool:
+    """Whether the variant's dense queries come from a network (A3) rather than the cache."""
+    import torch
+
+    with torch.no_grad():
+        return model.module.serve_dense_queries(["probe"], "probe") is not None
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lr export-serving", description="write an LLM-free serving bundle of a run")
+    p.add_argument("run_dir", nargs="?", help="trained run directory (or use --backbone)")
+    p.add_argument("out", help="bundle directory to create")
+    p.add_argument("--backbone", help="export this untrained backbone instead of a run (needs --work-dir)")
+    p.add_argument("--work-dir", help="cache/corpus directory (default: RUN_DIR; required with --backbone)")
+    p.add_argument("--checkpoint", help="default: RUN_DIR/checkpoints/last.ckpt")
+    p.add_argument("--dataset", default="scifact", help="BEIR data set whose corpus is indexed (default scifact)")
+    p.add_argument("--data-dir", help="where data sets live (default: $LR_DATA_DIR)")
+    p.add_argument("--split", default=None, help="qrels split (only to load the data set; default: the benchmark's)")
+    p.add_argument("--dtype", choices=CACHE_DTYPES, default="float32", help="vocabulary cache dtype in the bundle")
+    p.add_argument("--max-doc-len", type=int, default=None, help="document length used for corpus encoding")
+    p.add_argument("--batch-size", type=int, default=16, help="corpus encoding batch size")
+    p.add_argument("--sparse-top-k", type=int, default=None, help="keep each document's k largest term weights")
+    p.add_argument("--mrl-dim", type=int, default=None, help="Matryoshka truncation of the dense index")
+    p.add_argument("--instruction", default=None, help="override the benchmark's query instruction")
+    p.add_argument("--fusion", choices=("linear", "rrf"), default="linear")
+    p.add_argument("--w-dense", type=float, default=0.7)
+    p.add_argument("--w-sparse", type=float, default=0.3)
+    p.add_argument("--fusion-depth", type=int, default=1000,
+                   help="list depth fused per side (lr evaluate's --top-k; default 1000)")
+    p.add_argument("--sparse-query-mode", choices=SPARSE_QUERY_MODES, default="counts")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``lr export-serving``: 0 on success, 2 on a user error (message on stderr)."""
+    args = build_parser().parse_args(argv)
+    try:
+        from lr_core.evaluate import EvalSettings, load_model_for_eval
+
+        if bool(args.run_dir) == bool(args.backbone):
+            raise ConfigError("give a trained RUN_DIR, or --backbone NAME with --work-dir (not both)")
+        if args.backbone and not args.work_dir:
+            raise ConfigError("--backbone needs --work-dir (where its cache and corpus encoding are kept)")
+        model = load_model_for_eval(args.run_dir, backbone=args.backbone, checkpoint=args.checkpoint,
+                                    work_dir=args.work_dir, max_doc_len=args.max_doc_len)
+        settings = EvalSettings(split=args.split, fusion=args.fusion, w_dense=args.w_dense, w_sparse=args.w_sparse,
+                                batch_size=args.batch_size, sparse_top_k=args.sparse_top_k, mrl_dim=args.mrl_dim,
+                                instruction=args.instruction, sparse_query_mode=args.sparse_query_mode)
+        out = export_bundle(model, args.dataset, args.out, data_dir=args.data_dir, settings=settings,
+                            cache_dtype=args.dtype, fusion_depth=args.fusion_depth, force=args.force)
+    except (ConfigError, DataError, CacheMismatchError, FileNotFoundError) as exc:
+        print(f"lr export-serving: error: {exc}", file=sys.stderr)
+        return 2
+    manifest = read_manifest(out)
+    size = sum(f["bytes"] for f in manifest["files"].values())
+    print(f"serving bundle: {out} ({manifest['num_documents']} documents, modes {', '.join(manifest['modes'])}, "
+          f"{size / 2**20:.1f} MiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
