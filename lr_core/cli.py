@@ -179,6 +179,28 @@ def cmd_bench(args) -> None:
         raise SystemExit(status)
 
 
+def cmd_report(args) -> None:
+    import warnings
+
+    from reports.build import write_report
+    from reports.collect import SkippedResultWarning
+
+    if not args.results and not args.wandb:
+        raise ConfigError("give at least one RESULTS_DIR (or --wandb ENTITY/PROJECT)")
+    kw = {"paper_backbone": args.paper_backbone} if args.paper_backbone else {}
+    with warnings.catch_warnings():  # printed below, once each, with the rest of the summary
+        warnings.simplefilter("ignore", SkippedResultWarning)
+        out = write_report(args.results, Path(args.out), wandb_project=args.wandb, pdf=not args.no_pdf,
+                           latex_timeout=args.latex_timeout, **kw)
+    for w in out.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"tables: {', '.join(out.tables) or '-'}")
+    print(f"figures: {', '.join(out.figures) or '-'}")
+    if out.missing:
+        print(f"not produced (no results): {', '.join(out.missing)}")
+    print(f"report: {out.pdf} ({out.pages} pages)" if out.pdf else f"report: {Path(args.out) / 'report.tex'}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lr", description="LightRetriever experiment suite")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -277,6 +299,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("name", choices=sorted(BENCHMARKS))
     b.add_argument("rest", nargs=argparse.REMAINDER)
     b.set_defaults(func=cmd_bench)
+
+    rp = sub.add_parser("report", help="tables, figures and a PDF report from metrics.json / speed.json results")
+    rp.add_argument("results", nargs="*", metavar="RESULTS_DIR", help="run or evaluation directories (recursive)")
+    rp.add_argument("--out", required=True, help="directory for tables/, figures/, report.tex and report.pdf")
+    rp.add_argument("--paper-backbone", default=None, help="the paper's backbone to compare with (default Llama3.2-1b)")
+    rp.add_argument("--wandb", metavar="ENTITY/PROJECT", help="also read the run summaries of this W&B project")
+    rp.add_argument("--no-pdf", action="store_true", help="write report.tex without running pdflatex")
+    rp.add_argument("--latex-timeout", type=float, default=120.0, help="seconds pdflatex may take")
+    rp.set_defaults(func=cmd_report)
     return p
 
 

@@ -1,0 +1,328 @@
+"""Collect results into pandas DataFrames: the metrics.json ledger, speed.json files, and W&B.
+
+    from reports.collect import collect
+    results = collect(["runs/demo", "runs/ablations-scifact-cpu"])
+    results.records      # one row per metrics.json (see RECORD_COLUMNS)
+    results.speed        # one row per speed.json (see SPEED_COLUMNS)
+    results.warnings     # "PATH: why it was skipped", one per unreadable file
+
+Quality results are the ``metrics.json`` files that ``lr evaluate`` / ``lr bm25`` write
+(schema: ``lr_core.evaluate.metrics_record``), found recursively (``**/metrics.json``), so a
+run directory (``RUN/eval/<dataset>/<rep>/metrics.json``) and an evaluation output directory
+(``OUT/<dataset>/<rep>/metrics.json``) are both fine. Metrics stay fractions 0-1 here; tables
+multiply by 100.
+
+Speed results are ``speed.json`` files (found the same way). The suite does not write them
+yet; this is their schema, one JSON object per file (one model, one query set):
+
+    {
+      "model": "LightRetriever-SmolLM2",   # display name (required)
+      "num_queries": 300,                   # queries timed (required, > 0)
+      "tokenize_s": 0.05,                   # seconds to tokenize all queries (required)
+      "encode_s": 0.01,                     # seconds to encode them (required)
+      "search_s": 0.30,                     # seconds to search the index (required)
+      "total_s": 0.36,                      # end-to-end seconds (required)
+      "qps": 833.3,                         # optional; default num_queries / total_s
+      "ndcg@10": 0.61,                      # optional fraction 0-1, quality of the same run
+      "variant": "lightretriever",          # optional; with backbone, matches the paper's Table 1
+      "backbone": "smollm2-135m-instruct",  # optional
+      "dataset": "scifact",                 # optional
+      "representation": "hybrid",           # optional
+      "device": "cpu, 2 threads"            # optional, free text
+    }
+
+A file that is not valid JSON, or lacks a required field, is skipped with a
+``SkippedResultWarning`` naming the path and the field; ``warnings`` keeps the same lines so
+that every table can repeat them in a footnote. Two results with the same key (``KEY``) are
+both kept and flagged (``duplicate`` is True): seeds of one experiment look exactly like that,
+and dropping one silently would hide it.
+
+W&B (optional, network, only when asked): ``collect(paths, wandb_project="ENTITY/PROJECT")``
+adds the run summaries that ``lr sweep-task`` logs (``<dataset>/<representation>/<metric>``, with
+``variant`` and ``model.backbone`` from the run config) as rows with the same columns;
+``wandb_records`` is the conversion alone, for any objects shaped like ``wandb.Api().runs()``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from lr_core.errors import ConfigError, DataError
+
+METRICS = ("ndcg@10", "recall@20", "recall@50", "recall@100", "mrr@10", "ndcg@100")
+REQUIRED_TEXT = ("dataset", "variant", "backbone", "representation")
+# What makes two results "the same experiment": evaluation settings included, because an MRL
+# prefix or a sparse top-k is a different measurement of the same model.
+KEY = ("dataset", "split", "setting", "backbone", "representation", "mrl_dim", "sparse_top_k",
+       "sparse_query_mode", "fusion")
+RECORD_COLUMNS = ("source", "dataset", "split", "variant", "setting", "backbone", "representation", *METRICS,
+                  "num_queries", "mrl_dim", "sparse_top_k", "sparse_query_mode", "fusion", "config_hash",
+                  "checkpoint_hash", "git_commit", "date", "duplicate")
+SPEED_REQUIRED = ("tokenize_s", "encode_s", "search_s", "total_s")
+SPEED_COLUMNS = ("source", "model", "variant", "backbone", "dataset", "representation", "num_queries",
+                 *SPEED_REQUIRED, "qps", "ndcg@10", "device")
+A1_REPRESENTATION = "light_both"
+A1_SETTING = "a1_both_light"
+
+
+class SkippedResultWarning(UserWarning):
+    """A result file was unreadable or incomplete and was left out (the message names it)."""
+
+
+@dataclass
+class Results:
+    """Everything one report is built from."""
+
+    records: pd.DataFrame
+    speed: pd.DataFrame
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return self.records.empty and self.speed.empty
+
+
+def setting_of(variant: str, representation: str) -> str:
+    """The experiment a result belongs to. A1 is written two ways: by the ``a1_both_light``
+    variant, or by ``lr evaluate --representation light_both`` on a LightRetriever run; both
+    serve documents as cached token means, so both are A1."""
+    return A1_SETTING if representation == A1_REPRESENTATION else variant
+
+
+def _number(rec: dict, name: str, path: str, fraction: bool = False, required: bool = False):
+    value = rec.get(name)
+    if value is None:
+        if required:
+            raise DataError(f"{path}: field {name!r} is missing")
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise DataError(f"{path}: field {name!r} is not a number ({value!r})")
+    if fraction and not 0.0 <= value <= 1.0:
+        raise DataError(f"{path}: field {name!r}={value!r} is not a fraction in [0, 1]")
+    return float(value)
+
+
+def _optional_int(settings: dict, name: str, path: str):
+    value = settings.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DataError(f"{path}: field 'settings.{name}' is not an integer ({value!r})")
+    return value
+
+
+def record_row(rec: object, source: str) -> dict:
+    """One ledger record (a parsed metrics.json) as a DataFrame row; DataError names the bad field."""
+    if not isinstance(rec, dict):
+        raise DataError(f"{source}: expected a JSON object, found {type(rec).__name__}")
+    for name in REQUIRED_TEXT:
+        if not isinstance(rec.get(name), str) or not rec[name]:
+            raise DataError(f"{source}: field {name!r} is missing or not a string")
+    settings = rec.get("settings") or {}
+    if not isinstance(settings, dict):
+        raise DataError(f"{source}: field 'settings' is not an object")
+    row = {"source": source, "split": rec.get("split")}
+    row.update({k: rec[k] for k in REQUIRED_TEXT})
+    row["setting"] = setting_of(rec["variant"], rec["representation"])
+    for m in METRICS:
+        row[m] = _number(rec, m, source, fraction=True, required=(m == "ndcg@10"))
+    nq = rec.get("num_queries")
+    row["num_queries"] = nq if isinstance(nq, int) and not isinstance(nq, bool) else None
+    row["mrl_dim"] = _optional_int(settings, "mrl_dim", source)
+    row["sparse_top_k"] = _optional_int(settings, "sparse_top_k", source)
+    row["sparse_query_mode"] = settings.get("sparse_query_mode")
+    row["fusion"] = settings.get("fusion")
+    for k in ("config_hash", "checkpoint_hash", "git_commit", "date"):
+        row[k] = rec.get(k)
+    return row
+
+
+def speed_row(rec: object, source: str) -> dict:
+    """One speed.json (schema in the module docstring) as a DataFrame row."""
+    if not isinstance(rec, dict):
+        raise DataError(f"{source}: expected a JSON object, found {type(rec).__name__}")
+    if not isinstance(rec.get("model"), str) or not rec["model"]:
+        raise DataError(f"{source}: field 'model' is missing or not a string")
+    nq = rec.get("num_queries")
+    if isinstance(nq, bool) or not isinstance(nq, int) or nq <= 0:
+        raise DataError(f"{source}: field 'num_queries' must be a positive integer ({nq!r})")
+    row = {"source": source, "model": rec["model"], "num_queries": nq}
+    for k in SPEED_REQUIRED:
+        row[k] = _number(rec, k, source, required=True)
+        if row[k] < 0:
+            raise DataError(f"{source}: field {k!r} is negative ({row[k]})")
+    qps = _number(rec, "qps", source)
+    if qps is None:
+        if row["total_s"] <= 0:
+            raise DataError(f"{source}: field 'total_s' must be > 0 to derive qps")
+        qps = nq / row["total_s"]
+    row["qps"] = qps
+    row["ndcg@10"] = _number(rec, "ndcg@10", source, fraction=True)
+    for k in ("variant", "backbone", "dataset", "representation", "device"):
+        row[k] = rec.get(k) if isinstance(rec.get(k), str) else None
+    return row
+
+
+def _read_json(path: Path):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: unreadable ({exc})") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        what = "empty file" if not text.strip() else f"invalid JSON at line {exc.lineno} column {exc.colno}"
+        raise DataError(f"{path}: {what} ({exc.msg})") from exc
+
+
+def _files(paths: Iterable[str | Path], name: str) -> list[Path]:
+    """Every ``name`` file under the given directories (or the files themselves), each once, sorted."""
+    found = {}
+    for p in map(Path, paths):
+        if p.is_file():
+            hits = [p] if p.name == name else []
+        elif p.is_dir():
+            hits = p.glob(f"**/{name}")
+        else:
+            raise ConfigError(f"results path not found: {p}")
+        for h in hits:
+            found.setdefault(h.resolve(), h)  # overlapping arguments must not double-count a file
+    return sorted(found.values(), key=str)
+
+
+def _skip(exc: DataError, problems: list[str]) -> None:
+    msg = f"skipped {exc}"
+    problems.append(msg)
+    warnings.warn(msg, SkippedResultWarning, stacklevel=3)
+
+
+def _load(files: list[Path], parse, problems: list[str]) -> list[dict]:
+    rows = []
+    for path in files:
+        try:
+            rows.append(parse(_read_json(path), str(path)))
+        except DataError as exc:
+            _skip(exc, problems)
+    return rows
+
+
+def flag_duplicates(df: pd.DataFrame) -> pd.DataFrame:
+    """Set ``duplicate`` on every row whose ``KEY`` occurs more than once (all of them kept)."""
+    df = df.copy()
+    if df.empty:
+        df["duplicate"] = pd.Series(dtype=bool)
+        return df
+    # None and NaN must compare equal inside a key; fill with a sentinel for the grouping only
+    key = df[list(KEY)].astype(object).where(df[list(KEY)].notna(), "<none>").astype(str)
+    df["duplicate"] = key.duplicated(keep=False).to_numpy()
+    return df
+
+
+def records_frame(rows: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=[c for c in RECORD_COLUMNS if c != "duplicate"])
+    for c in ("mrl_dim", "sparse_top_k", "num_queries"):
+        df[c] = df[c].astype("Int64")  # nullable: "not set" must stay distinct from 0
+    return flag_duplicates(df)
+
+
+def speed_frame(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(SPEED_COLUMNS))
+
+
+def collect(paths: Iterable[str | Path], wandb_project: str | None = None, wandb_api=None) -> Results:
+    """Read every metrics.json and speed.json under ``paths`` and, when ``wandb_project``
+    (ENTITY/PROJECT) is given, the summaries of that W&B project's runs."""
+    paths = list(paths)
+    problems: list[str] = []
+    rows = _load(_files(paths, "metrics.json"), record_row, problems)
+    speed = _load(_files(paths, "speed.json"), speed_row, problems)
+    if wandb_project:
+        rows += collect_wandb(wandb_project, api=wandb_api, problems=problems)
+    return Results(records_frame(rows), speed_frame(speed), problems)
+
+
+def speed_with_quality(results: Results) -> pd.DataFrame:
+    """The speed rows, where a speed.json has no ``ndcg@10`` taking the ledger's (mean) result of
+    the same variant, backbone, dataset and representation, when the speed.json names all four
+    (at default evaluation settings)."""
+    sp = results.speed.copy()
+    recs = results.records
+    if sp.empty or recs.empty:
+        return sp
+    recs = recs[recs["mrl_dim"].isna() & recs["sparse_top_k"].isna()]
+    named = ("variant", "backbone", "dataset", "representation")
+    for i, r in sp.iterrows():
+        if pd.isna(r["ndcg@10"]) and all(isinstance(r[k], str) for k in named):
+            hit = recs
+            for k in named:
+                hit = hit[hit[k] == r[k]]
+            if len(hit):
+                sp.at[i, "ndcg@10"] = float(hit["ndcg@10"].mean())
+    return sp
+
+
+# ---- W&B (optional; only used when asked, e.g. `lr report --wandb ENTITY/PROJECT`) ----
+
+def _config_value(config: dict, dotted: str):
+    """``model.backbone`` from a nested config, or from one W&B flattened into dotted keys."""
+    if dotted in config:
+        value = config[dotted]
+    else:
+        value = config
+        for part in dotted.split("."):
+            if not isinstance(value, dict) or part not in value:
+                return None
+            value = value[part]
+    # very old W&B clients stored {"value": x, "desc": ...}
+    return value["value"] if isinstance(value, dict) and "value" in value else value
+
+
+def wandb_records(runs: Iterable, problems: list[str] | None = None) -> list[dict]:
+    """Ledger rows from W&B runs (objects with ``config``, ``summary`` or ``summary_metrics``,
+    ``path`` and ``id``, as ``wandb.Api().runs()`` yields). Summary keys are
+    ``<dataset>/<representation>/<metric>`` (what ``lr sweep-task`` logs); other keys are ignored.
+    A W&B summary holds no evaluation settings; those columns stay empty (the defaults).
+    A run with a bad record is skipped with a warning (appended to ``problems``), as a bad file is."""
+    problems = [] if problems is None else problems
+    rows = []
+    for run in runs:
+        config = dict(getattr(run, "config", None) or {})
+        summary = getattr(run, "summary_metrics", None)
+        summary = dict(summary if summary is not None else getattr(run, "summary", {}) or {})
+        path = getattr(run, "path", None)
+        source = "wandb:" + ("/".join(path) if isinstance(path, (list, tuple)) else str(getattr(run, "id", "?")))
+        variant, backbone = _config_value(config, "variant"), _config_value(config, "model.backbone")
+        grouped: dict[tuple[str, str], dict] = {}
+        for key, value in summary.items():
+            parts = key.split("/")
+            if len(parts) == 3 and parts[2] in METRICS:
+                grouped.setdefault((parts[0], parts[1]), {})[parts[2]] = value
+        for (dataset, rep), metrics in sorted(grouped.items()):
+            rec = {"dataset": dataset, "representation": rep, "variant": variant, "backbone": backbone,
+                   "split": None, **metrics}
+            try:
+                rows.append(record_row(rec, f"{source} ({dataset}/{rep})"))  # same checks as a metrics.json
+            except DataError as exc:
+                _skip(exc, problems)
+    return rows
+
+
+def collect_wandb(project: str, api=None, problems: list[str] | None = None) -> list[dict]:
+    """Rows for every run of ``ENTITY/PROJECT`` (needs network and a W&B API key)."""
+    if project.count("/") != 1 or not all(project.split("/")):
+        raise ConfigError(f"--wandb expects ENTITY/PROJECT, got {project!r}")
+    if api is None:
+        import wandb  # imported only when asked: reports work offline without it
+
+        api = wandb.Api()
+    try:
+        runs = list(api.runs(project))
+    except Exception as exc:  # network, auth, unknown project: one clear line for the CLI
+        raise ConfigError(f"W&B: cannot list the runs of {project} ({type(exc).__name__}: {exc})") from exc
+    return wandb_records(runs, problems)

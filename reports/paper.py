@@ -1,0 +1,152 @@
+"""The LightRetriever paper's reported numbers (arXiv 2505.12260), and how ours map onto them.
+
+    from reports import paper
+    paper.per_dataset()                          # Tables 9-11 as a DataFrame (nDCG@10 in percent)
+    paper.lookup_per_dataset("Llama3.2-1b", "LightRetriever Hybrid", "scifact")   # -> 50.1 or None
+
+The CSVs under ``reports/paper_data/`` are copied from the paper (see its README.md); they are
+read from the package, never from elsewhere on disk. Paper numbers are percentages with one
+decimal, exactly as printed.
+
+Our backbones are not the paper's (SmolLM2-135M on CPU against Llama / Qwen / Mistral on GPUs),
+so nothing is matched by backbone name. A comparison names one paper backbone explicitly
+(``--paper-backbone``, default ``DEFAULT_PAPER_BACKBONE``) and every one of our backbones is
+compared with it; methods are matched through the explicit tables below, by (our setting, our
+representation); data sets through ``dataset_name``.
+"""
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+
+import pandas as pd
+
+from lr_core.errors import ConfigError
+
+DEFAULT_PAPER_BACKBONE = "Llama3.2-1b"  # the paper's smallest backbone, the nearest to SmolLM2-135M
+
+# (our setting, our representation) -> method name in the paper's Tables 9-11 (per data set).
+# The paper's Table 2 "LightRetriever" row is its hybrid retrieval (Table 5 hybrid = Table 2).
+PER_DATASET_METHODS = {
+    ("bm25", "bm25"): "BM25",
+    ("symmetric", "symmetric"): "Full Symmetric",
+    ("lightretriever", "dense"): "LightRetriever Dense",
+    ("lightretriever", "sparse"): "LightRetriever Sparse",
+    ("lightretriever", "hybrid"): "LightRetriever Hybrid",
+}
+# (our setting, our representation) -> (setting, representation) in the paper's Table 4 (A1-A3).
+ABLATION_SETTINGS = {
+    ("lightretriever", "dense"): ("LightRetriever", "dense"),
+    ("a1_both_light", "light_both"): ("A1 both-side light", "dense"),
+    ("a2_embedding_query", "dense"): ("A2 query MLP at train time", "dense"),
+    ("lightretriever", "hybrid"): ("LightRetriever", "hybrid"),
+    ("a3_one_layer_query", "hybrid"): ("A3 1-layer transformer query", "hybrid"),
+}
+# Our setting -> the paper's Table 5 column (with / without the KL alignment loss).
+KL_SETTINGS = {"kl": "with_kl", "lightretriever": "without_kl"}
+# Our setting -> prefix of the paper's Table 1 model names; paper backbone -> their suffix.
+SPEED_PREFIX = {"symmetric": "Full", "lightretriever": "LightRetriever"}
+SPEED_BACKBONE = {"Llama3.1-8b": "Llama8b", "Llama3.2-1b": "Llama1b", "Qwen2.5-7b": "Qwen7b",
+                  "Qwen2.5-1.5b": "Qwen1.5b"}
+# Our (BEIR download) data set names that do not reduce to the paper's by dropping case and
+# punctuation ("trec-covid" -> "TRECCOVID" and "climate-fever" -> "ClimateFEVER" already do).
+DATASET_ALIASES = {"fiqa": "FiQA2018", "webistouche2020": "Touche2020", "dbpediaentity": "DBPedia"}
+BENCHMARK_COLUMNS = {"BEIR": "beir", "CMTEB-R": "cmteb"}
+
+
+@cache
+def _csv(name: str) -> pd.DataFrame:
+    with resources.files("reports").joinpath("paper_data", name).open("r", encoding="utf-8") as fh:
+        # keep_default_na=False: an empty backbone (baselines) must stay "" rather than NaN
+        return pd.read_csv(fh, keep_default_na=False)
+
+
+def table1_speed() -> pd.DataFrame:
+    return _csv("paper_table1_speed.csv").copy()
+
+
+def table2_main() -> pd.DataFrame:
+    return _csv("paper_table2_main.csv").copy()
+
+
+def table4_ablations() -> pd.DataFrame:
+    return _csv("paper_table4_ablations.csv").copy()
+
+
+def table5_kl() -> pd.DataFrame:
+    return _csv("paper_table5_kl.csv").copy()
+
+
+def per_dataset() -> pd.DataFrame:
+    return _csv("paper_per_dataset_ndcg10.csv").copy()
+
+
+def backbones() -> list[str]:
+    return sorted(b for b in per_dataset()["backbone"].unique() if b)
+
+
+def check_backbone(name: str) -> str:
+    if name not in backbones():
+        raise ConfigError(f"unknown paper backbone {name!r}; the paper has: {', '.join(backbones())}")
+    return name
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def dataset_name(ours: str) -> tuple[str, str] | None:
+    """(paper benchmark, paper data set name) for one of our data set names, or None.
+
+    >>> dataset_name("scifact"), dataset_name("cranfield")
+    (('BEIR', 'SciFact'), None)
+    """
+    base = ours.rstrip("/").rsplit("/", 1)[-1]  # `lr evaluate --dataset` also takes paths
+    wanted = DATASET_ALIASES.get(_norm(base), base)
+    table = per_dataset()
+    for bench, name in table[["benchmark", "dataset"]].drop_duplicates().itertuples(index=False):
+        if _norm(name) == _norm(wanted) and "Avg" not in name:
+            return bench, name
+    return None
+
+
+def lookup_per_dataset(paper_backbone: str, method: str, dataset: str) -> float | None:
+    """The paper's nDCG@10 (percent) of ``method`` on our ``dataset``; baselines have no backbone."""
+    found = dataset_name(dataset)
+    if found is None:
+        return None
+    t = per_dataset()
+    backbone = "" if method in set(t.loc[t["backbone"] == "", "method"]) else paper_backbone
+    hit = t[(t["backbone"] == backbone) & (t["method"] == method) & (t["dataset"] == found[1])]
+    return float(hit["ndcg_at_10"].iloc[0]) if len(hit) else None
+
+
+def benchmark_of(dataset: str) -> str | None:
+    found = dataset_name(dataset)
+    return found[0] if found else None
+
+
+def lookup_ablation(paper_backbone: str, setting: str, representation: str, benchmark: str) -> float | None:
+    """The paper's benchmark-average nDCG@10 for an A1-A3 setting (Table 4), or None."""
+    t = table4_ablations()
+    hit = t[(t["backbone"] == paper_backbone) & (t["setting"] == setting) & (t["representation"] == representation)]
+    col = f"{BENCHMARK_COLUMNS[benchmark]}_ndcg10"
+    return float(hit[col].iloc[0]) if len(hit) else None
+
+
+def lookup_kl(paper_backbone: str, column: str, representation: str, benchmark: str) -> float | None:
+    """The paper's benchmark-average nDCG@10 with / without KL (Table 5), or None."""
+    t = table5_kl()
+    hit = t[(t["backbone"] == paper_backbone) & (t["representation"] == representation)]
+    col = f"{BENCHMARK_COLUMNS[benchmark]}_{column}"
+    return float(hit[col].iloc[0]) if len(hit) else None
+
+
+def lookup_speed(paper_backbone: str, setting: str) -> pd.Series | None:
+    """The paper's Table 1 row for our ``setting`` on ``paper_backbone``, or None."""
+    if setting not in SPEED_PREFIX or paper_backbone not in SPEED_BACKBONE:
+        return None
+    t = table1_speed()
+    hit = t[t["model"] == f"{SPEED_PREFIX[setting]}-{SPEED_BACKBONE[paper_backbone]}"]
+    return hit.iloc[0] if len(hit) else None
