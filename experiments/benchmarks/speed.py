@@ -1,0 +1,380 @@
+"""Query-side speed, the paper's Table 1 protocol on this machine: full LLM vs LightRetriever.
+
+    lr bench speed --run-dir runs/lightretriever_scifact --out reports/benchmarks/speed
+    lr bench speed --backbone smollm2-135m-instruct --work-dir /tmp/speed-work --out DIR
+    lr bench speed --backbone tiny-llama --work-dir /tmp/w --queries 64 --batch-size 16 --out DIR   (smoke)
+    lr bench speed ... --random-docs 1000000          (M random unit vectors instead of the encoded corpus)
+    lr bench speed ... --fp16-check                   (also nDCG@10 with a float16 vs a float32 cache)
+
+N queries (default 2048: the SciFact and Cranfield test queries, cycled to N; or ``--query-file``)
+go, in batches of ``--batch-size`` (default 256), through four pipelines in this one process:
+
+* ``full``: the whole LLM of the same backbone on ``<bos> prompt query <eos>``
+  (:meth:`~lr_core.encoder.RetrievalEncoder.encode_full_queries`), then Faiss;
+* ``light_dense``: token ids -> mean of cached vectors (:meth:`~lr_core.cache.VocabCache.encode`) -> Faiss;
+* ``light_sparse``: token ids -> counts -> exact sparse search (SciPy CSR);
+* ``light_hybrid``: both, then min-max fusion 0.7/0.3 (the lists are ``--top-k`` deep).
+
+Each pipeline reports seconds for tokenize, encode, search (and fuse, inside search, for hybrid)
+and their total, and QPS = N / total. Every query is really run (a short warm-up batch first is
+not timed): nothing is extrapolated. The corpus is the encoded SciFact corpus of the model (made
+and kept in the model's work directory, as ``lr evaluate`` does), or with ``--random-docs M``
+M random unit vectors of the model width and M random sparse documents (``--random-terms``
+terms each, uniform over the vocabulary); ``corpus.kind`` in the output says which.
+
+``speed.json`` in ``--out`` holds the machine, threads, library versions, N, M, every timing,
+``encode_speedup`` (full encode seconds / light dense encode seconds) and ``qps_speedup`` (light
+hybrid QPS / full dense QPS). The vocabulary cache is built offline (its build time, when it is
+built by this run, is reported but not part of any query timing).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import sys
+import time
+from itertools import cycle, islice
+from pathlib import Path
+
+import numpy as np
+
+from lr_core.errors import ConfigError, DataError
+
+DEFAULT_QUERY_SETS = ("scifact", "cranfield")
+STAGES = ("tokenize_s", "encode_s", "search_s")
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def load_queries(n: int, query_file: str | None, datasets: list[str], data_dir: str | None) -> tuple[list[str], dict]:
+    """``n`` query texts cycled from a file (one per line, or JSONL with ``text``) or data sets' test queries."""
+    from lr_core.beir import load_beir
+
+    if n < 1:
+        raise ConfigError(f"--queries must be >= 1, got {n}")
+    if query_file:
+        path = Path(query_file)
+        if not path.is_file():
+            raise DataError(f"query file not found: {path}")
+        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        texts = [json.loads(ln)["text"] if ln.startswith("{") else ln for ln in lines]
+        source = {"file": str(path), "distinct": len(texts)}
+    else:
+        texts, per_set = [], {}
+        for name in datasets:
+            qs = list(load_beir(name, "test", data_dir=data_dir, load_corpus=False).queries.values())
+            per_set[name] = len(qs)
+            texts += qs
+        source = {"datasets": per_set, "split": "test", "distinct": len(texts)}
+    texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise DataError("no queries to time")
+    return list(islice(cycle(texts), n)), source
+
+
+def random_corpus(m: int, dim: int, vocab: int, terms: int, seed: int = 0, max_gb: float = 16.0):
+    """``m`` random unit vectors [m, dim] and a random [m, vocab] CSR with ``terms`` terms per row."""
+    import scipy.sparse as sp
+
+    need = m * (dim * 4 + terms * 8) / 2**30
+    if need > max_gb:
+        raise ConfigError(f"--random-docs {m} needs about {need:.1f} GiB; raise --max-gb if the machine has it")
+    rng = np.random.default_rng(seed)
+    dense = np.empty((m, dim), dtype=np.float32)
+    for lo in range(0, m, 65536):  # in chunks: float64 temporaries of the whole matrix would double memory
+        block = rng.standard_normal((min(65536, m - lo), dim), dtype=np.float32)
+        dense[lo:lo + len(block)] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    cols = rng.integers(0, vocab, size=m * terms, dtype=np.int32)
+    data = rng.uniform(0.1, 3.0, size=m * terms).astype(np.float32)
+    indptr = np.arange(0, m * terms + 1, terms, dtype=np.int64)
+    sparse = sp.csr_matrix((data, cols, indptr), shape=(m, vocab))
+    return [f"r{i}" for i in range(m)], dense, sparse
+
+
+# --------------------------------------------------------------------------- timing
+
+
+class Stages:
+    """Accumulates wall seconds per stage over batches."""
+
+    def __init__(self, *extra: str):
+        self.t = {s: 0.0 for s in (*STAGES, *extra)}
+
+    def timed(self, stage: str, fn, *args):
+        start = time.perf_counter()
+        out = fn(*args)
+        self.t[stage] += time.perf_counter() - start
+        return out
+
+    def report(self, n: int) -> dict:
+        total = sum(self.t[s] for s in STAGES)  # fuse_s is already inside search_s
+        out = {k: round(v, 6) for k, v in self.t.items()}
+        out.update(total_s=round(total, 6), qps=round(n / total, 2) if total > 0 else None,
+                   encode_us_per_query=round(1e6 * self.t["encode_s"] / n, 3))
+        return out
+
+
+def batches(texts: list[str], size: int):
+    for lo in range(0, len(texts), size):
+        yield texts[lo:lo + size]
+
+
+def time_full(encoder, texts: list[str], instruction: str, index, k: int, batch_size: int) -> dict:
+    """The symmetric baseline: every query through the whole LLM."""
+    import torch
+
+    tok = encoder.tokenizer
+    st = Stages()
+
+    def to_tensors(rows):
+        padded = tok.pad(rows)
+        return (torch.tensor(padded.input_ids, device=encoder.device),
+                torch.tensor(padded.attention_mask, device=encoder.device))
+
+    def encode(ids, mask):
+        return encoder.encode_full_query_ids(ids, mask).float().cpu().numpy()  # .cpu() waits for a GPU
+
+    with torch.inference_mode():
+        for b in batches(texts, batch_size):
+            ids, mask = st.timed("tokenize_s", lambda: to_tensors(tok.full_query_ids(b, instruction)))
+            vecs = st.timed("encode_s", encode, ids, mask)
+            st.timed("search_s", index.search, vecs, k)
+    return st.report(len(texts))
+
+
+def time_light_dense(tok, cache, texts: list[str], index, k: int, batch_size: int) -> dict:
+    st = Stages()
+    for b in batches(texts, batch_size):
+        ids = st.timed("tokenize_s", tok.light_query_ids, b)
+        vecs = st.timed("encode_s", cache.encode, ids)
+        st.timed("search_s", index.search, vecs, k)
+    return st.report(len(texts))
+
+
+def _counts(rows, mode="counts"):
+    from lr_core.serving import term_counts
+
+    return [term_counts(r, mode) for r in rows]
+
+
+def time_light_sparse(tok, texts: list[str], index, k: int, batch_size: int) -> dict:
+    st = Stages()
+    for b in batches(texts, batch_size):
+        ids = st.timed("tokenize_s", tok.sparse_query_ids, b)
+        qs = st.timed("encode_s", _counts, ids)
+        st.timed("search_s", index.search, qs, k)
+    return st.report(len(texts))
+
+
+def _fuse_batch(dense_res, sparse_res, k: int, w_dense: float, w_sparse: float):
+    from lr_core.fusion import fuse_linear
+
+    (ds, di), (ss, si) = dense_res, sparse_res
+    dense_run = {str(q): dict(zip(ids, map(float, sc))) for q, (sc, ids) in enumerate(zip(ds, di))}
+    sparse_run = {str(q): dict(zip(ids, map(float, sc))) for q, (sc, ids) in enumerate(zip(ss, si))}
+    return fuse_linear(dense_run, sparse_run, w_dense=w_dense, w_sparse=w_sparse, top_k=k)
+
+
+def time_light_hybrid(tok, cache, texts: list[str], dense_index, sparse_index, k: int, batch_size: int,
+                      w_dense: float = 0.7, w_sparse: float = 0.3) -> dict:
+    """Both light sides and the fusion, run again (not summed from the other pipelines)."""
+    st = Stages("fuse_s")
+
+    def both_ids(b):
+        return tok.light_query_ids(b), tok.sparse_query_ids(b)
+
+    def both_vectors(light, sparse):
+        return cache.encode(light), _counts(sparse)
+
+    for b in batches(texts, batch_size):
+        light, sparse = st.timed("tokenize_s", both_ids, b)
+        dv, sv = st.timed("encode_s", both_vectors, light, sparse)
+        start = time.perf_counter()
+        dres = dense_index.search(dv, k)
+        sres = sparse_index.search(sv, k)
+        fuse_start = time.perf_counter()
+        _fuse_batch(dres, sres, k, w_dense, w_sparse)
+        end = time.perf_counter()
+        st.t["search_s"] += end - start
+        st.t["fuse_s"] += end - fuse_start
+    return st.report(len(texts))
+
+
+# --------------------------------------------------------------------------- the benchmark
+
+
+def library_versions() -> dict:
+    out = {}
+    for name in ("torch", "transformers", "tokenizers", "numpy", "scipy", "faiss-cpu", "faiss-gpu-cu12"):
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def fp16_check(model, dataset: str, data_dir: str | None, out: Path, settings_kw: dict) -> dict:
+    """nDCG@10 of dense and hybrid with a float32 vs a float16 vocabulary cache (same model, corpus, queries)."""
+    from lr_core.evaluate import EvalSettings, evaluate
+
+    result = {}
+    for dtype in ("float32", "float16"):
+        settings = EvalSettings(representations=("dense", "hybrid"), cache_dtype=dtype, **settings_kw)
+        recs = evaluate(model, dataset, out / dtype, settings, data_dir=data_dir)
+        result[dtype] = {r["representation"]: r["ndcg@10"] for r in recs}
+    result["delta_ndcg@10"] = {rep: round(result["float16"][rep] - result["float32"][rep], 6)
+                               for rep in result["float32"]}
+    result["num_queries"] = recs[0]["num_queries"]
+    return result
+
+
+def run(args, argv) -> dict:
+    import faiss
+    import torch
+
+    from experiments.benchmarks.common import report_header
+    from lr_core.beir import load_beir, resolve_dataset_dir
+    from lr_core.benchmarks import benchmark_for_path
+    from lr_core.evaluate import EvalSettings, encoded_corpus_for, load_model_for_eval, vocab_cache_for
+    from lr_core.search import DenseIndex, SparseIndex
+
+    if bool(args.run_dir) == bool(args.backbone):
+        raise ConfigError("give a trained --run-dir, or --backbone NAME with --work-dir (not both)")
+    if args.backbone and not args.work_dir:
+        raise ConfigError("--backbone needs --work-dir (where its cache and corpus encoding are kept)")
+    if args.batch_size < 1 or args.top_k < 1:
+        raise ConfigError("--batch-size and --top-k must be >= 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        faiss.omp_set_num_threads(args.threads)
+    texts, query_source = load_queries(args.queries, args.query_file, args.query_datasets, args.query_data_dir)
+    model = load_model_for_eval(args.run_dir, backbone=args.backbone, checkpoint=args.checkpoint,
+                                work_dir=args.work_dir, max_doc_len=args.max_doc_len)
+    encoder = model.encoder
+    encoder.lm.to(args.device)
+    encoder.eval()
+    tok = encoder.tokenizer
+    bench = benchmark_for_path(resolve_dataset_dir(args.dataset, args.data_dir))
+    instruction = bench.instruction
+
+    start = time.perf_counter()
+    cache = vocab_cache_for(model, instruction, args.cache_dtype)
+    cache_s = time.perf_counter() - start
+    settings = EvalSettings(batch_size=args.doc_batch_size, sparse_top_k=args.sparse_top_k)
+    start = time.perf_counter()
+    if args.random_docs:
+        doc_ids, dense, sparse = random_corpus(args.random_docs, encoder.hidden_size, tok.vocab_size,
+                                               args.random_terms, max_gb=args.max_gb)
+        corpus_info = {"kind": "random", "distribution": "unit vectors (normalised Gaussian); sparse: "
+                       f"{args.random_terms} uniform random terms per document, weights U(0.1, 3)"}
+    else:
+        data = load_beir(args.dataset, bench.eval_split, data_dir=args.data_dir)
+        enc = encoded_corpus_for(model, data, settings, sparse=True)
+        doc_ids, dense, sparse = enc.doc_ids, enc.dense.astype(np.float32), enc.sparse
+        corpus_info = {"kind": "encoded", "dataset": data.name, "max_doc_len": tok.max_doc_len,
+                       "sparse_top_k": args.sparse_top_k}
+    corpus_s = time.perf_counter() - start
+    dense_index = DenseIndex(dense, doc_ids, use_gpu=False)
+    sparse_index = SparseIndex.from_csr(sparse, doc_ids)
+    corpus_info.update(M=len(doc_ids), dim=int(dense.shape[1]), vocab_size=int(sparse.shape[1]),
+                       sparse_terms_per_doc=round(sparse.nnz / max(1, sparse.shape[0]), 1),
+                       prepare_seconds=round(corpus_s, 3))
+    k, bs = args.top_k, args.batch_size
+
+    # warm-up (not timed): lazy Faiss/OpenMP start, the sparse index's posting lists, torch kernels
+    warm = texts[:min(len(texts), 8)]
+    time_light_hybrid(tok, cache, warm, dense_index, sparse_index, k, bs)
+    if not args.skip_full:
+        time_full(encoder, warm, instruction, dense_index, k, bs)
+
+    pipelines = {}
+    if not args.skip_full:
+        pipelines["full"] = time_full(encoder, texts, instruction, dense_index, k, bs)
+    pipelines["light_dense"] = time_light_dense(tok, cache, texts, dense_index, k, bs)
+    pipelines["light_sparse"] = time_light_sparse(tok, texts, sparse_index, k, bs)
+    pipelines["light_hybrid"] = time_light_hybrid(tok, cache, texts, dense_index, sparse_index, k, bs)
+
+    report = report_header("speed", argv)
+    report["machine"].update(torch_threads=torch.get_num_threads(), faiss_threads=faiss.omp_get_max_threads(),
+                             device=str(encoder.device))
+    report.update({
+        "libraries": library_versions(),
+        "model": {"variant": model.variant, "backbone": model.backbone, "checkpoint": model.checkpoint,
+                  "checkpoint_hash": model.checkpoint_hash, "hidden_size": encoder.hidden_size,
+                  "parameters": sum(p.numel() for p in encoder.lm.parameters())},
+        "N": len(texts), "M": len(doc_ids), "batch_size": bs, "top_k": k, "queries": query_source,
+        "corpus": corpus_info, "instruction": instruction,
+        "cache": {"dtype": args.cache_dtype, "megabytes": round(cache.vectors.nbytes / 2**20, 2),
+                  "load_or_build_seconds": round(cache_s, 3),
+                  "build_seconds_when_built": cache.metadata.build_seconds, "built": cache.metadata.created},
+        "faiss": {"index": "IndexFlatIP", "gpu": False},
+        "pipelines": pipelines,
+    })
+    if "full" in pipelines:
+        full, light, hybrid = pipelines["full"], pipelines["light_dense"], pipelines["light_hybrid"]
+        report["encode_speedup"] = round(full["encode_s"] / light["encode_s"], 2) if light["encode_s"] > 0 else None
+        report["qps_speedup"] = round(hybrid["qps"] / full["qps"], 2) if full["qps"] else None
+    else:
+        report["encode_speedup"] = report["qps_speedup"] = None
+    if args.fp16_check:
+        report["fp16_cache_check"] = fp16_check(model, args.dataset, args.data_dir, args.out / "fp16_check",
+                                                {"batch_size": args.doc_batch_size, "sparse_top_k": args.sparse_top_k})
+    return report
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lr bench speed", description=__doc__.splitlines()[0])
+    p.add_argument("--run-dir", help="trained run directory (the real numbers)")
+    p.add_argument("--backbone", help="an untrained backbone instead (tiny-llama for smoke tests)")
+    p.add_argument("--work-dir", help="cache/corpus directory (default: the run dir; required with --backbone)")
+    p.add_argument("--checkpoint", help="default: RUN_DIR/checkpoints/last.ckpt")
+    p.add_argument("--dataset", default="scifact", help="corpus to search and whose instruction to use")
+    p.add_argument("--data-dir", help="where --dataset lives (default: $LR_DATA_DIR)")
+    p.add_argument("--queries", type=int, default=2048, help="N, the number of queries timed (default 2048)")
+    p.add_argument("--query-datasets", type=lambda s: [x for x in s.split(",") if x], default=list(DEFAULT_QUERY_SETS),
+                   help="comma-separated data sets whose test queries are cycled to N (default scifact,cranfield)")
+    p.add_argument("--query-data-dir", help="where the query data sets live (default: $LR_DATA_DIR)")
+    p.add_argument("--query-file", help="queries from a file instead (one per line, or JSONL with 'text')")
+    p.add_argument("--random-docs", type=int, default=0, help="M random documents instead of the encoded corpus")
+    p.add_argument("--random-terms", type=int, default=128, help="terms per random sparse document")
+    p.add_argument("--max-gb", type=float, default=16.0, help="memory cap for --random-docs")
+    p.add_argument("--batch-size", type=int, default=256, help="queries per batch, every pipeline (default 256)")
+    p.add_argument("--top-k", type=int, default=100, help="documents retrieved per query (and fused, hybrid)")
+    p.add_argument("--doc-batch-size", type=int, default=16, help="corpus encoding batch size")
+    p.add_argument("--max-doc-len", type=int, default=None)
+    p.add_argument("--sparse-top-k", type=int, default=None, help="keep each document's k largest term weights")
+    p.add_argument("--cache-dtype", choices=("float32", "float16"), default="float32")
+    p.add_argument("--threads", type=int, default=None, help="torch and Faiss threads (default: library defaults)")
+    p.add_argument("--device", default="cpu", help="device of the full LLM (cpu or cuda)")
+    p.add_argument("--skip-full", action="store_true", help="time only the light pipelines")
+    p.add_argument("--fp16-check", action="store_true", help="also nDCG@10, float16 vs float32 cache, on --dataset")
+    p.add_argument("--out", type=Path, default=Path("reports/benchmarks/speed"), help="directory for speed.json")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``lr bench speed``: writes OUT/speed.json; 2 on a user error."""
+    from lr_core.errors import CacheMismatchError
+    from lr_core.io import atomic_write_json
+
+    args = _parser().parse_args(argv)
+    try:
+        report = run(args, argv)
+    except (ConfigError, DataError, CacheMismatchError, FileNotFoundError) as exc:
+        print(f"lr bench speed: error: {exc}", file=sys.stderr)
+        return 2
+    path = atomic_write_json(args.out / "speed.json", report)
+    print(f"N={report['N']} queries, M={report['M']} documents ({report['corpus']['kind']}), batch {report['batch_size']}")
+    for name, p in report["pipelines"].items():
+        print(f"  {name:<13} tokenize {p['tokenize_s']:8.3f} s  encode {p['encode_s']:8.3f} s  "
+              f"search {p['search_s']:8.3f} s  total {p['total_s']:8.3f} s  {p['qps']:>10} QPS")
+    print(f"encode speedup {report['encode_speedup']}x, QPS speedup (hybrid vs full) {report['qps_speedup']}x -> {path}")
+    if "fp16_cache_check" in report:
+        print(f"fp16 cache check: {report['fp16_cache_check']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
