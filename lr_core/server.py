@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -206,6 +207,39 @@ async def serve(app: web.Application, host: str, port: int) -> None:
         await stop.wait()
     finally:
         await runner.cleanup()
+
+
+def start_server_process(bundle: str | os.PathLike, host: str = "127.0.0.1", port: int = 0,
+                         extra_args: list[str] | None = None, timeout: float = 120.0):
+    """Start ``lr serve BUNDLE`` in a child process; returns ``(process, "http://HOST:PORT")`` once it listens.
+
+    The child's stderr goes to a temporary file, shown in the error if it exits before listening.
+    Stop it with ``process.terminate(); process.wait()``.
+    """
+    import select
+    import subprocess
+    import tempfile
+
+    err = tempfile.TemporaryFile()
+    cmd = [sys.executable, "-m", "lr_core.server", str(bundle), "--host", host, "--port", str(port), *(extra_args or [])]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+    deadline = time.monotonic() + timeout
+    line = ""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if ready:
+            line = proc.stdout.readline()
+            if line.startswith("listening on "):
+                return proc, line.split("listening on ", 1)[1].strip()
+        if proc.poll() is not None:
+            break
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    err.seek(0)
+    message = err.read().decode(errors="replace").strip()
+    raise RuntimeError(f"`lr serve {bundle}` did not start within {timeout:.0f} s (exit {proc.returncode}): "
+                       f"{message or line or 'no output'}")
 
 
 def build_parser() -> argparse.ArgumentParser:
