@@ -262,3 +262,44 @@ def load_beir(
         qrels=qrels,
         split=split,
     )
+
+
+def write_beir_subset(source: str | os.PathLike, out_dir: str | os.PathLike, splits: dict[str, int | None],
+                      n_random_docs: int, seed: int = 0, data_dir: str | Path | None = None) -> Path:
+    """A smaller BEIR directory for CPU-sized experiments: per split the first ``n`` judged
+    queries (sorted ids; ``None`` = all), every document they judge, plus ``n_random_docs``
+    other documents drawn with ``seed``. Derived data: keep it out of the repository
+    (e.g. under ``runs/``); metrics on it are not comparable with the full corpus.
+    """
+    import json
+    import random
+
+    src = resolve_dataset_dir(source, data_dir)
+    loaded = {split: load_beir(src, split) for split in splits}
+    corpus = next(iter(loaded.values())).corpus
+    chosen: dict[str, list[str]] = {}
+    docs: set[str] = set()
+    for split, n in splits.items():
+        qids = sorted(loaded[split].qrels)[: n if n is not None else None]
+        chosen[split] = qids
+        docs |= {d for q in qids for d in loaded[split].qrels[q] if d in corpus}
+    others = sorted(set(corpus) - docs)
+    docs |= set(random.Random(seed).sample(others, min(n_random_docs, len(others))))
+    out = Path(out_dir)
+    (out / "qrels").mkdir(parents=True, exist_ok=True)
+    with open(out / "corpus.jsonl", "w", encoding="utf-8") as fh:
+        for d in sorted(docs):
+            fh.write(json.dumps({"_id": d, "title": corpus[d].title, "text": corpus[d].text}, ensure_ascii=False) + "\n")
+    with open(out / "queries.jsonl", "w", encoding="utf-8") as fh:
+        seen = set()
+        for split, qids in chosen.items():
+            for q in qids:
+                if q not in seen:
+                    seen.add(q)
+                    fh.write(json.dumps({"_id": q, "text": loaded[split].queries[q]}, ensure_ascii=False) + "\n")
+    for split, qids in chosen.items():
+        with open(out / "qrels" / f"{split}.tsv", "w", encoding="utf-8") as fh:
+            fh.write("query-id\tcorpus-id\tscore\n")
+            for q in qids:
+                fh.writelines(f"{q}\t{d}\t{s}\n" for d, s in loaded[split].qrels[q].items() if d in docs)
+    return out
