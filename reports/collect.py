@@ -317,11 +317,11 @@ def collect_wandb(project: str, api=None, problems: list[str] | None = None) -> 
     """Rows for every run of ``ENTITY/PROJECT`` (needs network and a W&B API key)."""
     if project.count("/") != 1 or not all(project.split("/")):
         raise ConfigError(f"--wandb expects ENTITY/PROJECT, got {project!r}")
-    if api is None:
-        import wandb  # imported only when asked: reports work offline without it
-
-        api = wandb.Api()
     try:
+        if api is None:
+            import wandb  # imported only when asked: reports work offline without it
+
+            api = wandb.Api(timeout=30)
         runs = list(api.runs(project))
     except Exception as exc:  # network, auth, unknown project: one clear line for the CLI
         raise ConfigError(f"W&B: cannot list the runs of {project} ({type(exc).__name__}: {exc})") from exc

@@ -167,7 +167,12 @@ def pdf_page_count(pdf: Path) -> int:
     """Pages of a PDF written with uncompressed object streams (as ``report_tex`` asks pdflatex
     to): the number of ``/Type /Page`` objects. Figures embedded from PDF files become form
     XObjects, not pages, so they do not count."""
-    return len(_PAGE.findall(Path(pdf).read_bytes()))
+    data = Path(pdf).read_bytes()
+    pages = len(_PAGE.findall(data))
+    if pages == 0 and b"/ObjStm" in data:  # page objects hidden in compressed streams: cannot tell
+        raise ValueError(f"{pdf}: page objects are in compressed object streams; compile with "
+                         "\\pdfobjcompresslevel=0 to count pages")
+    return pages
 
 
 def pages_in_log(log: Path) -> int | None:

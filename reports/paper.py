@@ -83,12 +83,17 @@ def per_dataset() -> pd.DataFrame:
 
 
 def backbones() -> list[str]:
-    return sorted(b for b in per_dataset()["backbone"].unique() if b)
+    return list(_backbones())
+
+
+@cache
+def _backbones() -> tuple[str, ...]:
+    return tuple(sorted(b for b in per_dataset()["backbone"].unique() if b))
 
 
 def check_backbone(name: str) -> str:
-    if name not in backbones():
-        raise ConfigError(f"unknown paper backbone {name!r}; the paper has: {', '.join(backbones())}")
+    if name not in _backbones():
+        raise ConfigError(f"unknown paper backbone {name!r}; the paper has: {', '.join(_backbones())}")
     return name
 
 
@@ -104,11 +109,22 @@ def dataset_name(ours: str) -> tuple[str, str] | None:
     """
     base = ours.rstrip("/").rsplit("/", 1)[-1]  # `lr evaluate --dataset` also takes paths
     wanted = DATASET_ALIASES.get(_norm(base), base)
-    table = per_dataset()
-    for bench, name in table[["benchmark", "dataset"]].drop_duplicates().itertuples(index=False):
-        if _norm(name) == _norm(wanted) and "Avg" not in name:
-            return bench, name
-    return None
+    return _datasets().get(_norm(wanted))
+
+
+@cache
+def _datasets() -> dict[str, tuple[str, str]]:
+    """Normalised paper data set name -> (benchmark, name); averages are not data sets."""
+    pairs = per_dataset()[["benchmark", "dataset"]].drop_duplicates().itertuples(index=False)
+    return {_norm(name): (bench, name) for bench, name in pairs if "Avg" not in name}
+
+
+@cache
+def _per_dataset_index() -> dict[tuple[str, str, str], float]:
+    """(backbone, method, data set) -> nDCG@10; tables ask for hundreds of cells."""
+    t = per_dataset()
+    return {(b, m, d): float(v) for b, m, d, v in t[["backbone", "method", "dataset", "ndcg_at_10"]].itertuples(
+        index=False)}
 
 
 def lookup_per_dataset(paper_backbone: str, method: str, dataset: str) -> float | None:
@@ -116,10 +132,9 @@ def lookup_per_dataset(paper_backbone: str, method: str, dataset: str) -> float 
     found = dataset_name(dataset)
     if found is None:
         return None
-    t = per_dataset()
-    backbone = "" if method in set(t.loc[t["backbone"] == "", "method"]) else paper_backbone
-    hit = t[(t["backbone"] == backbone) & (t["method"] == method) & (t["dataset"] == found[1])]
-    return float(hit["ndcg_at_10"].iloc[0]) if len(hit) else None
+    index = _per_dataset_index()
+    baseline = ("", method, found[1])
+    return index[baseline] if baseline in index else index.get((paper_backbone, method, found[1]))
 
 
 def benchmark_of(dataset: str) -> str | None:
@@ -127,6 +142,7 @@ def benchmark_of(dataset: str) -> str | None:
     return found[0] if found else None
 
 
+@cache  # a few rows, asked for once per cell
 def lookup_ablation(paper_backbone: str, setting: str, representation: str, benchmark: str) -> float | None:
     """The paper's benchmark-average nDCG@10 for an A1-A3 setting (Table 4), or None."""
     t = table4_ablations()
@@ -135,6 +151,7 @@ def lookup_ablation(paper_backbone: str, setting: str, representation: str, benc
     return float(hit[col].iloc[0]) if len(hit) else None
 
 
+@cache  # a few rows, asked for once per cell
 def lookup_kl(paper_backbone: str, column: str, representation: str, benchmark: str) -> float | None:
     """The paper's benchmark-average nDCG@10 with / without KL (Table 5), or None."""
     t = table5_kl()

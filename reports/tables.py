@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -33,6 +34,7 @@ DELTA = "\N{GREEK CAPITAL LETTER DELTA}"
 MISSING = "-"
 QUALITY = (("ndcg@10", "nDCG@10"), ("recall@20", "R@20"), ("recall@50", "R@50"), ("recall@100", "R@100"))
 BASELINE_SETTINGS = ("bm25", "untrained")
+KEY_ORDER = ("dataset", "backbone", "setting", "representation")  # how a cell's key reads in a footnote
 
 
 # ---------------------------------------------------------------- the table model
@@ -136,47 +138,46 @@ class Table:
 
 class _Lookup:
     """Cells from the ledger at default settings; several results in one cell are averaged and
-    flagged (a dagger here, their paths and values in a footnote)."""
+    flagged (a dagger here, their paths and values in a footnote). Rows are plain dicts: tables
+    ask for hundreds of cells, and filtering a DataFrame for each would be slow."""
 
     def __init__(self, results: Results):
         df = results.records
         if not df.empty:
             df = df[df["mrl_dim"].isna() & df["sparse_top_k"].isna()]
-        self.df = df
+        self.rows = [{k: (None if _missing(v) else v) for k, v in rec.items()} for rec in df.to_dict("records")]
         self.notes: list[str] = []
         self._noted: set = set()
 
-    def select(self, **key) -> pd.DataFrame:
-        df = self.df
-        if df.empty:
-            return df
-        for k, v in key.items():
-            df = df[df[k] == v]
-        return df
+    def select(self, **key) -> list[dict]:
+        return [r for r in self.rows if all(r[k] == v for k, v in key.items())]
 
     def cell(self, metric: str = "ndcg@10", **key) -> Cell:
-        sel = self.select(**key)
-        vals = sel[metric].dropna() if not sel.empty else sel
-        if len(vals) == 0:
+        sel = sorted(self.select(**key), key=lambda r: r["source"])
+        vals = [r[metric] for r in sel if r[metric] is not None]
+        if not vals:
             return Cell(None)
-        cell = Cell(100.0 * float(vals.mean()))
+        cell = Cell(100.0 * sum(vals) / len(vals))
         if len(sel) > 1:
             cell.marks = DAGGER
             ident = tuple(sorted(key.items()))
             if ident not in self._noted:
                 self._noted.add(ident)
-                what = " / ".join(str(v) for _, v in sorted(key.items()))
-                each = ", ".join(f"{100 * r['ndcg@10']:.1f} ({r['source']})" for _, r in sel.iterrows())
+                what = " / ".join(str(key[k]) for k in KEY_ORDER if k in key)
+                each = ", ".join(f"{100 * r['ndcg@10']:.1f} ({r['source']})" for r in sel)
                 self.notes.append(f"{DAGGER} {len(sel)} results with the same key ({what}); the cell shows "
                                   f"their mean. nDCG@10 of each: {each}.")
         return cell
 
     def has(self, **key) -> bool:
-        return not self.select(**key).empty
+        return bool(self.select(**key))
 
     def values(self, column: str, **key) -> list:
-        sel = self.select(**key)
-        return sorted(sel[column].dropna().unique()) if not sel.empty else []
+        return sorted({r[column] for r in self.select(**key) if r[column] is not None})
+
+
+def _missing(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
 def _skipped_notes(results: Results) -> list[str]:
