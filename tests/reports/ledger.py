@@ -1,0 +1,71 @@
+"""A small ledger of run directories, written the way `lr evaluate` writes them (test helpers).
+
+Values are chosen so that the expected table text can be worked out by hand: every metric is a
+fraction with three decimals, so x 100 with one decimal is exact.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+SMOL = "smollm2-135m-instruct"
+RECALL = {"recall@20": 0.5, "recall@50": 0.6, "recall@100": 0.7}
+
+
+def write_metrics(root: Path, dataset: str, variant: str, backbone: str, rep: str, ndcg: float, *,
+                  run: str = "run", mrl_dim=None, sparse_top_k=None, recall=None, **extra) -> Path:
+    """One metrics.json in the ledger schema (lr_core.evaluate.metrics_record) under root/run/eval/..."""
+    rec = {"dataset": dataset, "split": "test", "variant": variant, "backbone": backbone, "representation": rep,
+           "ndcg@10": ndcg, **(recall or RECALL), "mrr@10": ndcg, "num_queries": 300,
+           "timings": {"search_s": 0.5}, "config_hash": "abc", "checkpoint": None, "checkpoint_hash": "-",
+           "git_commit": "0" * 40, "date": "2026-11-22T00:00:00+00:00", "instruction": "x",
+           "settings": {"mrl_dim": mrl_dim, "sparse_top_k": sparse_top_k, "sparse_query_mode": "counts",
+                        "fusion": "linear"}}
+    rec.update(extra)
+    tag = f"-mrl{mrl_dim}" if mrl_dim else (f"-top{sparse_top_k}" if sparse_top_k else "")
+    path = root / run / "eval" / dataset / f"{rep}{tag}" / "metrics.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rec, indent=2))
+    return path
+
+
+def write_speed(root: Path, name: str, **fields) -> Path:
+    path = root / name / "speed.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(fields, indent=2))
+    return path
+
+
+def build_ledger(root: Path) -> Path:
+    """Two data sets, BM25, the untrained backbone, the symmetric baseline, LightRetriever with
+    every representation, A1 (as a LightRetriever light_both result), A2, A3, KL, MRL prefixes,
+    sparse top-k, and two speed files."""
+    w = write_metrics
+    w(root, "scifact", "bm25", "bm25", "bm25", 0.665, run="bm25", recall={"recall@20": 0.843, "recall@50": 0.886,
+                                                                         "recall@100": 0.908})
+    w(root, "nfcorpus", "bm25", "bm25", "bm25", 0.325, run="bm25")
+    w(root, "scifact", "untrained", SMOL, "dense", 0.081, run="untrained")
+    w(root, "scifact", "symmetric", SMOL, "symmetric", 0.612, run="sym", recall={"recall@20": 0.801,
+                                                                                   "recall@50": 0.862,
+                                                                                   "recall@100": 0.901})
+    w(root, "nfcorpus", "symmetric", SMOL, "symmetric", 0.301, run="sym")
+    for rep, s, n in (("dense", 0.552, 0.281), ("sparse", 0.571, 0.29), ("hybrid", 0.603, 0.305),
+                      ("symmetric", 0.598, 0.299), ("light_both", 0.301, None)):
+        kw = {"recall": {"recall@20": 0.79, "recall@50": 0.85, "recall@100": 0.89}} if rep == "hybrid" else {}
+        w(root, "scifact", "lightretriever", SMOL, rep, s, run="lr", **kw)
+        if n is not None:
+            w(root, "nfcorpus", "lightretriever", SMOL, rep, n, run="lr")
+    w(root, "scifact", "a2_embedding_query", SMOL, "dense", 0.402, run="a2")
+    w(root, "scifact", "a3_one_layer_query", SMOL, "hybrid", 0.55, run="a3")
+    for rep, s in (("dense", 0.561), ("sparse", 0.569), ("hybrid", 0.611)):
+        w(root, "scifact", "kl", SMOL, rep, s, run="kl")
+    for dim, s in ((64, 0.45), (128, 0.5), (256, 0.53)):
+        w(root, "scifact", "mrl", SMOL, "dense", s, run="mrl", mrl_dim=dim)
+    for k, s in ((16, 0.4), (64, 0.52)):
+        w(root, "scifact", "lightretriever", SMOL, "sparse", s, run="lr", sparse_top_k=k)
+    write_speed(root, "speed-light", model="LightRetriever-SmolLM2", variant="lightretriever", backbone=SMOL,
+                dataset="scifact", representation="hybrid", num_queries=300, tokenize_s=0.05, encode_s=0.01,
+                search_s=0.3, total_s=0.36, device="cpu")
+    write_speed(root, "speed-full", model="Full-SmolLM2", variant="symmetric", num_queries=300, tokenize_s=0.06,
+                encode_s=2.5, search_s=0.3, total_s=2.86, qps=104.9, **{"ndcg@10": 0.612})
+    return root
