@@ -273,3 +273,17 @@ def test_cranfield_graded_scores_kept(data_dir):
     scores = {s for v in ds.qrels.values() for s in v.values()}
     assert scores == {0, 1, 2, 3, 4}
     assert ds.qrels["1"]["184"] == 3
+
+
+def test_write_beir_subset_keeps_judged_docs_and_splits(shared_data, tmp_path):
+    from lr_core.beir import load_beir, write_beir_subset
+
+    out = write_beir_subset(shared_data / "scifact", tmp_path / "scifact", {"test": 10, "train": 5}, 30, seed=1)
+    full = load_beir(shared_data / "scifact", "test")
+    test, train = load_beir(out, "test"), load_beir(out, "train")
+    assert sorted(test.qrels) == sorted(full.qrels)[:10] and len(train.queries) == 5
+    judged = {d for q in test.qrels for d in test.qrels[q]} | {d for q in train.qrels for d in train.qrels[q]}
+    assert judged <= set(test.corpus) and len(test.corpus) == len(judged) + 30
+    assert all(test.qrels[q] == full.qrels[q] for q in test.qrels)  # nothing judged was lost
+    again = write_beir_subset(shared_data / "scifact", tmp_path / "again", {"test": 10, "train": 5}, 30, seed=1)
+    assert (again / "corpus.jsonl").read_bytes() == (out / "corpus.jsonl").read_bytes()
