@@ -279,17 +279,23 @@ def load_bundle(bundle_dir: str | os.PathLike, verify: bool = True, use_gpu: boo
 # --------------------------------------------------------------------------- export
 
 
+def check_out_dir(out: str | os.PathLike, force: bool) -> None:
+    """A bundle may be written to ``out``: it does not exist, or ``force`` and it is a bundle (or empty)."""
+    out = Path(out)
+    if out.exists():
+        if not force:
+            raise ConfigError(f"{out} already exists; pass --force to replace it")
+        if not (out / MANIFEST).is_file() and not (out.is_dir() and not any(out.iterdir())):
+            raise ConfigError(f"{out} exists and is not a serving bundle; refusing to replace it")
+
+
 @contextmanager
 def _atomic_dir(out: Path, force: bool) -> Iterator[Path]:
     """A temporary directory beside ``out`` that replaces it on success (and is removed on failure).
 
     ``force`` replaces an existing bundle (or an empty directory), never any other directory.
     """
-    if out.exists():
-        if not force:
-            raise ConfigError(f"{out} already exists; pass --force to replace it")
-        if not (out / MANIFEST).is_file() and not (out.is_dir() and not any(out.iterdir())):
-            raise ConfigError(f"{out} exists and is not a serving bundle; refusing to replace it")
+    check_out_dir(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
@@ -432,8 +438,7 @@ def export_bundle(model, dataset: str, out: str | os.PathLike, data_dir: str | o
                           sparse_query_mode=settings.sparse_query_mode, sparse_top_k=settings.sparse_top_k,
                           mrl_dim=settings.mrl_dim)
     bset.check()  # before any expensive work
-    if out is not None and Path(out).exists() and not force:
-        raise ConfigError(f"{out} already exists; pass --force to replace it")
+    check_out_dir(out, force)
     reps = set(model.representations)
     if "dense" not in reps:
         raise ConfigError(f"variant {model.variant!r} has no light dense representation (it evaluates "
@@ -502,6 +507,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError("give a trained RUN_DIR, or --backbone NAME with --work-dir (not both)")
         if args.backbone and not args.work_dir:
             raise ConfigError("--backbone needs --work-dir (where its cache and corpus encoding are kept)")
+        check_out_dir(args.out, args.force)  # before loading a model
         model = load_model_for_eval(args.run_dir, backbone=args.backbone, checkpoint=args.checkpoint,
                                     work_dir=args.work_dir, max_doc_len=args.max_doc_len)
         settings = EvalSettings(split=args.split, fusion=args.fusion, w_dense=args.w_dense, w_sparse=args.w_sparse,
