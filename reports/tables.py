@@ -10,8 +10,9 @@
 Conventions (as in the paper): quality is nDCG@10 (and recall) x 100 with one decimal; the best
 value of each column is bold (ties all bold); differences ("Gap", "Delta", "Diff") are signed and
 never bold, and comparison tables (paper vs ours) bold nothing. A missing value is "-". A cell
-made of several results with the same key shows their mean, marked with a dagger that a footnote
-explains (with each result's path and value). Files skipped while collecting are repeated in a
+made of several results (seeds of one experiment, or the same key evaluated twice, e.g. on two
+splits) shows their mean, marked with a dagger that a footnote explains (each result's path and
+value). Files skipped while collecting are repeated in a
 footnote of every table, so a table can never look complete when it is not.
 
 Only results at the default evaluation settings (no MRL prefix, no sparse top-k) enter Tables
@@ -165,7 +166,7 @@ class _Lookup:
                 self._noted.add(ident)
                 what = " / ".join(str(key[k]) for k in KEY_ORDER if k in key)
                 each = ", ".join(f"{100 * r['ndcg@10']:.1f} ({r['source']})" for r in sel)
-                self.notes.append(f"{DAGGER} {len(sel)} results with the same key ({what}); the cell shows "
+                self.notes.append(f"{DAGGER} {len(sel)} results for one cell ({what}); the cell shows "
                                   f"their mean. nDCG@10 of each: {each}.")
         return cell
 

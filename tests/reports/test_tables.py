@@ -12,7 +12,7 @@ from lr_core.errors import ConfigError
 from reports import tables
 from reports.collect import SkippedResultWarning, collect
 from reports.latex import escape
-from tests.reports.ledger import SMOL, write_metrics
+from tests.reports.ledger import SMOL, write_metrics, write_speed
 
 TABLE2_MD = """\
 **Table 2 layout: full symmetric vs LightRetriever (hybrid retrieval) per backbone, with baselines; nDCG@10 and recall x 100.**
@@ -179,7 +179,7 @@ def test_duplicates_and_skipped_files_are_footnoted_everywhere(ledger):
     t2 = tables.table2_main(r).to_markdown()
     # both results kept: the cell is their mean (60.3 and 62.3 -> 61.3), marked, and the note names both
     assert "| smollm2-135m-instruct | LightRetriever | 30.5 | **50.0** | **60.0** | **70.0** | 61.3\u2020 |" in t2
-    assert (f"\u2020 2 results with the same key (scifact / smollm2-135m-instruct / lightretriever / hybrid); the "
+    assert (f"\u2020 2 results for one cell (scifact / smollm2-135m-instruct / lightretriever / hybrid); the "
             f"cell shows their mean. nDCG@10 of each: 62.3 ({dup}), 60.3 ({first}).") in t2  # sorted by path
     all_tables = tables.all_tables(r)
     assert len(all_tables) == 10
@@ -188,6 +188,15 @@ def test_duplicates_and_skipped_files_are_footnoted_everywhere(ledger):
         assert note in t.to_markdown(), t.name
         assert escape(note, breakable=True) in t.to_latex(), t.name
     assert "61.3\\textsuperscript{\\dag}" in tables.table2_main(r).to_latex()
+
+
+def test_speed_model_timed_twice_is_kept_and_flagged(tmp_path):
+    a = write_speed(tmp_path, "a", model="m", num_queries=100, tokenize_s=0.1, encode_s=0.1, search_s=0.3, total_s=0.5)
+    b = write_speed(tmp_path, "b", model="m", num_queries=100, tokenize_s=0.1, encode_s=0.2, search_s=0.3, total_s=1.0)
+    t = tables.table1_speed(collect([tmp_path]))
+    assert t.to_csv().splitlines()[1:] == ["m,-,100,0.1000,0.1000,0.3000,0.5000,200\u2020",
+                                           "m,-,100,0.1000,0.2000,0.3000,1.0000,100\u2020"]
+    assert t.notes == [f"\u2020 m was timed more than once; every timing is shown: {a}, {b}."]
 
 
 def test_bold_compares_printed_values():
