@@ -100,7 +100,7 @@ def report_tex(title: str, summary: list[str], tables: list[str], figures: list[
     (``\\input`` paths relative to the report) and each figure (PDF path, caption) on its own page."""
     lines = [r"\documentclass[11pt]{article}",
              r"\usepackage[margin=2cm]{geometry}",
-             r"\usepackage{booktabs}", r"\usepackage{graphicx}",
+             r"\usepackage{booktabs}", r"\usepackage{graphicx}", r"\setlength{\parindent}{0pt}",
              # objects outside compressed object streams: pages can be counted in the PDF itself
              r"\ifdefined\pdfobjcompresslevel\pdfobjcompresslevel=0\fi",
              r"\begin{document}", rf"\section*{{{escape(title)}}}"]
