@@ -3,7 +3,7 @@
     from reports.collect import collect
     results = collect(["runs/demo", "runs/ablations-scifact-cpu"])
     results.records      # one row per metrics.json (see RECORD_COLUMNS)
-    results.speed        # one row per speed.json (see SPEED_COLUMNS)
+    results.speed        # one row per timed model / pipeline (see SPEED_COLUMNS)
     results.warnings     # "PATH: why it was skipped", one per unreadable file
 
 Quality results are the ``metrics.json`` files that ``lr evaluate`` / ``lr bm25`` write
@@ -12,8 +12,17 @@ run directory (``RUN/eval/<dataset>/<rep>/metrics.json``) and an evaluation outp
 (``OUT/<dataset>/<rep>/metrics.json``) are both fine. Metrics stay fractions 0-1 here; tables
 multiply by 100.
 
-Speed results are ``speed.json`` files (found the same way). The suite does not write them
-yet; this is their schema, one JSON object per file (one model, one query set):
+Speed results are ``speed.json`` files (found the same way), in either of two shapes.
+
+1. What ``lr bench speed`` writes (experiments/benchmarks/speed.py): one file, several
+   pipelines. Each pipeline becomes one row named "<backbone> <pipeline>": ``full`` (the whole
+   LLM on the query: representation ``symmetric``), ``light_dense``, ``light_sparse`` and
+   ``light_hybrid`` (``dense``, ``sparse``, ``hybrid``), with ``model.variant``,
+   ``model.backbone``, ``N`` queries, the encoded corpus's data set (none for random documents),
+   ``machine.device`` / ``torch_threads``, and nDCG@10 from ``fp16_cache_check.float32`` when
+   it was run.
+
+2. A flat file for one model and one query set, for timings made any other way:
 
     {
       "model": "LightRetriever-SmolLM2",   # display name (required)
@@ -143,8 +152,47 @@ def record_row(rec: object, source: str) -> dict:
     return row
 
 
+# `lr bench speed` pipeline -> the representation it serves. "full" runs the whole LLM on the
+# query, i.e. the model used symmetrically.
+BENCH_PIPELINES = {"full": "symmetric", "light_dense": "dense", "light_sparse": "sparse", "light_hybrid": "hybrid"}
+
+
+def speed_rows(rec: object, source: str) -> list[dict]:
+    """The rows of one speed.json, in either shape (module docstring)."""
+    if isinstance(rec, dict) and "pipelines" in rec:
+        return bench_speed_rows(rec, source)
+    return [speed_row(rec, source)]
+
+
+def bench_speed_rows(rec: dict, source: str) -> list[dict]:
+    """One row per pipeline of an ``lr bench speed`` report."""
+    pipelines, model = rec.get("pipelines"), rec.get("model")
+    if not isinstance(pipelines, dict) or not pipelines:
+        raise DataError(f"{source}: field 'pipelines' is not a non-empty object")
+    if not isinstance(model, dict) or not isinstance(model.get("backbone"), str):
+        raise DataError(f"{source}: field 'model.backbone' is missing or not a string")
+    corpus = rec.get("corpus") if isinstance(rec.get("corpus"), dict) else {}
+    dataset = corpus.get("dataset") if corpus.get("kind") == "encoded" else None
+    machine = rec.get("machine") if isinstance(rec.get("machine"), dict) else {}
+    device = machine.get("device")
+    if device and machine.get("torch_threads"):
+        device = f"{device}, {machine['torch_threads']} threads"
+    check = rec.get("fp16_cache_check")
+    quality = check.get("float32", {}) if isinstance(check, dict) and dataset else {}
+    rows = []
+    for name, timings in pipelines.items():
+        if name not in BENCH_PIPELINES or not isinstance(timings, dict):
+            raise DataError(f"{source}: unknown pipeline {name!r} (known: {', '.join(BENCH_PIPELINES)})")
+        rep = BENCH_PIPELINES[name]
+        flat = {"model": f"{model['backbone']} {name}", "num_queries": rec.get("N"), "variant": model.get("variant"),
+                "backbone": model["backbone"], "dataset": dataset, "representation": rep, "device": device,
+                "ndcg@10": quality.get(rep), **{k: timings.get(k) for k in (*SPEED_REQUIRED, "qps")}}
+        rows.append(speed_row(flat, f"{source} ({name})"))
+    return rows
+
+
 def speed_row(rec: object, source: str) -> dict:
-    """One speed.json (schema in the module docstring) as a DataFrame row."""
+    """One flat speed record (shape 2 in the module docstring) as a DataFrame row."""
     if not isinstance(rec, dict):
         raise DataError(f"{source}: expected a JSON object, found {type(rec).__name__}")
     if not isinstance(rec.get("model"), str) or not rec["model"]:
@@ -203,12 +251,15 @@ def _skip(exc: DataError, problems: list[str]) -> None:
 
 
 def _load(files: list[Path], parse, problems: list[str]) -> list[dict]:
+    """Rows of every file; a file with any bad part is skipped whole (half a file would mislead)."""
     rows = []
     for path in files:
         try:
-            rows.append(parse(_read_json(path), str(path)))
+            out = parse(_read_json(path), str(path))
         except DataError as exc:
             _skip(exc, problems)
+            continue
+        rows.extend(out if isinstance(out, list) else [out])
     return rows
 
 
@@ -241,7 +292,7 @@ def collect(paths: Iterable[str | Path], wandb_project: str | None = None, wandb
     paths = list(paths)
     problems: list[str] = []
     rows = _load(_files(paths, "metrics.json"), record_row, problems)
-    speed = _load(_files(paths, "speed.json"), speed_row, problems)
+    speed = _load(_files(paths, "speed.json"), speed_rows, problems)
     if wandb_project:
         rows += collect_wandb(wandb_project, api=wandb_api, problems=problems)
     return Results(records_frame(rows), speed_frame(speed), problems)

@@ -45,8 +45,8 @@ ABLATION_SETTINGS = {
 }
 # Our setting -> the paper's Table 5 column (with / without the KL alignment loss).
 KL_SETTINGS = {"kl": "with_kl", "lightretriever": "without_kl"}
-# Our setting -> prefix of the paper's Table 1 model names; paper backbone -> their suffix.
-SPEED_PREFIX = {"symmetric": "Full", "lightretriever": "LightRetriever"}
+# The paper's Table 1 names its models "<Full|LightRetriever>-<backbone>"; paper backbone -> suffix.
+# Which of our speed rows is which is speed_kind's rule.
 SPEED_BACKBONE = {"Llama3.1-8b": "Llama8b", "Llama3.2-1b": "Llama1b", "Qwen2.5-7b": "Qwen7b",
                   "Qwen2.5-1.5b": "Qwen1.5b"}
 # Our (BEIR download) data set names that do not reduce to the paper's by dropping case and
@@ -160,10 +160,25 @@ def lookup_kl(paper_backbone: str, column: str, representation: str, benchmark: 
     return float(hit[col].iloc[0]) if len(hit) else None
 
 
-def lookup_speed(paper_backbone: str, setting: str) -> pd.Series | None:
-    """The paper's Table 1 row for our ``setting`` on ``paper_backbone``, or None."""
-    if setting not in SPEED_PREFIX or paper_backbone not in SPEED_BACKBONE:
+def speed_kind(variant: str | None, representation: str | None) -> str | None:
+    """"Full" or "LightRetriever" (the paper's Table 1 model kinds) for one of our speed rows, or None.
+
+    Speed depends on the pipeline, not on the weights: the whole LLM on the query (the symmetric
+    variant, or any model's ``symmetric`` representation) is "Full"; the light hybrid pipeline
+    (the paper's Table 1 times LightRetriever's hybrid retrieval) is "LightRetriever", as is a
+    ``lightretriever`` row that names no representation."""
+    if variant == "symmetric" or representation == "symmetric":
+        return "Full"
+    if representation == "hybrid" or (variant == "lightretriever" and representation is None):
+        return "LightRetriever"
+    return None
+
+
+def lookup_speed(paper_backbone: str, variant: str | None, representation: str | None = None) -> pd.Series | None:
+    """The paper's Table 1 row matching one of our speed rows on ``paper_backbone``, or None."""
+    kind = speed_kind(variant, representation)
+    if kind is None or paper_backbone not in SPEED_BACKBONE:
         return None
     t = table1_speed()
-    hit = t[t["model"] == f"{SPEED_PREFIX[setting]}-{SPEED_BACKBONE[paper_backbone]}"]
+    hit = t[t["model"] == f"{kind}-{SPEED_BACKBONE[paper_backbone]}"]
     return hit.iloc[0] if len(hit) else None

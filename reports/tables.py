@@ -546,15 +546,16 @@ def _pvo_speed(results: Results, pb: str) -> Table | None:
                           "Ours QPS")
     unmatched = []
     for _, r in results.speed.iterrows():
-        row = paper.lookup_speed(pb, r["variant"]) if isinstance(r["variant"], str) else None
+        text = {k: r[k] if isinstance(r[k], str) else None for k in ("variant", "representation")}
+        row = paper.lookup_speed(pb, text["variant"], text["representation"])
         if row is None:
             unmatched.append(r["model"])
         p = float(row["qps"]) if row is not None else None
         t.rows.append(Row([r["model"], row["model"] if row is not None else MISSING],
                           _comparison_cells(p, Cell(float(r["qps"])), "qps")))
     if unmatched:
-        t.notes.append("No paper counterpart (speed.json without a variant the paper timed on this backbone): "
-                       + ", ".join(unmatched) + ".")
+        t.notes.append("No paper counterpart (the paper's Table 1 times full and hybrid LightRetriever pipelines, "
+                       "for some backbones only): " + ", ".join(unmatched) + ".")
     return _finish(t, None, results)
 
 

@@ -69,3 +69,29 @@ def build_ledger(root: Path) -> Path:
     write_speed(root, "speed-full", model="Full-SmolLM2", variant="symmetric", num_queries=300, tokenize_s=0.06,
                 encode_s=2.5, search_s=0.3, total_s=2.86, qps=104.9, **{"ndcg@10": 0.612})
     return root
+
+
+def write_bench_speed(root: Path, name: str = "bench", fp16_check: bool = True, **changes) -> Path:
+    """A speed.json shaped like the one `lr bench speed` writes (experiments/benchmarks/speed.py),
+    trimmed to what reports read plus a few of the other fields it holds."""
+    def timing(tok, enc, search):
+        total = tok + enc + search
+        return {"tokenize_s": tok, "encode_s": enc, "search_s": search, "total_s": total, "qps": round(64 / total, 2),
+                "encode_us_per_query": 1e6 * enc / 64}
+
+    rec = {"benchmark": "speed", "date": "2026-11-22T01:00:00+00:00", "command": "lr bench speed ...",
+           "machine": {"cpu_count": 2, "torch_threads": 2, "faiss_threads": 2, "device": "cpu"},
+           "model": {"variant": "lightretriever", "backbone": SMOL, "checkpoint": "x.ckpt", "hidden_size": 576},
+           "N": 64, "M": 5183, "batch_size": 16, "top_k": 100,
+           "corpus": {"kind": "encoded", "dataset": "scifact", "M": 5183},
+           "pipelines": {"full": timing(0.02, 3.18, 0.01), "light_dense": timing(0.01, 0.002, 0.008),
+                         "light_sparse": timing(0.01, 0.001, 0.05), "light_hybrid": timing(0.02, 0.003, 0.057)},
+           "encode_speedup": 1590.0, "qps_speedup": 40.2}
+    if fp16_check:
+        rec["fp16_cache_check"] = {"float32": {"dense": 0.552, "hybrid": 0.603},
+                                   "float16": {"dense": 0.551, "hybrid": 0.603}, "num_queries": 300}
+    rec.update(changes)
+    path = root / name / "speed.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rec, indent=2))
+    return path

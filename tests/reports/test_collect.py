@@ -9,7 +9,7 @@ import pytest
 
 from lr_core.errors import ConfigError
 from reports.collect import SkippedResultWarning, collect, wandb_records
-from tests.reports.ledger import SMOL, write_metrics, write_speed
+from tests.reports.ledger import SMOL, write_bench_speed, write_metrics, write_speed
 
 
 def test_ledger_rows_settings_and_a1(ledger):
@@ -84,6 +84,34 @@ def test_speed_files_qps_default_and_bad_speed(tmp_path):
         r = collect([tmp_path])
     assert list(r.speed["model"]) == ["m"] and r.speed["qps"].iloc[0] == pytest.approx(600.0)
     assert r.warnings == [f"skipped {bad}: field 'total_s' is missing"]
+
+
+def test_lr_bench_speed_report_gives_one_row_per_pipeline(tmp_path):
+    path = write_bench_speed(tmp_path)
+    sp = collect([tmp_path]).speed.set_index("model")
+    assert list(sp.index) == [f"{SMOL} full", f"{SMOL} light_dense", f"{SMOL} light_sparse", f"{SMOL} light_hybrid"]
+    assert list(sp["representation"]) == ["symmetric", "dense", "sparse", "hybrid"]
+    assert (sp["num_queries"] == 64).all() and (sp["device"] == "cpu, 2 threads").all()
+    assert (sp["dataset"] == "scifact").all() and (sp["variant"] == "lightretriever").all()
+    hybrid = sp.loc[f"{SMOL} light_hybrid"]
+    assert hybrid["total_s"] == pytest.approx(0.08) and hybrid["qps"] == 800.0
+    assert hybrid["source"] == f"{path} (light_hybrid)"
+    # nDCG@10 from the benchmark's own float32 check, for the representations it measured
+    assert sp["ndcg@10"].tolist()[1] == 0.552 and hybrid["ndcg@10"] == 0.603
+    assert sp["ndcg@10"].isna().tolist() == [True, False, True, False]
+
+
+def test_bad_lr_bench_speed_report_is_skipped_whole(tmp_path):
+    bad = write_bench_speed(tmp_path, "bad", pipelines={"full": {"tokenize_s": 1, "encode_s": 1, "search_s": 1,
+                                                                 "total_s": 3}, "light_magic": {}})
+    random_docs = write_bench_speed(tmp_path, "random", corpus={"kind": "random", "M": 1000})
+    with pytest.warns(SkippedResultWarning, match="unknown pipeline 'light_magic'"):
+        r = collect([tmp_path])
+    assert r.warnings == [(f"skipped {bad}: unknown pipeline 'light_magic' (known: full, light_dense, light_sparse, "
+                           "light_hybrid)")]
+    # random documents: timings only; no data set, so no quality number is attached
+    assert set(r.speed["source"].str.split(" ").str[0]) == {str(random_docs)}
+    assert r.speed["dataset"].isna().all() and r.speed["ndcg@10"].isna().all()
 
 
 class FakeApi:

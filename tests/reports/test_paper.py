@@ -56,6 +56,15 @@ def test_lookups_return_the_printed_numbers():
     assert paper.lookup_speed("Llama3.2-1b", "lightretriever") is None  # Table 1 has no LightRetriever-Llama1b
 
 
+@pytest.mark.parametrize("variant, representation, kind", [
+    ("symmetric", None, "Full"), ("lightretriever", "symmetric", "Full"), ("untrained", "symmetric", "Full"),
+    ("lightretriever", "hybrid", "LightRetriever"), ("lightretriever", None, "LightRetriever"),
+    ("lightretriever", "dense", None), ("untrained", "sparse", None), (None, None, None),
+])
+def test_speed_kind(variant, representation, kind):
+    assert paper.speed_kind(variant, representation) == kind
+
+
 def test_every_mapped_name_exists_in_the_paper():
     methods = set(paper.per_dataset()["method"])
     assert set(paper.PER_DATASET_METHODS.values()) <= methods

@@ -12,7 +12,7 @@ from lr_core.errors import ConfigError
 from reports import tables
 from reports.collect import SkippedResultWarning, collect
 from reports.latex import escape
-from tests.reports.ledger import SMOL, write_metrics, write_speed
+from tests.reports.ledger import SMOL, write_bench_speed, write_metrics, write_speed
 
 TABLE2_MD = """\
 **Table 2 layout: full symmetric vs LightRetriever (hybrid retrieval) per backbone, with baselines; nDCG@10 and recall x 100.**
@@ -197,6 +197,22 @@ def test_speed_model_timed_twice_is_kept_and_flagged(tmp_path):
     assert t.to_csv().splitlines()[1:] == ["m,-,100,0.1000,0.1000,0.3000,0.5000,200\u2020",
                                            "m,-,100,0.1000,0.2000,0.3000,1.0000,100\u2020"]
     assert t.notes == [f"\u2020 m was timed more than once; every timing is shown: {a}, {b}."]
+
+
+def test_lr_bench_speed_in_table1_and_against_the_paper(tmp_path):
+    write_bench_speed(tmp_path)
+    r = collect([tmp_path])
+    assert tables.table1_speed(r).to_csv().splitlines() == [
+        "Model,Device,Queries,Tokenize (s),Encode (s),Search (s),Total (s),QPS,nDCG@10",
+        f"{SMOL} full,\"cpu, 2 threads\",64,0.0200,3.1800,0.0100,3.2100,19.9,-",
+        f"{SMOL} light_dense,\"cpu, 2 threads\",64,0.0100,0.0020,0.0080,0.0200,3200,55.2",
+        f"{SMOL} light_sparse,\"cpu, 2 threads\",64,0.0100,0.0010,0.0500,0.0610,1049,-",
+        f"{SMOL} light_hybrid,\"cpu, 2 threads\",64,0.0200,0.0030,0.0570,0.0800,800,60.3"]
+    md = tables.paper_vs_ours(r, "speed", "Llama3.1-8b").to_markdown()
+    assert f"| {SMOL} full | Full-Llama8b | 549 | 19.9 | -529.1 |" in md
+    assert f"| {SMOL} light_hybrid | LightRetriever-Llama8b | 6999 | 800 | -6199.0 |" in md
+    assert f"| {SMOL} light_dense | - | - | 3200 | - |" in md
+    assert f"light_dense, {SMOL} light_sparse." in md
 
 
 def test_bold_compares_printed_values():
