@@ -138,7 +138,7 @@ def time_full(encoder, texts: list[str], instruction: str, index, k: int, batch_
 
     with torch.inference_mode():
         for b in batches(texts, batch_size):
-            ids, mask = st.timed("tokenize_s", lambda: to_tensors(tok.full_query_ids(b, instruction)))
+            ids, mask = st.timed("tokenize_s", lambda qs: to_tensors(tok.full_query_ids(qs, instruction)), b)
             vecs = st.timed("encode_s", encode, ids, mask)
             st.timed("search_s", index.search, vecs, k)
     return st.report(len(texts))
