@@ -216,12 +216,13 @@ def library_versions() -> dict:
 
 
 def fp16_check(model, dataset: str, data_dir: str | None, out: Path, settings_kw: dict) -> dict:
-    """nDCG@10 of dense and hybrid with a float32 vs a float16 vocabulary cache (same model, corpus, queries)."""
+    """nDCG@10 on ``dataset``'s evaluation queries with a float32 vs a float16 vocabulary cache (same model,
+    corpus, queries). Sparse does not use the cache: it is there as the pipeline's quality, and must not move."""
     from lr_core.evaluate import EvalSettings, evaluate
 
     result = {}
     for dtype in ("float32", "float16"):
-        settings = EvalSettings(representations=("dense", "hybrid"), cache_dtype=dtype, **settings_kw)
+        settings = EvalSettings(representations=("dense", "sparse", "hybrid"), cache_dtype=dtype, **settings_kw)
         recs = evaluate(model, dataset, out / dtype, settings, data_dir=data_dir)
         result[dtype] = {r["representation"]: r["ndcg@10"] for r in recs}
     result["delta_ndcg@10"] = {rep: round(result["float16"][rep] - result["float32"][rep], 6)

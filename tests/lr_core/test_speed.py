@@ -74,8 +74,8 @@ def test_speed_on_the_encoded_corpus_with_fp16_check(work):
     check = report["fp16_cache_check"]
     assert check["num_queries"] == 10
     for dtype in ("float32", "float16"):
-        assert set(check[dtype]) == {"dense", "hybrid"} and all(0 <= v <= 1 for v in check[dtype].values())
-    assert abs(check["delta_ndcg@10"]["dense"]) < 0.05
+        assert set(check[dtype]) == {"dense", "sparse", "hybrid"} and all(0 <= v <= 1 for v in check[dtype].values())
+    assert abs(check["delta_ndcg@10"]["dense"]) < 0.05 and check["delta_ndcg@10"]["sparse"] == 0
     assert (out / "fp16_check" / "float16" / "scifact" / "dense" / "metrics.json").is_file()
 
 
