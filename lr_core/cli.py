@@ -1,13 +1,17 @@
 """The ``lr`` command line. Each subcommand is a thin wrapper over a library function.
 
     lr fit --config experiments/lightretriever_scifact.yaml [key.sub=value ...]
-    lr cache RUN_DIR --dataset scifact [--dtype float16]
+    lr cache RUN_DIR --dataset scifact
     lr evaluate RUN_DIR --dataset scifact [--dataset cranfield] [--out DIR]
     lr evaluate --backbone smollm2-135m-instruct --dataset scifact --out DIR     (untrained backbone)
     lr encode RUN_DIR --dataset scifact --num-shards 8 --shard 3                   (one worker's part)
     lr bm25 --dataset scifact --out DIR
+    lr demo [--steps 20]
+    lr compare --config CFG --variant A --variant B --steps N --out DIR [key=value ...]
     lr variants
-    lr bench sparse-memory|train-step|cache-build|train-resume [options]
+    lr sweep SPEC.yaml [--dry-run] | lr sweep status SPEC.yaml
+    lr report RESULTS_DIR... --out DIR [--paper-backbone Llama3.2-1b]
+    lr bench sparse-memory|train-step|cache-build|train-resume|speed [options]
 """
 from __future__ import annotations
 
