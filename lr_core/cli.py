@@ -12,6 +12,9 @@
     lr sweep SPEC.yaml [--dry-run] | lr sweep status SPEC.yaml
     lr report RESULTS_DIR... --out DIR [--paper-backbone Llama3.2-1b]
     lr bench sparse-memory|train-step|cache-build|train-resume|speed [options]
+    lr export-serving RUN_DIR OUT --dataset scifact [--dtype float16]   (LLM-free serving bundle)
+    lr serve OUT [--port 8000]                                           (HTTP: POST /search, GET /health)
+    lr loadtest --bundle OUT [--concurrency 1,4,16,64]
 """
 from __future__ import annotations
 
@@ -172,6 +175,7 @@ BENCHMARKS = {
     "train-step": "experiments.benchmarks.train_step",
     "cache-build": "experiments.benchmarks.cache_build",
     "train-resume": "experiments.benchmarks.train_resume",
+    "speed": "experiments.benchmarks.speed",
 }
 
 
@@ -315,7 +319,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Serving commands own their argument parsing (their modules import no torch).
+PASSTHROUGH = {"export-serving": "lr_core.serving", "serve": "lr_core.server", "loadtest": "lr_core.loadtest"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in PASSTHROUGH:
+        import importlib
+
+        return importlib.import_module(PASSTHROUGH[argv[0]]).main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

@@ -106,3 +106,14 @@ def test_merged_adapters_give_the_same_cache_rows(tokenizer):
     base = RetrievalEncoder(tiny_llama(vocab_size=tokenizer.vocab_size).eval(), tokenizer).token_vectors_prefix_kv(inst, ids)
     torch.testing.assert_close(merged, unmerged, atol=1e-4, rtol=1e-4)
     assert (unmerged - base).abs().max() > 1e-2  # the adapters mattered
+
+
+def test_serving_commands_are_dispatched(capsys):
+    from lr_core.cli import main
+
+    # options before positionals reach the serving modules' own parsers
+    assert main(["loadtest", "--url", "http://10.1.2.3:8000"]) == 2
+    assert "loopback" in capsys.readouterr().err.lower()
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    assert "bundle" in capsys.readouterr().out
