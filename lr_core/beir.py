@@ -303,3 +303,12 @@ def write_beir_subset(source: str | os.PathLike, out_dir: str | os.PathLike, spl
             for q in qids:
                 fh.writelines(f"{q}\t{d}\t{s}\n" for d, s in loaded[split].qrels[q].items() if d in docs)
     return out
+
+
+def read_query_file(path: str | os.PathLike) -> list[str]:
+    """Query texts from a file: one per line, or JSONL lines with a ``text`` field (blank lines skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"query file not found: {path}")
+    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    return [json.loads(ln)["text"] if ln.startswith("{") else ln for ln in lines]

@@ -272,7 +272,7 @@ def evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings:
         corpus = encoded_corpus_for(model, data, settings, sparse=need_sparse)
     runs: dict[str, dict] = {}
     rep_timings: dict[str, dict] = {r: {} for r in reps}
-    dense_index = None
+    dense_index = sparse_index = None
     if {"dense", "hybrid", "symmetric"} & set(reps):
         dense_index = DenseIndex(corpus.dense.astype(np.float32), corpus.doc_ids, dim=settings.mrl_dim)
     served = None
@@ -332,8 +332,9 @@ def evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings:
                 m = model.encoder.encode_full_queries_sparse(texts[b:b + settings.query_batch_size], instruction).cpu()
                 qs_full += [{int(i): float(m[r, i]) for i in torch.nonzero(m[r]).flatten()} for r in range(m.size(0))]
         with _timed(t, "search_s"):
-            index = SparseIndex.from_csr(corpus.sparse, corpus.doc_ids)
-            scores, hits = index.search(qs_full, settings.top_k)
+            if sparse_index is None:
+                sparse_index = SparseIndex.from_csr(corpus.sparse, corpus.doc_ids)
+            scores, hits = sparse_index.search(qs_full, settings.top_k)
         runs["symmetric_sparse"] = run_from_results(qids, scores, hits)
     if "light_both" in reps:
         t = rep_timings.setdefault("light_both", {})

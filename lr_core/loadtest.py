@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import datetime as _dt
 import ipaddress
-import json
 import os
 import platform
 import sys
@@ -68,11 +67,9 @@ def parse_levels(text: str) -> list[int]:
 
 def load_query_texts(query_file: str | None, dataset: str, data_dir: str | None) -> list[str]:
     if query_file:
-        path = Path(query_file)
-        if not path.is_file():
-            raise DataError(f"query file not found: {path}")
-        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        texts = [json.loads(ln)["text"] if ln.startswith("{") else ln for ln in lines]
+        from lr_core.beir import read_query_file
+
+        texts = read_query_file(query_file)
     else:
         from lr_core.beir import load_beir
 

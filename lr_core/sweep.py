@@ -132,12 +132,9 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
     if not isinstance(datasets, list) or not datasets:
         raise _err(path, "evaluate.datasets", "required: a non-empty list of data sets")
     slurm_raw = raw.get("slurm") or {}
-    try:
-        from lr_core.config import _build
+    from lr_core.config import _build
 
-        slurm = _build(SlurmSettings, slurm_raw, f"{path}: slurm")
-    except ConfigError:
-        raise
+    slurm = _build(SlurmSettings, slurm_raw, f"{path}: slurm")
     if not slurm.partition:
         raise _err(path, "slurm.partition", "required (sinfo lists the partitions)")
     wandb = raw.get("wandb") or {}

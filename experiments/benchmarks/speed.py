@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
-import json
 import sys
 import time
 from itertools import cycle, islice
@@ -55,12 +54,10 @@ def load_queries(n: int, query_file: str | None, datasets: list[str], data_dir: 
     if n < 1:
         raise ConfigError(f"--queries must be >= 1, got {n}")
     if query_file:
-        path = Path(query_file)
-        if not path.is_file():
-            raise DataError(f"query file not found: {path}")
-        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        texts = [json.loads(ln)["text"] if ln.startswith("{") else ln for ln in lines]
-        source = {"file": str(path), "distinct": len(texts)}
+        from lr_core.beir import read_query_file
+
+        texts = read_query_file(query_file)
+        source = {"file": str(query_file), "distinct": len(texts)}
     else:
         texts, per_set = [], {}
         for name in datasets:
