@@ -11,7 +11,7 @@
     lr variants
     lr sweep SPEC.yaml [--dry-run] | lr sweep status SPEC.yaml
     lr report RESULTS_DIR... --out DIR [--paper-backbone Llama3.2-1b]
-    lr bench sparse-memory|train-step|cache-build|train-resume|speed [options]
+    lr bench sparse-memory|train-step|cache-build|train-resume|speed|scaling [options]
     lr export-serving RUN_DIR OUT --dataset scifact [--dtype float16]   (LLM-free serving bundle)
     lr serve OUT [--port 8000]                                           (HTTP: POST /search, GET /health)
     lr loadtest --bundle OUT [--concurrency 1,4,16,64]
@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from lr_core.errors import CacheMismatchError, ConfigError, DataError
+from lr_core.demo import DEMO_MAX_DOC_LEN, DEMO_STEPS
 
 USER_ERRORS = (ConfigError, DataError, CacheMismatchError, FileNotFoundError)
 
@@ -115,7 +116,8 @@ def cmd_bm25(args) -> None:
 def cmd_demo(args) -> None:
     from lr_core.demo import run_demo
 
-    run_demo(Path(args.out), steps=args.steps, dataset=args.dataset, data_dir=args.data_dir, batch_size=args.batch_size)
+    run_demo(Path(args.out), steps=args.steps, dataset=args.dataset, data_dir=args.data_dir, batch_size=args.batch_size,
+             max_doc_len=args.max_doc_len, overrides=args.overrides)
 
 
 def cmd_compare(args) -> None:
@@ -133,7 +135,7 @@ def cmd_compare(args) -> None:
     runs = {v: (args.config, [f"variant={v}"]) for v in args.variant}
     run_comparison(Path(args.out), runs, steps=args.steps, dataset=args.dataset, data_dir=args.data_dir,
                    batch_size=args.batch_size, repo_root=Path.cwd(), overrides=args.overrides, representations=reps,
-                   bm25=args.bm25)
+                   bm25=args.bm25, tag=args.tag)
 
 
 def cmd_sweep(args) -> None:
@@ -176,6 +178,7 @@ BENCHMARKS = {
     "cache-build": "experiments.benchmarks.cache_build",
     "train-resume": "experiments.benchmarks.train_resume",
     "speed": "experiments.benchmarks.speed",
+    "scaling": "experiments.benchmarks.scaling",
 }
 
 
@@ -272,7 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="BM25 + train LightRetriever and the symmetric baseline + evaluate (SciFact)")
     d.add_argument("--out", default="runs/demo")
-    d.add_argument("--steps", type=int, default=20, help="training steps per model (CPU-sized default)")
+    d.add_argument("--steps", type=int, default=DEMO_STEPS, help="training steps per model (CPU-sized default)")
+    d.add_argument("--max-doc-len", type=int, default=DEMO_MAX_DOC_LEN,
+                   help="document tokens, training and corpus encoding (0: the configs' own)")
+    d.add_argument("overrides", nargs="*", help="config overrides for both models, e.g. optim.lr=2e-4")
     d.add_argument("--dataset", default="scifact")
     d.add_argument("--data-dir", default=None)
     d.add_argument("--batch-size", type=int, default=16, help="documents per forward pass when encoding")
@@ -288,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--batch-size", type=int, default=16, help="documents per forward pass when encoding")
     cp.add_argument("--representation", action="append", help="VARIANT=rep1,rep2 (default: the variant's own)")
     cp.add_argument("--bm25", action="store_true", help="also report BM25")
+    cp.add_argument("--tag", default=None, help="write summary-TAG.json / table-TAG.txt, so comparisons sharing "
+                    "an --out (and its finished runs, e.g. the demo's) keep their own tables")
     cp.add_argument("overrides", nargs="*", help="key.sub=value overrides applied to every run")
     cp.set_defaults(func=cmd_compare)
 

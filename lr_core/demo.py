@@ -1,6 +1,6 @@
 """``lr demo``: the suite's main job on SciFact with the default model, sized for a 2-core CPU.
 
-1. BM25 (Lucene) on SciFact test;
+1. BM25 (Lucene) on SciFact test, and the untrained backbone (full LLM, dense) as a control;
 2. mine BM25 hard negatives on SciFact train and train LightRetriever (joint recipe) and the
    symmetric baseline for ``--steps`` steps each (``experiments/*_scifact.yaml``);
 3. build LightRetriever's vocabulary cache, encode the corpus, and evaluate dense / sparse /
@@ -16,9 +16,10 @@ import json
 import time
 from pathlib import Path
 
-from lr_core.config import load_config
-from lr_core.io import atomic_write_text
 
+# CPU-sized demo budget (measured on a 2-core VM; see the README): steps per model and document length.
+DEMO_STEPS = 40
+DEMO_MAX_DOC_LEN = 64
 CONFIGS = {"lightretriever": "experiments/lightretriever_scifact.yaml", "symmetric": "experiments/symmetric_scifact.yaml"}
 
 
@@ -35,15 +36,20 @@ def format_table(records: list[dict]) -> str:
 def run_comparison(out: Path, runs: dict[str, tuple[str, list[str]]], steps: int, dataset: str = "scifact",
                    data_dir: str | None = None, batch_size: int = 16, repo_root: Path | None = None,
                    overrides: list[str] | None = None, representations: dict[str, list[str]] | None = None,
-                   bm25: bool = False) -> list[dict]:
+                   bm25: bool = False, tag: str | None = None, untrained: bool = False) -> list[dict]:
     """Train every ``label -> (config path, extra overrides)`` for ``steps`` steps on ``dataset``'s
     train split (BM25-mined negatives), evaluate each on the test split, print one table.
 
     ``overrides`` apply to every run (the same budget for all); ``representations[label]``
     narrows what is evaluated (default: what the variant declares). Resumable: finished
-    runs, caches and corpus encodings are reused.
+    runs, caches and corpus encodings are reused. ``tag`` names the summary files
+    (``summary-TAG.json``, ``table-TAG.txt``) so several comparisons can share ``out``.
+    ``untrained`` adds the control row: the same backbone without training, full LLM on both
+    sides (dense only: an untrained LM head gives nearly dense "sparse" vectors).
     """
+    from lr_core.config import load_config
     from lr_core.evaluate import EvalSettings, evaluate, evaluate_bm25, load_model_for_eval
+    from lr_core.io import atomic_write_text
     from lr_core.train import fit
 
     root = repo_root or Path(__file__).resolve().parents[1]
@@ -60,7 +66,7 @@ def run_comparison(out: Path, runs: dict[str, tuple[str, list[str]]], steps: int
 
     if bm25:
         records.append(step("bm25", lambda: evaluate_bm25(dataset, out / "eval", data_dir=data_dir)))
-    run_dirs = {}
+    run_dirs, cfgs = {}, {}
     mined = out / "mined" / f"{dataset}-train-bm25.jsonl"
     for label, (cfg_path, extra) in runs.items():
         cfg = load_config(root / cfg_path, [f"run_dir={out / label}", f"trainer.max_steps={steps}",
@@ -68,7 +74,14 @@ def run_comparison(out: Path, runs: dict[str, tuple[str, list[str]]], steps: int
                                             f"cache: {mined}}}]", *(overrides or []), *extra])
         if data_dir:
             cfg.data.data_dir = data_dir
+        cfgs[label] = cfg
         run_dirs[label] = step(f"train {label}", lambda cfg=cfg: fit(cfg))
+    if untrained:
+        first = next(iter(cfgs.values()))
+        records += step("evaluate untrained", lambda: evaluate(
+            load_model_for_eval(backbone=first.model.backbone, work_dir=out / "untrained",
+                                max_doc_len=first.data.max_doc_len),
+            dataset, out / "eval", EvalSettings(batch_size=batch_size, representations=("symmetric",)), data_dir))
     for label, run_dir in run_dirs.items():  # one model in memory at a time
         reps = (representations or {}).get(label)
         settings = EvalSettings(batch_size=batch_size, representations=tuple(reps) if reps else None)
@@ -76,16 +89,24 @@ def run_comparison(out: Path, runs: dict[str, tuple[str, list[str]]], steps: int
             load_model_for_eval(run_dir), dataset, out / "eval", settings, data_dir))
     table = format_table(records)
     times["total"] = round(sum(times.values()), 1)
-    atomic_write_text(out / "summary.json", json.dumps({"steps": steps, "dataset": dataset, "overrides": overrides,
+    suffix = f"-{tag}" if tag else ""
+    atomic_write_text(out / f"summary{suffix}.json", json.dumps({"steps": steps, "dataset": dataset, "overrides": overrides,
                                                          "runs": runs, "seconds": times, "records": records}, indent=2))
-    atomic_write_text(out / "table.txt", table + "\n")
+    atomic_write_text(out / f"table{suffix}.txt", table + "\n")
     print(table)
     print(f"[{out.name}] total {times['total']:.0f} s; results in {out}")
     return records
 
 
 def run_demo(out: Path, steps: int, dataset: str = "scifact", data_dir: str | None = None, batch_size: int = 16,
-             repo_root: Path | None = None, overrides: list[str] | None = None) -> list[dict]:
-    """The demo: BM25, then LightRetriever and the symmetric baseline (``experiments/*_scifact.yaml``)."""
+             repo_root: Path | None = None, overrides: list[str] | None = None,
+             max_doc_len: int | None = DEMO_MAX_DOC_LEN) -> list[dict]:
+    """The demo: BM25, the untrained backbone, then LightRetriever and the symmetric baseline
+    (``experiments/*_scifact.yaml``).
+
+    ``max_doc_len`` (training and corpus encoding) is the CPU budget's main knob: encoding the
+    5,183 SciFact documents dominates the run time and grows linearly with it.
+    """
+    lengths = [f"data.max_doc_len={max_doc_len}"] if max_doc_len else []
     return run_comparison(out, {v: (c, []) for v, c in CONFIGS.items()}, steps, dataset, data_dir, batch_size,
-                          repo_root, overrides, bm25=True)
+                          repo_root, [*lengths, *(overrides or [])], bm25=True, untrained=True)

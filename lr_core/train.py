@@ -121,6 +121,10 @@ def fit(cfg: ExperimentConfig, extra_callbacks=(), logger=None) -> Path:
     run_dir = cfg.resolved_run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     check_same_config(cfg, run_dir)
+    done = run_dir / "train_done.json"
+    if done.exists() and json.loads(done.read_text())["global_step"] >= cfg.trainer.max_steps:
+        log.info("%s already trained to step %d; nothing to do", run_dir, cfg.trainer.max_steps)
+        return run_dir  # finished runs are not reloaded or re-saved (their checkpoint stays byte-identical)
     save_config(cfg, run_dir / "config.yaml")
     L.seed_everything(cfg.trainer.seed, workers=True)
     module = build_module(cfg)

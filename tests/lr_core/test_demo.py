@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from lr_core.beir import load_beir
-from lr_core.demo import format_table, run_demo
+from lr_core.demo import DEMO_MAX_DOC_LEN, format_table, run_demo
 
 
 def write_small_scifact(shared_data, root):
@@ -32,11 +32,14 @@ def test_demo_runs_every_step_and_prints_one_table(shared_data, tmp_path, capsys
     shrink = ["model.backbone=tiny-llama", "data.batch_size=2", "data.n_negatives=1", "data.max_doc_len=32"]
     records = run_demo(tmp_path / "demo", steps=1, data_dir=str(data), overrides=shrink)
     got = {(r["variant"], r["representation"]) for r in records}
-    assert got == {("bm25", "bm25"), ("lightretriever", "dense"), ("lightretriever", "sparse"),
+    assert got == {("bm25", "bm25"), ("untrained", "symmetric"), ("lightretriever", "dense"), ("lightretriever", "sparse"),
                    ("lightretriever", "hybrid"), ("lightretriever", "symmetric"), ("symmetric", "symmetric")}
     assert all(r["num_queries"] == 8 for r in records)
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert summary["seconds"]["total"] > 0 and "train lightretriever" in summary["seconds"]
+    # the demo's CPU document length comes first, so a caller's override still wins
+    assert summary["overrides"][0] == f"data.max_doc_len={DEMO_MAX_DOC_LEN}" and shrink[-1] in summary["overrides"]
+    assert "max_doc_len: 32" in (tmp_path / "demo" / "lightretriever" / "config.yaml").read_text()
     out = capsys.readouterr().out
     assert format_table(records) in out and "nDCG@10" in out
 
@@ -63,5 +66,16 @@ def test_compare_command_trains_each_variant_with_one_budget(shared_data, tmp_pa
     got = [(r["variant"], r["representation"]) for r in summary["records"]]
     assert got == [("lightretriever", "dense"), ("lightretriever", "light_both"), ("a2_embedding_query", "dense")]
     assert "data.max_doc_len=32" in summary["overrides"]
+    # a second, tagged comparison in the same --out reuses the finished run and keeps its own table
+    trained = (tmp_path / "cmp" / "lightretriever" / "checkpoints" / "last.ckpt").stat().st_mtime_ns
+    assert main(["compare", "--config", "experiments/tiny.yaml", "--variant", "lightretriever", "--steps", "1",
+                 "--out", str(tmp_path / "cmp"), "--data-dir", str(data), "--tag", "dense-only",
+                 "--representation", "lightretriever=dense",
+                 "data.batch_size=2", "data.n_negatives=1", "data.max_doc_len=32"]) == 0
+    tagged = json.loads((tmp_path / "cmp" / "summary-dense-only.json").read_text())
+    assert [(r["variant"], r["representation"]) for r in tagged["records"]] == [("lightretriever", "dense")]
+    assert json.loads((tmp_path / "cmp" / "summary.json").read_text()) == summary
+    assert (tmp_path / "cmp" / "table-dense-only.txt").exists()
+    assert (tmp_path / "cmp" / "lightretriever" / "checkpoints" / "last.ckpt").stat().st_mtime_ns == trained
     assert main(["compare", "--config", "experiments/tiny.yaml", "--variant", "lightretriever", "--steps", "1",
                  "--out", str(tmp_path / "x"), "--representation", "kl=dense"]) == 2
