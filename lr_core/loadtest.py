@@ -12,7 +12,8 @@ For each concurrency level C, C client coroutines share one budget of ``--reques
 ``--query-file``) and stop early after ``--duration`` seconds. A few warm-up requests first are
 not counted. Reported per level: requests sent, successes, errors by status, wall seconds, QPS
 (successful requests per second, and queries per second when batching) and latency in ms (mean,
-p50, p95, p99, max) of the successful requests. The JSON also records the server's /health.
+p50, p95, p99, max) of the successful requests. The JSON also records the server's /health and,
+with ``--bundle``, the server's peak resident memory next to the bundle size (target: bundle + 300 MB).
 """
 from __future__ import annotations
 
@@ -53,6 +54,39 @@ def check_loopback_url(url: str) -> str:
         raise ConfigError(f"refusing to load non-loopback host {host!r}: the load test only targets a local server "
                           "(127.0.0.1, ::1 or localhost)")
     return url.rstrip("/")
+
+
+def _proc_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (Linux /proc), so ``--server-workers N`` counts every worker."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for task in Path(f"/proc/{p}/task").iterdir():
+            children = (task / "children").read_text().split()
+            todo += [int(c) for c in children]
+    return out
+
+
+def server_memory(pid: int, bundle: str | os.PathLike) -> dict | None:
+    """Peak and current resident memory (MB) of the server process tree, beside the bundle's size
+    and the target (bundle + 300 MB); ``None`` where /proc is not available (not Linux)."""
+    if not Path(f"/proc/{pid}/status").exists():
+        return None
+    pids = _process_tree(pid)
+    peak = sum(_proc_kb(p, "VmHWM") for p in pids) / 1024
+    rss = sum(_proc_kb(p, "VmRSS") for p in pids) / 1024
+    bundle_mb = sum(f.stat().st_size for f in Path(bundle).rglob("*") if f.is_file()) / 2**20
+    return {"processes": len(pids), "peak_rss_mb": round(peak, 1), "rss_mb": round(rss, 1),
+            "bundle_mb": round(bundle_mb, 1), "target_mb": round(bundle_mb + 300, 1),
+            "peak_within_target": peak <= bundle_mb + 300}
 
 
 def parse_levels(text: str) -> list[int]:
@@ -174,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     from lr_core.io import atomic_write_json
 
     args = _parser().parse_args(argv)
-    proc = None
+    proc = memory = None
     try:
         url = check_loopback_url(args.url or "http://127.0.0.1:8000")
         levels = parse_levels(args.concurrency)
@@ -197,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             proc, url = start_server_process(args.bundle, extra_args=["--workers", str(args.server_workers)])
         health, results = asyncio.run(run_loadtest(url, levels, args.requests, args.duration, payloads, args.batch,
                                                    args.timeout))
+        if proc is not None:  # read before the server stops: peak RSS over the whole run
+            memory = server_memory(proc.pid, args.bundle)
     except (ConfigError, DataError, FileNotFoundError, RuntimeError) as exc:
         print(f"lr loadtest: error: {exc}", file=sys.stderr)
         return 2
@@ -208,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
               "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                           "python": platform.python_version()},
               "command": " ".join(["lr", "loadtest", *(argv if argv is not None else sys.argv[1:])]),
-              "url": url, "server": health, "started_server": bool(args.bundle),
+              "url": url, "server": health, "started_server": bool(args.bundle), "server_memory": memory,
               "settings": {"levels": levels, "requests_per_level": args.requests, "max_duration_s": args.duration,
                            "k": args.k, "mode": args.mode or health.get("default_mode"), "queries_per_request": args.batch,
                            "distinct_queries": len(texts), "timeout_s": args.timeout,

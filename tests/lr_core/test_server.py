@@ -173,6 +173,10 @@ def test_loadtest_can_start_its_own_server(bundle, tmp_path):
     assert report["started_server"] is True and report["url"].startswith("http://127.0.0.1:")
     assert report["levels"][0]["ok"] == 10 and report["levels"][0]["queries_per_s"] == pytest.approx(
         3 * report["levels"][0]["qps"], rel=0.01)
+    mem = report["server_memory"]  # a python process with numpy/faiss loaded: tens of MB at least
+    assert mem["processes"] == 1 and 20 < mem["rss_mb"] <= mem["peak_rss_mb"]
+    size = sum(f.stat().st_size for f in bundle.path.rglob("*") if f.is_file()) / 2**20
+    assert mem["bundle_mb"] == pytest.approx(size, abs=0.1) and mem["target_mb"] == pytest.approx(size + 300, abs=0.1)
 
 
 @pytest.mark.parametrize("url", ["http://example.com:8000", "http://10.0.0.7:8000", "http://192.168.1.2",
