@@ -110,7 +110,8 @@ class SparseMaxProjection(torch.autograd.Function):
             m = mask[:, t0:t1]
             if not bool(m.any()):
                 continue
-            logits = torch.matmul(h[:, t0:t1], w.T)  # [B, c, V], the only big buffer
+            # 2-D matmul of a contiguous copy: a batched matmul of the strided slice is ~2x slower on CPU.
+            logits = (h[:, t0:t1].reshape(-1, h.shape[2]) @ w.T).view(B, t1 - t0, V)  # the only big buffer
             # -inf never beats finfo.min below, so masked positions can't become argmax.
             logits.masked_fill_(~m.unsqueeze(-1), float("-inf"))
             vals, idx = logits.max(dim=1)
