@@ -17,7 +17,8 @@ Speed results are ``speed.json`` files (found the same way), in either of two sh
 1. What ``lr bench speed`` writes (experiments/benchmarks/speed.py): one file, several
    pipelines. Each pipeline becomes one row named "<backbone> <pipeline>": ``full`` (the whole
    LLM on the query: representation ``symmetric``), ``light_dense``, ``light_sparse`` and
-   ``light_hybrid`` (``dense``, ``sparse``, ``hybrid``), with ``model.variant``,
+   ``light_hybrid`` (``dense``, ``sparse``, ``hybrid``), and ``a3`` (a trained A3 run's one-layer query
+   encoder: ``dense``, variant from ``a3_model``), with ``model.variant``,
    ``model.backbone``, ``N`` queries, the encoded corpus's data set (none for random documents),
    ``machine.device`` / ``torch_threads``, and nDCG@10 from ``fp16_cache_check.float32`` when
    it was run.
@@ -154,7 +155,8 @@ def record_row(rec: object, source: str) -> dict:
 
 # `lr bench speed` pipeline -> the representation it serves. "full" runs the whole LLM on the
 # query, i.e. the model used symmetrically.
-BENCH_PIPELINES = {"full": "symmetric", "light_dense": "dense", "light_sparse": "sparse", "light_hybrid": "hybrid"}
+BENCH_PIPELINES = {"full": "symmetric", "light_dense": "dense", "light_sparse": "sparse", "light_hybrid": "hybrid",
+                   "a3": "dense"}
 
 
 def speed_rows(rec: object, source: str) -> list[dict]:
@@ -184,7 +186,10 @@ def bench_speed_rows(rec: dict, source: str) -> list[dict]:
         if name not in BENCH_PIPELINES or not isinstance(timings, dict):
             raise DataError(f"{source}: unknown pipeline {name!r} (known: {', '.join(BENCH_PIPELINES)})")
         rep = BENCH_PIPELINES[name]
-        flat = {"model": f"{model['backbone']} {name}", "num_queries": rec.get("N"), "variant": model.get("variant"),
+        variant = model.get("variant")
+        if name == "a3":  # another model (its own run) timed in the same process on the same queries
+            variant = (rec.get("a3_model") or {}).get("variant", "a3_one_layer_query")
+        flat = {"model": f"{model['backbone']} {name}", "num_queries": rec.get("N"), "variant": variant,
                 "backbone": model["backbone"], "dataset": dataset, "representation": rep, "device": device,
                 "ndcg@10": quality.get(rep), **{k: timings.get(k) for k in (*SPEED_REQUIRED, "qps")}}
         rows.append(speed_row(flat, f"{source} ({name})"))

@@ -13,7 +13,10 @@ go, in batches of ``--batch-size`` (default 256), through four pipelines in this
   (:meth:`~lr_core.encoder.RetrievalEncoder.encode_full_queries`), then Faiss;
 * ``light_dense``: token ids -> mean of cached vectors (:meth:`~lr_core.cache.VocabCache.encode`) -> Faiss;
 * ``light_sparse``: token ids -> counts -> exact sparse search (SciPy CSR);
-* ``light_hybrid``: both, then min-max fusion 0.7/0.3 (the lists are ``--top-k`` deep).
+* ``light_hybrid``: both, then min-max fusion 0.7/0.3 (the lists are ``--top-k`` deep);
+* ``a3`` (with ``--a3-run-dir``): a trained A3 model's query encoder, the first transformer layer
+  of the backbone, on the same prompted queries; its vectors are searched in the same Faiss index
+  (same M and width, so the same search cost as its own corpus would have).
 
 Each pipeline reports seconds for tokenize, encode, search (and fuse, inside search, for hybrid)
 and their total, and QPS = N / total. Every query is really run (a short warm-up batch first is
@@ -38,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ablations.a3_one_layer_query import QUERY_LAYERS as A3_QUERY_LAYERS
 from lr_core.errors import ConfigError, DataError
 
 DEFAULT_QUERY_SETS = ("scifact", "cranfield")
@@ -118,8 +122,9 @@ def batches(texts: list[str], size: int):
         yield texts[lo:lo + size]
 
 
-def time_full(encoder, texts: list[str], instruction: str, index, k: int, batch_size: int) -> dict:
-    """The symmetric baseline: every query through the whole LLM."""
+def time_full(encoder, texts: list[str], instruction: str, index, k: int, batch_size: int,
+              num_layers: int | None = None) -> dict:
+    """The symmetric baseline: every query through the whole LLM (or its first ``num_layers``, A3)."""
     import torch
 
     tok = encoder.tokenizer
@@ -131,7 +136,7 @@ def time_full(encoder, texts: list[str], instruction: str, index, k: int, batch_
                 torch.tensor(padded.attention_mask, device=encoder.device))
 
     def encode(ids, mask):
-        return encoder.encode_full_query_ids(ids, mask).float().cpu().numpy()  # .cpu() waits for a GPU
+        return encoder.encode_full_query_ids(ids, mask, num_layers=num_layers).float().cpu().numpy()  # .cpu() waits
 
     with torch.inference_mode():
         for b in batches(texts, batch_size):
@@ -228,6 +233,20 @@ def fp16_check(model, dataset: str, data_dir: str | None, out: Path, settings_kw
     return result
 
 
+def a3_model(run_dir: str, device: str, width: int):
+    """The trained A3 run whose one-layer query encoder is timed; it must match the main model's width."""
+    from lr_core.evaluate import load_model_for_eval
+
+    model = load_model_for_eval(run_dir)
+    if model.variant != "a3_one_layer_query":
+        raise ConfigError(f"--a3-run-dir {run_dir}: variant is {model.variant!r}, not a3_one_layer_query")
+    if model.encoder.hidden_size != width:
+        raise ConfigError(f"--a3-run-dir {run_dir}: width {model.encoder.hidden_size} differs from the main model's {width}")
+    model.encoder.lm.to(device)
+    model.encoder.eval()
+    return model
+
+
 def run(args, argv) -> dict:
     import faiss
     import torch
@@ -293,6 +312,11 @@ def run(args, argv) -> dict:
     pipelines["light_dense"] = time_light_dense(tok, cache, texts, dense_index, k, bs)
     pipelines["light_sparse"] = time_light_sparse(tok, texts, sparse_index, k, bs)
     pipelines["light_hybrid"] = time_light_hybrid(tok, cache, texts, dense_index, sparse_index, k, bs)
+    a3 = None
+    if args.a3_run_dir:
+        a3 = a3_model(args.a3_run_dir, args.device, encoder.hidden_size)
+        time_full(a3.encoder, warm, instruction, dense_index, k, bs, num_layers=A3_QUERY_LAYERS)
+        pipelines["a3"] = time_full(a3.encoder, texts, instruction, dense_index, k, bs, num_layers=A3_QUERY_LAYERS)
 
     report = report_header("speed", argv)
     report["machine"].update(torch_threads=torch.get_num_threads(), faiss_threads=faiss.omp_get_max_threads(),
@@ -310,6 +334,9 @@ def run(args, argv) -> dict:
         "faiss": {"index": "IndexFlatIP", "gpu": False},
         "pipelines": pipelines,
     })
+    if a3 is not None:
+        report["a3_model"] = {"variant": a3.variant, "checkpoint": a3.checkpoint, "checkpoint_hash": a3.checkpoint_hash,
+                              "query_layers": A3_QUERY_LAYERS}
     if "full" in pipelines:
         full, light, hybrid = pipelines["full"], pipelines["light_dense"], pipelines["light_hybrid"]
         report["encode_speedup"] = round(full["encode_s"] / light["encode_s"], 2) if light["encode_s"] > 0 else None
@@ -346,6 +373,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dtype", choices=("float32", "float16"), default="float32")
     p.add_argument("--threads", type=int, default=None, help="torch and Faiss threads (default: library defaults)")
     p.add_argument("--device", default="cpu", help="device of the full LLM (cpu or cuda)")
+    p.add_argument("--a3-run-dir", help="also time a trained A3 run's one-layer query encoder (paper Table 3)")
     p.add_argument("--skip-full", action="store_true", help="time only the light pipelines")
     p.add_argument("--fp16-check", action="store_true", help="also nDCG@10, float16 vs float32 cache, on --dataset")
     p.add_argument("--out", type=Path, default=Path("reports/benchmarks/speed"), help="directory for speed.json")

@@ -100,3 +100,31 @@ def test_speed_user_errors(work, capsys):
     assert speed.main(["--backbone", "tiny-llama", "--random-docs", "100000", "--max-gb", "0.001", *base]) == 2
     assert "GiB" in capsys.readouterr().err
     assert not (work / "err" / "speed.json").exists()
+
+
+def test_speed_times_a3_on_the_same_queries(work, tmp_path):
+    """``--a3-run-dir``: a trained A3 run's one-layer query encoder as a fifth pipeline, same N queries."""
+    from lr_core.train import fit
+    from reports.collect import speed_rows
+
+    from tests.helpers import REPO, fast_config
+
+    tiny = REPO / "experiments" / "tiny.yaml"
+    a3_run = fit(fast_config(tiny, tmp_path / "a3", ["variant=a3_one_layer_query"]))
+    out = work / "with-a3"
+    base = ["--backbone", "tiny-llama", "--work-dir", str(work / "work"), "--data-dir", str(work / "data"),
+            "--max-doc-len", "32", "--queries", "24", "--batch-size", "8", "--top-k", "5"]
+    assert speed.main([*base, "--a3-run-dir", str(a3_run), "--out", str(out)]) == 0
+    report = json.loads((out / "speed.json").read_text())
+    assert set(report["pipelines"]) == {*PIPELINES, "a3"}
+    a3 = report["pipelines"]["a3"]
+    assert a3["total_s"] == pytest.approx(a3["tokenize_s"] + a3["encode_s"] + a3["search_s"], abs=1e-5)
+    assert a3["qps"] == pytest.approx(24 / a3["total_s"], rel=0.01) and a3["encode_s"] > 0
+    assert report["a3_model"]["variant"] == "a3_one_layer_query" and report["a3_model"]["query_layers"] == 1
+    assert report["a3_model"]["checkpoint"].startswith(str(a3_run))
+    rows = {r["model"]: r for r in speed_rows(report, "speed.json")}
+    assert rows["tiny-llama a3"]["variant"] == "a3_one_layer_query" and rows["tiny-llama a3"]["representation"] == "dense"
+    # a run of another variant is refused with a message, not timed as if it were A3
+    other = fit(fast_config(tiny, tmp_path / "lr"))
+    assert speed.main([*base, "--a3-run-dir", str(other), "--out", str(work / "not-a3")]) == 2
+    assert not (work / "not-a3" / "speed.json").exists()
