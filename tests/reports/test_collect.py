@@ -108,7 +108,7 @@ def test_bad_lr_bench_speed_report_is_skipped_whole(tmp_path):
     with pytest.warns(SkippedResultWarning, match="unknown pipeline 'light_magic'"):
         r = collect([tmp_path])
     assert r.warnings == [(f"skipped {bad}: unknown pipeline 'light_magic' (known: full, light_dense, light_sparse, "
-                           "light_hybrid)")]
+                           "light_hybrid, a3)")]
     # random documents: timings only; no data set, so no quality number is attached
     assert set(r.speed["source"].str.split(" ").str[0]) == {str(random_docs)}
     assert r.speed["dataset"].isna().all() and r.speed["ndcg@10"].isna().all()
