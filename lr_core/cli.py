@@ -9,7 +9,7 @@
     lr demo [--steps 20]
     lr compare --config CFG --variant A --variant B --steps N --out DIR [key=value ...]
     lr variants
-    lr sweep SPEC.yaml [--dry-run] | lr sweep status SPEC.yaml
+    lr sweep SPEC.yaml [--dry-run | --local] | lr sweep status SPEC.yaml
     lr report RESULTS_DIR... --out DIR [--paper-backbone Llama3.2-1b]
     lr bench sparse-memory|train-step|cache-build|train-resume|speed|scaling [options]
     lr export-serving RUN_DIR OUT --dataset scifact [--dtype float16]   (LLM-free serving bundle)
@@ -153,14 +153,21 @@ def cmd_sweep(args) -> None:
         print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
         return
     if len(args.args) != 1:
-        raise ConfigError("usage: lr sweep SPEC.yaml [--dry-run] | lr sweep status SPEC.yaml")
+        raise ConfigError("usage: lr sweep SPEC.yaml [--dry-run | --local] | lr sweep status SPEC.yaml")
+    if args.local:
+        if args.dry_run:
+            raise ConfigError("--local runs the sweep here; --dry-run prints the Slurm script: choose one")
+        status = sweep.run_local(args.args[0])
+        if status:
+            raise SystemExit(status)
+        return
     sweep.submit(args.args[0], dry_run=args.dry_run)
 
 
 def cmd_sweep_task(args) -> None:
-    from lr_core.sweep import run_task
+    from lr_core.sweep import SPEED_DIR, run_task, speed_task
 
-    status = run_task(args.manifest, args.index)
+    status = speed_task(args.manifest) if args.index == SPEED_DIR else run_task(args.manifest, int(args.index))
     if status:
         raise SystemExit(status)
 
@@ -302,10 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
     sw = sub.add_parser("sweep", help="submit a sweep spec to Slurm (`lr sweep status SPEC` shows progress)")
     sw.add_argument("args", nargs="+", metavar="SPEC | status SPEC")
     sw.add_argument("--dry-run", action="store_true", help="print the sbatch script, submit nothing")
+    sw.add_argument("--local", action="store_true", help="run every run here, one after the other, without Slurm")
     sw.set_defaults(func=cmd_sweep)
     st = sub.add_parser("sweep-task", help="(run by Slurm) train and evaluate one run of a sweep manifest")
     st.add_argument("manifest")
-    st.add_argument("index", type=int)
+    st.add_argument("index", help="array index, or 'speed' for the speed benchmark")
     st.set_defaults(func=cmd_sweep_task)
 
     v = sub.add_parser("variants", help="list every model variant")

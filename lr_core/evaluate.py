@@ -138,9 +138,17 @@ def vocab_cache_for(model: EvalModel, instruction: str, dtype: str = "float32"):
     return VocabCache.load(path, expect=expect, dtype=dtype)
 
 
-def encoded_corpus_dir(model: EvalModel, dataset: BeirDataset, settings: EvalSettings) -> Path:
+def encoded_corpus_dir(model: EvalModel, dataset: BeirDataset, settings: EvalSettings, sparse: bool = True) -> Path:
+    """Where ``model``'s encoding of ``dataset`` is kept. Dense-only encodings get their own directory
+    (``-dense``), so a later dense + sparse evaluation of the same model does not clash with them;
+    a dense-only evaluation reuses a dense + sparse encoding when one is there."""
+    from lr_core.corpus_encoding import MANIFEST
+
     top = f"-top{settings.sparse_top_k}" if settings.sparse_top_k else ""
-    return model.work_dir / "corpus" / f"{dataset.name}-len{model.encoder.tokenizer.max_doc_len}{top}"
+    both = model.work_dir / "corpus" / f"{dataset.name}-len{model.encoder.tokenizer.max_doc_len}{top}"
+    if sparse or (both / MANIFEST).is_file():
+        return both
+    return both.with_name(both.name + "-dense")
 
 
 def encode_corpus_for(model: EvalModel, dataset: BeirDataset, settings: EvalSettings, sparse: bool,
@@ -148,7 +156,8 @@ def encode_corpus_for(model: EvalModel, dataset: BeirDataset, settings: EvalSett
     """Encode (or finish encoding) the corpus shards of ``dataset`` for ``model``."""
     from lr_core.corpus_encoding import encode_corpus
 
-    out = encoded_corpus_dir(model, dataset, settings)
+    out = encoded_corpus_dir(model, dataset, settings, sparse)
+    sparse = sparse or not out.name.endswith("-dense")  # a dense + sparse encoding found for a dense-only request
     fingerprint = {"model_id": model.backbone, "checkpoint_hash": model.checkpoint_hash, "variant": model.variant}
     encode_corpus(model.encoder, dataset.corpus, out, fingerprint, num_shards=settings.num_shards, shards=shards,
                   batch_size=settings.batch_size, sparse=sparse, dense_dtype=settings.dense_dtype,

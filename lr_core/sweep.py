@@ -6,16 +6,23 @@ Spec (``experiments/sweeps/*.yaml``)::
     base_config: experiments/tiny.yaml          # relative to the spec file's directory or the cwd
     out: runs/sweeps/tiny-grid                  # default runs/sweeps/<name>
     grid:                                       # any config key; variant / backbone / seed are shortcuts
-      variant: [lightretriever, symmetric]
+      variant: [lightretriever, symmetric, bm25, untrained]
       seed: [1, 2]
     overrides: [trainer.max_steps=20]           # applied to every run
-    evaluate: {datasets: [scifact], data_dir: null, representations: null}
+    evaluate: {datasets: [scifact], data_dir: null,
+               representations: null,           # a list for every run, or {variant: [...]}; null: the variant's own
+               mrl_dims: []}                    # runs of the mrl variant are also evaluated (dense) at these widths
+    speed: {run: variant-lightretriever, a3_run: null, args: [--threads, "2"]}   # optional: lr bench speed
     wandb: {project: lightretriever-suite, mode: auto}
     slurm: {partition: debug, time: "01:00:00", cpus_per_task: 2, mem: 8G, gpus_per_node: 0,
             nodes: 1, array_throttle: 8, signal_seconds: 120, extra: []}
 
 Every grid point becomes a run directory ``<out>/<name from its settings>``; ``<out>/manifest.json``
-lists them. ``lr sweep SPEC`` validates everything first (variant, keys, data sets, partition),
+lists them. ``bm25`` and ``untrained`` are baselines, not variants: their runs train nothing and
+are evaluated on the same data sets (BM25 with Lucene; the backbone without training, full LLM
+dense on both sides). ``speed`` runs ``lr bench speed`` on a finished run of the grid (and an A3
+run, if named) once the array is done; its ``speed.json`` goes to ``<out>/speed``.
+``lr sweep SPEC --local`` runs everything here, one run after the other, without Slurm. ``lr sweep SPEC`` validates everything first (variant, keys, data sets, partition),
 then submits an array of only the runs that are neither finished (``eval_done.json``) nor
 already queued; running it again after failures, time-outs or cancellations resubmits
 exactly those, and each resumes from its checkpoint. On the pre-emption warning (``USR1``) a
@@ -33,6 +40,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -45,6 +53,9 @@ from lr_core.io import atomic_write_text
 log = logging.getLogger(__name__)
 
 SHORTCUTS = {"variant": "variant", "backbone": "model.backbone", "seed": "trainer.seed"}
+BASELINES = {"bm25": "BM25 (Lucene, Anserini defaults k1=0.9 b=0.4): nothing trained",
+             "untrained": "the backbone without training, full LLM on both sides (dense)"}
+SPEED_DIR = "speed"
 DONE_FILE = "eval_done.json"
 STATUS_FILE = "status.json"
 
@@ -72,10 +83,18 @@ class SweepSpec:
     overrides: list[str]
     datasets: list[str]
     data_dir: str | None
-    representations: list[str] | None
+    representations: list[str] | dict[str, list[str]] | None
     wandb: dict
     slurm: SlurmSettings
     source: Path
+    mrl_dims: list[int] = field(default_factory=list)
+    speed: dict | None = None  # {run: NAME, a3_run: NAME | None, args: [...]}
+
+    def representations_for(self, variant: str) -> list[str] | None:
+        """What runs of ``variant`` are evaluated as (None: what the variant declares)."""
+        if isinstance(self.representations, dict):
+            return self.representations.get(variant)
+        return self.representations
 
 
 @dataclass
@@ -101,7 +120,7 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    known = {"name", "base_config", "out", "grid", "overrides", "evaluate", "wandb", "slurm"}
+    known = {"name", "base_config", "out", "grid", "overrides", "evaluate", "wandb", "slurm", "speed"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise _err(path, ", ".join(unknown), f"unknown key(s); allowed: {', '.join(sorted(known))}")
@@ -126,11 +145,24 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
     if not isinstance(overrides, list) or not all(isinstance(o, str) and "=" in o for o in overrides):
         raise _err(path, "overrides", "must be a list of 'key.sub=value' strings")
     ev = raw.get("evaluate") or {}
-    if not isinstance(ev, dict) or set(ev) - {"datasets", "data_dir", "representations"}:
-        raise _err(path, "evaluate", "allowed keys: datasets, data_dir, representations")
+    if not isinstance(ev, dict) or set(ev) - {"datasets", "data_dir", "representations", "mrl_dims"}:
+        raise _err(path, "evaluate", "allowed keys: datasets, data_dir, representations, mrl_dims")
     datasets = ev.get("datasets") or []
     if not isinstance(datasets, list) or not datasets:
         raise _err(path, "evaluate.datasets", "required: a non-empty list of data sets")
+    reps = ev.get("representations")
+    if not (reps is None or (isinstance(reps, list) and all(isinstance(r, str) for r in reps)) or
+            (isinstance(reps, dict) and all(isinstance(v, list) for v in reps.values()))):
+        raise _err(path, "evaluate.representations", "a list of representations, or a mapping variant -> list")
+    mrl_dims = ev.get("mrl_dims") or []
+    if not isinstance(mrl_dims, list) or not all(isinstance(d, int) and d > 0 for d in mrl_dims):
+        raise _err(path, "evaluate.mrl_dims", "a list of positive integers (dense widths)")
+    speed = raw.get("speed")
+    if speed is not None:
+        if not isinstance(speed, dict) or set(speed) - {"run", "a3_run", "args"} or not isinstance(speed.get("run"), str):
+            raise _err(path, "speed", "a mapping with run (a run name of the grid), optional a3_run and args")
+        if not isinstance(speed.get("args") or [], list):
+            raise _err(path, "speed.args", "a list of `lr bench speed` arguments")
     slurm_raw = raw.get("slurm") or {}
     from lr_core.config import _build
 
@@ -142,7 +174,7 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
         raise _err(path, "wandb", "must be a mapping")
     out = Path(raw.get("out") or f"runs/sweeps/{name}")
     return SweepSpec(name, base_path, out, {SHORTCUTS.get(k, k): v for k, v in grid.items()}, overrides, datasets,
-                     ev.get("data_dir"), ev.get("representations"), wandb, slurm, path)
+                     ev.get("data_dir"), reps, wandb, slurm, path, mrl_dims, speed)
 
 
 def _slug(value) -> str:
@@ -204,7 +236,8 @@ def validate(spec: SweepSpec, runs: list[SweepRun], check_partition: bool = True
     for run in runs:
         try:
             cfg = run_config(spec, run)
-            get_variant(cfg.variant)
+            if cfg.variant not in BASELINES:
+                get_variant(cfg.variant)
         except ConfigError as exc:
             raise ConfigError(f"{spec.source}: run {run.name}: {exc}") from None
     from lr_core.errors import DataError
@@ -214,9 +247,16 @@ def validate(spec: SweepSpec, runs: list[SweepRun], check_partition: bool = True
             resolve_dataset_dir(ds, spec.data_dir)
         except DataError as exc:
             raise _err(spec.source, "evaluate.datasets", str(exc)) from None
-    bad = set(spec.representations or []) - set(REPRESENTATIONS)
+    named = spec.representations.values() if isinstance(spec.representations, dict) else [spec.representations or []]
+    bad = {r for reps in named for r in reps} - set(REPRESENTATIONS)
     if bad:
         raise _err(spec.source, "evaluate.representations", f"unknown {sorted(bad)}; known: {REPRESENTATIONS}")
+    if spec.speed:
+        names = {r.name for r in runs}
+        for key in ("run", "a3_run"):
+            if spec.speed.get(key) and spec.speed[key] not in names:
+                raise _err(spec.source, f"speed.{key}", f"{spec.speed[key]!r} is not a run of this sweep "
+                           f"({', '.join(sorted(names))})")
     if check_partition and not partition_exists(spec.slurm.partition):
         raise _err(spec.source, "slurm.partition", f"partition {spec.slurm.partition!r} does not exist (see sinfo)")
 
@@ -226,7 +266,8 @@ def write_manifest(spec: SweepSpec, runs: list[SweepRun]) -> Path:
     path = spec.out / "manifest.json"
     data = {"name": spec.name, "spec": str(spec.source.resolve()), "base_config": str(spec.base_config.resolve()),
             "datasets": spec.datasets, "data_dir": spec.data_dir, "representations": spec.representations,
-            "wandb": spec.wandb, "overrides": spec.overrides, "runs": [asdict(r) for r in runs]}
+            "mrl_dims": spec.mrl_dims, "speed": spec.speed, "wandb": spec.wandb, "overrides": spec.overrides,
+            "runs": [asdict(r) for r in runs]}
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
     return path
 
@@ -281,6 +322,9 @@ def status(spec: SweepSpec) -> list[dict]:
         elif st["state"] in ("running", "requeued", "interrupted"):  # not in the queue: killed or cancelled
             st = {"state": "interrupted", "message": f"last seen {st['state']}; resubmit to resume"}
         rows.append({"index": r.index, "name": r.name, **st})
+    if spec.speed:
+        state = "done" if speed_done(spec) else "pending" if speed_queued(spec) else "not started"
+        rows.append({"index": SPEED_DIR, "name": SPEED_DIR, "state": state})
     return rows
 
 
@@ -313,8 +357,37 @@ def sbatch_script(spec: SweepSpec, manifest: Path, indices: list[int]) -> str:
     return "\n".join(x for x in lines if x is not None) + "\n"
 
 
+def speed_script(spec: SweepSpec, manifest: Path, after: str | None) -> str:
+    """The speed benchmark as one job that starts when the array ``after`` has ended."""
+    s = spec.slurm
+    lines = ["#!/bin/bash", f"#SBATCH --job-name={s.job_name or 'lr-' + spec.name}-speed",
+             f"#SBATCH --partition={s.partition}", f"#SBATCH --time={s.time}", "#SBATCH --nodes=1",
+             "#SBATCH --ntasks=1", f"#SBATCH --cpus-per-task={s.cpus_per_task}", f"#SBATCH --mem={s.mem}",
+             f"#SBATCH --output={(spec.out / 'slurm' / 'speed-%j.out').resolve()}"]
+    if after:
+        lines.append(f"#SBATCH --dependency=afterany:{after}")
+    if s.gpus_per_node:
+        lines.append("#SBATCH --gpus-per-node=1")
+    lines += [f"#SBATCH {x}" for x in s.extra]
+    env = [f"export LR_DATA_DIR={os.environ['LR_DATA_DIR']}"] if os.environ.get("LR_DATA_DIR") else []
+    lines += ["", "set -euo pipefail", f"cd {Path.cwd().resolve()}", *env,
+              f"{sys.executable} -m lr_core.cli sweep-task {manifest.resolve()} {SPEED_DIR}"]
+    return "\n".join(lines) + "\n"
+
+
+def _sbatch(spec: SweepSpec, script: str, name: str) -> str:
+    (spec.out / "slurm").mkdir(parents=True, exist_ok=True)
+    script_path = spec.out / "slurm" / name
+    atomic_write_text(script_path, script)
+    out = subprocess.run(["sbatch", "--parsable", str(script_path)], capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        raise ConfigError(f"sbatch failed: {out.stderr.strip()}")
+    return out.stdout.strip().split(";")[0]
+
+
 def submit(spec_path: str | os.PathLike, dry_run: bool = False, check_partition: bool = True) -> str | None:
-    """Validate, then submit the runs that are neither done nor queued; returns the job id (or None)."""
+    """Validate, then submit the runs that are neither done nor queued (and the speed job, after
+    them, if the spec has one and it is not done); returns the array's job id (or None)."""
     spec = load_spec(spec_path)
     runs = expand(spec)
     validate(spec, runs, check_partition=check_partition and not dry_run)
@@ -324,22 +397,25 @@ def submit(spec_path: str | os.PathLike, dry_run: bool = False, check_partition:
         todo = [i for i in todo if i not in q]
     if not todo:
         print(f"sweep {spec.name}: nothing to submit ({len(runs)} runs done or queued)")
+        if spec.speed and not dry_run and not speed_done(spec) and not queued(spec) and not speed_queued(spec):
+            _submit_speed(spec, write_manifest(spec, runs), None)
         return None
     manifest = write_manifest(spec, runs) if not dry_run else spec.out / "manifest.json"
     script = sbatch_script(spec, manifest, todo)
     if dry_run:
         print(script)
+        if spec.speed:
+            print(speed_script(spec, manifest, "<array job id>"))
         return None
-    (spec.out / "slurm").mkdir(parents=True, exist_ok=True)
-    script_path = spec.out / "slurm" / f"submit-{len(_submissions(spec))}.sbatch"
-    atomic_write_text(script_path, script)
-    out = subprocess.run(["sbatch", "--parsable", str(script_path)], capture_output=True, text=True, timeout=120)
-    if out.returncode != 0:
-        raise ConfigError(f"sbatch failed: {out.stderr.strip()}")
-    job_id = out.stdout.strip().split(";")[0]
-    subs = _submissions(spec) + [{"job_id": job_id, "indices": todo, "script": str(script_path)}]
+    name = f"submit-{len(_submissions(spec))}.sbatch"
+    job_id = _sbatch(spec, script, name)
+    subs = _submissions(spec) + [{"job_id": job_id, "indices": todo, "script": str(spec.out / "slurm" / name)}]
     atomic_write_text(spec.out / "submissions.json", json.dumps(subs, indent=2) + "\n")
     print(f"sweep {spec.name}: submitted job array {job_id} ({len(todo)} of {len(runs)} runs)")
+    if spec.speed and not speed_done(spec):
+        if speed_queued(spec):  # waiting on an older array: it must wait for this one too
+            subprocess.run(["scancel", (spec.out / "slurm" / "speed_job.txt").read_text().strip()], timeout=60)
+        _submit_speed(spec, manifest, job_id)
     return job_id
 
 
@@ -388,9 +464,36 @@ def _write_status(run_dir: Path, state: str, **extra) -> None:
     atomic_write_text(run_dir / STATUS_FILE, json.dumps(payload, indent=2) + "\n")
 
 
+def evaluate_run(spec: SweepSpec, cfg, run_dir: Path) -> dict:
+    """Evaluate a finished run (or a baseline) on every data set of the spec; the W&B summary values."""
+    from lr_core.evaluate import EvalSettings, evaluate, evaluate_bm25, load_model_for_eval
+
+    records = []
+    if cfg.variant == "bm25":
+        records = [evaluate_bm25(ds, run_dir / "eval", data_dir=spec.data_dir) for ds in spec.datasets]
+    else:
+        if cfg.variant == "untrained":
+            model = load_model_for_eval(backbone=cfg.model.backbone, work_dir=run_dir, max_doc_len=cfg.data.max_doc_len)
+            reps = spec.representations_for(cfg.variant) or ["symmetric"]
+        else:
+            model = load_model_for_eval(run_dir)
+            reps = spec.representations_for(cfg.variant)
+        settings = EvalSettings(representations=tuple(reps) if reps else None)
+        for ds in spec.datasets:
+            records += evaluate(model, ds, run_dir / "eval", settings, spec.data_dir)
+        if cfg.variant == "mrl":  # the same model served at smaller widths (dense only)
+            for dim in spec.mrl_dims:
+                for ds in spec.datasets:
+                    records += [{**r, "representation": f"{r['representation']}@{dim}"} for r in
+                                evaluate(model, ds, run_dir / f"eval-mrl{dim}",
+                                         EvalSettings(representations=("dense",), mrl_dim=dim), spec.data_dir)]
+    return {f"{r['dataset']}/{r['representation']}/{m}": r[m] for r in records
+            for m in ("ndcg@10", "recall@20", "recall@50", "recall@100")}
+
+
 def run_task(manifest_path: str | os.PathLike, index: int) -> int:
-    """Train (or resume) and evaluate run ``index`` of a sweep manifest; requeue on SIGUSR1."""
-    from lr_core.evaluate import EvalSettings, evaluate, load_model_for_eval
+    """Train (or resume) and evaluate run ``index`` of a sweep manifest; requeue on SIGUSR1.
+    Baselines (``bm25``, ``untrained``) are only evaluated."""
     from lr_core.tracking import log_summary
     from lr_core.train import fit
 
@@ -411,18 +514,13 @@ def run_task(manifest_path: str | os.PathLike, index: int) -> int:
     preempt.install()
     _write_status(run_dir, "running")
     try:
-        fit(cfg, extra_callbacks=[preempt.callback()])
-        if preempt.requested or not (run_dir / "train_done.json").is_file():
-            _write_status(run_dir, "requeued")
-            _requeue()
-            return 0
-        model = load_model_for_eval(run_dir)
-        settings = EvalSettings(representations=tuple(spec.representations) if spec.representations else None)
-        summary = {}
-        for ds in spec.datasets:
-            for rec in evaluate(model, ds, run_dir / "eval", settings, spec.data_dir):
-                for m in ("ndcg@10", "recall@20", "recall@50", "recall@100"):
-                    summary[f"{rec['dataset']}/{rec['representation']}/{m}"] = rec[m]
+        if cfg.variant not in BASELINES:
+            fit(cfg, extra_callbacks=[preempt.callback()])
+            if preempt.requested or not (run_dir / "train_done.json").is_file():
+                _write_status(run_dir, "requeued")
+                _requeue()
+                return 0
+        summary = evaluate_run(spec, cfg, run_dir)
         log_summary(cfg, run_dir, summary)
         atomic_write_text(run_dir / DONE_FILE, json.dumps({"metrics": summary}, indent=2) + "\n")
         _write_status(run_dir, "done")
@@ -431,6 +529,87 @@ def run_task(manifest_path: str | os.PathLike, index: int) -> int:
         if json.loads((run_dir / STATUS_FILE).read_text()).get("state") != "interrupted":
             _write_status(run_dir, "failed", message=f"{type(exc).__name__}: {exc}"[:500])
         raise
+
+
+def speed_task(manifest_path: str | os.PathLike) -> int:
+    """``lr bench speed`` on the spec's finished run (and A3 run): ``<out>/speed/speed.json``."""
+    from experiments.benchmarks import speed
+
+    manifest = json.loads(Path(manifest_path).read_text())
+    spec = load_spec(manifest["spec"])
+    runs = {r["name"]: Path(r["run_dir"]) for r in manifest["runs"]}
+    cfg = spec.speed
+    needed = [cfg["run"], *([cfg["a3_run"]] if cfg.get("a3_run") else [])]
+    missing = [n for n in needed if not (runs[n] / DONE_FILE).is_file()]
+    if missing:
+        raise ConfigError(f"sweep {spec.name}: speed needs finished runs {missing}; run `lr sweep` again when they are")
+    argv = ["--run-dir", str(runs[cfg["run"]]), "--dataset", spec.datasets[0], "--out", str(spec.out / SPEED_DIR)]
+    if spec.data_dir:
+        argv += ["--data-dir", spec.data_dir]
+    if cfg.get("a3_run"):
+        argv += ["--a3-run-dir", str(runs[cfg["a3_run"]])]
+    return speed.main([*argv, *map(str, cfg.get("args") or [])])
+
+
+def speed_done(spec: SweepSpec) -> bool:
+    return (spec.out / SPEED_DIR / "speed.json").is_file()
+
+
+def speed_queued(spec: SweepSpec) -> bool:
+    """Whether the speed job last submitted for this sweep is still pending or running in Slurm."""
+    path = spec.out / "slurm" / "speed_job.txt"
+    if not path.is_file() or shutil.which("squeue") is None:
+        return False
+    out = subprocess.run(["squeue", "-h", "-j", path.read_text().strip(), "-o", "%T"], capture_output=True, text=True,
+                         timeout=60)
+    return bool(out.stdout.strip())
+
+
+def _submit_speed(spec: SweepSpec, manifest: Path, after: str | None) -> None:
+    job = _sbatch(spec, speed_script(spec, manifest, after), "speed.sbatch")
+    atomic_write_text(spec.out / "slurm" / "speed_job.txt", job + "\n")
+    print(f"sweep {spec.name}: speed benchmark submitted as job {job}" + (f", after array {after}" if after else ""))
+
+
+def run_local(spec_path: str | os.PathLike) -> int:
+    """Every run that is not done, one after the other in this process (no Slurm), then the speed
+    benchmark; rerunning resumes (finished runs are skipped, a killed run resumes from its checkpoint)."""
+    spec = load_spec(spec_path)
+    runs = expand(spec)
+    validate(spec, runs, check_partition=False)
+    manifest = write_manifest(spec, runs)
+    failed = []
+    for run in runs:
+        if run_state(Path(run.run_dir))["state"] == "done":
+            print(f"sweep {spec.name}: {run.name} done")
+            continue
+        print(f"sweep {spec.name}: {run.name} ({run.index + 1}/{len(runs)})", flush=True)
+        start = time.perf_counter()
+        try:
+            run_task(manifest, run.index)
+        except Exception as exc:  # recorded in its status.json; the other runs still go
+            log.error("run %s failed: %s", run.name, exc)
+            failed.append(run.name)
+        _record_wall_time(Path(run.run_dir), time.perf_counter() - start)
+    if spec.speed and not speed_done(spec) and not failed:
+        start = time.perf_counter()
+        if speed_task(manifest) != 0:
+            failed.append(SPEED_DIR)
+        else:
+            _record_wall_time(spec.out / SPEED_DIR, time.perf_counter() - start)
+    print(f"sweep {spec.name}: {len(runs) - len([f for f in failed if f != SPEED_DIR])} of {len(runs)} runs done"
+          + (f"; failed: {', '.join(failed)} (see their status.json)" if failed else ""))
+    return 1 if failed else 0
+
+
+def _record_wall_time(run_dir: Path, seconds: float) -> None:
+    """Append this invocation's wall seconds to ``RUN/wall_time.json`` (a resumed run has several)."""
+    path = run_dir / "wall_time.json"
+    old = json.loads(path.read_text()) if path.is_file() else {"invocations": []}
+    old["invocations"].append({"seconds": round(seconds, 1), "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    old["total_seconds"] = round(sum(i["seconds"] for i in old["invocations"]), 1)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(old, indent=2) + "\n")
 
 
 def _requeue() -> None:

@@ -58,6 +58,26 @@ def test_hybrid_uses_both_lists(trained_tiny, shared_data, tmp_path):
     assert recs["hybrid"]["settings"]["w_dense"] == 0.7
 
 
+def test_dense_only_and_dense_sparse_encodings_do_not_clash(trained_tiny, shared_data, tmp_path):
+    """A dense-only evaluation, then one that needs sparse vectors, then dense-only again: the second
+    encodes dense + sparse in its own directory (no settings clash), the third reuses it."""
+    data_root = tmp_path / "data"
+    write_subset(shared_data, "scifact", data_root, n_queries=3, n_extra_docs=10)
+    model = load_model_for_eval(trained_tiny, max_doc_len=24, work_dir=tmp_path / "work")
+    corpus = tmp_path / "work" / "corpus"
+    first = evaluate(model, "scifact", tmp_path / "a", EvalSettings(representations=("symmetric",)), data_dir=data_root)
+    assert sorted(p.name for p in corpus.iterdir()) == ["scifact-len24-dense"]
+    both = evaluate(model, "scifact", tmp_path / "b", EvalSettings(representations=("symmetric", "sparse")),
+                    data_dir=data_root)
+    assert sorted(p.name for p in corpus.iterdir()) == ["scifact-len24", "scifact-len24-dense"]
+    assert both[0]["ndcg@10"] == pytest.approx(first[0]["ndcg@10"], abs=1e-6)  # the same dense vectors
+    shard = next((corpus / "scifact-len24").glob("shard-*.npz"))
+    before = shard.stat().st_mtime_ns
+    again = evaluate(model, "scifact", tmp_path / "c", EvalSettings(representations=("symmetric",)), data_dir=data_root)
+    assert again[0]["timings"]["corpus_encode_s"] < both[0]["timings"]["corpus_encode_s"]
+    assert shard.stat().st_mtime_ns == before and again[0]["ndcg@10"] == pytest.approx(first[0]["ndcg@10"], abs=1e-6)
+
+
 def test_untrained_backbone_and_chinese_path(shared_data, tmp_path):
     data_root = tmp_path / "data"
     write_subset(shared_data, "cmrc2018_zh", data_root, n_queries=10, n_extra_docs=40)

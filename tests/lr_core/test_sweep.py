@@ -18,6 +18,7 @@ import yaml
 from lr_core import sweep
 from lr_core.cli import main
 from lr_core.errors import ConfigError
+from lr_core.variants import list_variants
 
 from tests.helpers import REPO, write_subset
 
@@ -69,11 +70,18 @@ def slurm_log(out: Path) -> str:
 
 def test_grid_runs_logs_and_resubmits_nothing(local_slurm, tiny_beir, tmp_path, monkeypatch, capsys):
     spec = write_spec(tmp_path / "grid.yaml", "grid", {"variant": ["lightretriever", "symmetric"], "seed": [1, 2]},
-                      ["trainer.max_steps=3", "trainer.checkpoint_every_n_steps=1", *SMALL], tiny_beir)
+                      ["trainer.max_steps=3", "trainer.checkpoint_every_n_steps=1", *SMALL], tiny_beir,
+                      speed={"run": "variant-lightretriever_seed-1",
+                             "args": ["--queries", "8", "--batch-size", "4", "--top-k", "5", "--query-datasets",
+                                      "scifact", "--query-data-dir", str(tiny_beir)]})
     out = tmp_path / "grid"
     job = sweep.submit(spec)
     assert job and job.isdigit()
-    wait_until(lambda: not squeue_ids(job), 900, "the 2 x 2 sweep")
+    speed_job = (out / "slurm" / "speed_job.txt").read_text().strip()
+    assert f"--dependency=afterany:{job}" in (out / "slurm" / "speed.sbatch").read_text()
+    wait_until(lambda: not squeue_ids(job) and not squeue_ids(speed_job), 900, "the 2 x 2 sweep and its speed job")
+    speed = json.loads((out / "speed" / "speed.json").read_text())  # after the array: the run it times is finished
+    assert speed["N"] == 8 and speed["model"]["checkpoint"].startswith(str(out / "variant-lightretriever_seed-1"))
     runs = sorted(p for p in out.iterdir() if p.is_dir() and p.name.startswith("variant-"))
     assert len(runs) == 4, slurm_log(out)
     metrics = sorted(out.glob("*/eval/scifact/symmetric/metrics.json"))
@@ -95,7 +103,7 @@ def test_grid_runs_logs_and_resubmits_nothing(local_slurm, tiny_beir, tmp_path, 
     assert sweep.submit(spec) is None
     assert len(json.loads((out / "submissions.json").read_text())) == 1
     assert main(["sweep", "status", str(spec)]) == 0
-    assert "done: 4" in capsys.readouterr().out
+    assert "done: 5" in capsys.readouterr().out  # four runs and the speed benchmark
 
 
 def test_preempted_then_cancelled_run_resumes(local_slurm, tiny_beir, tmp_path, capsys):
@@ -179,3 +187,67 @@ def test_dry_run_prints_the_array_script(tiny_beir, tmp_path, capsys):
     assert (cfg.trainer.devices, cfg.trainer.num_nodes, cfg.trainer.strategy) == (4, 2, "ddp")
     assert [r.name for r in runs][:2] == ["variant-lightretriever_seed-1", "variant-lightretriever_seed-2"]
     assert not (tmp_path / "d").exists()  # a dry run writes nothing
+
+
+def test_local_sweep_with_baselines_mrl_widths_and_speed(tiny_beir, tmp_path, capsys):
+    """`lr sweep SPEC --local`: no Slurm; BM25 and the untrained backbone are evaluated without training,
+    per-variant representations, MRL at a smaller width, then the speed benchmark on a finished run;
+    a second invocation redoes nothing."""
+    spec = write_spec(tmp_path / "local.yaml", "local", {"variant": ["bm25", "untrained", "mrl"]},
+                      ["trainer.max_steps=2", "loss.mrl_dims=[16]", *SMALL], tiny_beir,
+                      evaluate={"representations": {"mrl": ["dense"]}, "mrl_dims": [16]},
+                      speed={"run": "variant-mrl", "args": ["--queries", "16", "--batch-size", "8", "--top-k", "5",
+                                                            "--query-datasets", "scifact",
+                                                            "--query-data-dir", str(tiny_beir)]})
+    out = tmp_path / "local"
+    assert main(["sweep", str(spec), "--local"]) == 0
+    bm25 = json.loads((out / "variant-bm25" / "eval" / "scifact" / "bm25" / "metrics.json").read_text())
+    assert bm25["num_queries"] == 4 and 0 < bm25["ndcg@10"] <= 1
+    assert not (out / "variant-bm25" / "checkpoints").exists() and not (out / "variant-untrained" / "checkpoints").exists()
+    untrained = json.loads((out / "variant-untrained" / "eval" / "scifact" / "symmetric" / "metrics.json").read_text())
+    assert untrained["variant"] == "untrained" and untrained["checkpoint_hash"] == "untrained"
+    mrl = out / "variant-mrl"
+    assert sorted(p.name for p in (mrl / "eval" / "scifact").iterdir()) == ["dense"]  # the mapping, not the default
+    full = json.loads((mrl / "eval" / "scifact" / "dense" / "metrics.json").read_text())
+    small = json.loads((mrl / "eval-mrl16" / "scifact" / "dense" / "metrics.json").read_text())
+    assert full["settings"]["mrl_dim"] is None and small["settings"]["mrl_dim"] == 16
+    assert full["checkpoint_hash"] == small["checkpoint_hash"] != "untrained"
+    done = json.loads((mrl / sweep.DONE_FILE).read_text())["metrics"]
+    assert {"scifact/dense/ndcg@10", "scifact/dense@16/ndcg@10"} <= set(done)
+    speed = json.loads((out / "speed" / "speed.json").read_text())
+    assert speed["N"] == 16 and speed["model"]["checkpoint"].startswith(str(mrl))
+    for run in ("variant-bm25", "variant-untrained", "variant-mrl", "speed"):
+        assert json.loads((out / run / "wall_time.json").read_text())["total_seconds"] > 0
+    before = (mrl / "eval" / "scifact" / "dense" / "metrics.json").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["sweep", str(spec), "--local"]) == 0
+    assert "3 of 3 runs done" in capsys.readouterr().out
+    assert (mrl / "eval" / "scifact" / "dense" / "metrics.json").stat().st_mtime_ns == before
+    assert main(["sweep", "status", str(spec)]) == 0
+    assert "done: 4" in capsys.readouterr().out  # three runs and the speed benchmark
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"speed": {"run": "variant-nope"}}, "speed.run"),
+    ({"speed": {"args": ["--threads", "2"]}}, "speed"),
+    ({"evaluate": {"mrl_dims": [0]}}, "evaluate.mrl_dims"),
+    ({"evaluate": {"representations": {"lightretriever": ["magic"]}}}, "unknown"),
+])
+def test_bad_speed_and_evaluate_settings_fail_before_running(tiny_beir, tmp_path, change, match):
+    spec = write_spec(tmp_path / "bad.yaml", "bad", {"variant": ["lightretriever", "bm25"]}, SMALL, tiny_beir, **change)
+    with pytest.raises(ConfigError, match=match):
+        sweep.run_local(spec)
+    assert not (tmp_path / "bad" / "variant-bm25").exists()
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "experiments" / "sweeps").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_sweep_spec_in_the_repository_is_valid(path, shared_data, monkeypatch):
+    """Each shipped spec expands and validates (variants, override keys, data sets, speed runs)."""
+    monkeypatch.setenv("LR_DATA_DIR", str(shared_data))
+    spec = sweep.load_spec(path)
+    runs = sweep.expand(spec)
+    sweep.validate(spec, runs, check_partition=False)
+    assert len(runs) >= 1
+    for run in runs:
+        cfg = sweep.run_config(spec, run)
+        assert cfg.variant in sweep.BASELINES or cfg.variant in list_variants()
