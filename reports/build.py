@@ -13,6 +13,7 @@ Layout of the output directory (every file written atomically, so a crash never 
     tables/<name>.{tex,md,csv}    one table in three formats (names: reports.tables.TABLE_NAMES)
     figures/<name>.{pdf,png}      one figure in two formats (names: reports.figures.FIGURES)
     report.md                     every Markdown table, one after another
+    findings.md                   the paper's seven findings: the paper's numbers, ours, a verdict (reports.findings)
     report.tex, report.pdf        the LaTeX report (first page: sources and what was left out;
     report.log                    then one page per table and per figure) and pdflatex's log
 
@@ -29,6 +30,7 @@ from lr_core.io import atomic_write_text
 from reports import figures as figs
 from reports import latex, tables
 from reports.collect import Results, collect
+from reports.findings import findings, findings_markdown
 from reports.paper import DEFAULT_PAPER_BACKBONE, check_backbone
 
 
@@ -118,6 +120,7 @@ def write_report(paths: list[str | Path], out_dir: str | Path, paper_backbone: s
     summary = _summary(results, sources, paper_backbone, out.missing)
     write(out.out_dir / "report.md", "# LightRetriever suite report\n\n" + "\n".join(f"{s}  " for s in summary)
           + "\n\n" + "\n".join(markdown))
+    write(out.out_dir / "findings.md", findings_markdown(findings(results)) + "\n")
     tex = out.out_dir / "report.tex"
     write(tex, latex.report_tex("LightRetriever suite report", summary,
                                 [f"tables/{n}.tex" for n in out.tables], captions))

@@ -36,6 +36,7 @@ def test_full_report_compiles_with_one_page_per_table_and_figure(ledger, tmp_pat
     for stem in FIGURES:
         assert (out_dir / "figures" / f"{stem}.png").stat().st_size > 0
     assert "Paper comparisons use the paper's Llama3.1-8b numbers" in tex
+    assert (out_dir / "findings.md").read_text().count("\n## ") == 7  # reports.findings, tested in test_findings
     assert (out_dir / "results.csv").read_text().count("metrics.json") == 24
     # atomic writes and the pdflatex build directory leave nothing behind
     assert not [p for p in out_dir.rglob("*") if p.name.startswith(".")]
