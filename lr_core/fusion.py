@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-__all__ = ["minmax_normalize", "rank_items", "fuse_linear", "fuse_rrf", "fuse", "FUSION_METHODS"]
+__all__ = ["minmax_normalize", "rank_items", "fuse_linear", "fuse_linear_arrays", "fuse_rrf", "fuse", "FUSION_METHODS"]
 
 Run = Mapping[str, Mapping[str, float]]
 
@@ -94,6 +94,38 @@ def fuse_linear(
                 fused[did] = fused.get(did, 0.0) + w * s
         out[qid] = dict(rank_items(fused, top_k))
     return out
+
+
+def fuse_linear_arrays(dense_pos, dense_scores, sparse_pos, sparse_scores, id_rank, w_dense: float = 0.7,
+                       w_sparse: float = 0.3, eps: float = 1e-8):
+    """:func:`fuse_linear` for one query on arrays (the query server's fast path), same numbers.
+
+    ``*_pos`` are the positions of each list's documents in one shared document list, ``*_scores``
+    their scores (each list already cut to its depth); ``id_rank[p]`` is the rank of document
+    ``p``'s id in ascending string order (the tie-break). Returns ``(positions, fused scores)`` of
+    the union in rank order (score descending, then doc id ascending); cut it to the depth you want.
+    """
+    import numpy as np
+
+    parts_pos, parts_val = [], []
+    for pos, scores, w, name in ((dense_pos, dense_scores, w_dense, "dense"), (sparse_pos, sparse_scores, w_sparse,
+                                                                                "sparse")):
+        if len(pos) == 0:
+            continue
+        sc = np.asarray(scores, dtype=np.float64)
+        if not np.isfinite(sc).all():
+            raise ValueError(f"non-finite score in the {name} list")
+        lo, hi = sc.min(), sc.max()
+        parts_pos.append(np.asarray(pos, dtype=np.int64))
+        parts_val.append(w * ((sc - lo) / (hi - lo + eps)))
+    if not parts_pos:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    pos = np.concatenate(parts_pos)
+    uniq, inv = np.unique(pos, return_inverse=True)
+    # bincount adds in input order (dense, then sparse) from 0.0, as fuse_linear's dict does
+    fused = np.bincount(inv, weights=np.concatenate(parts_val), minlength=len(uniq))
+    order = np.lexsort((np.asarray(id_rank)[uniq], -fused))
+    return uniq[order], fused[order]
 
 
 def fuse_rrf(runs: Sequence[Run], k: int = 60, top_k: int = 1000) -> dict[str, dict[str, float]]:

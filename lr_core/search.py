@@ -185,17 +185,21 @@ class DenseIndex:
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, list[list[str]]]:
         """Top-``k`` documents per query: ``(scores float32 [Q, k'], ids)`` with
         ``k' = min(k, N)``."""
+        scores, idx = self.search_positions(queries, k)
+        return scores, [list(row) for row in self._ids_arr[idx]]
+
+    def search_positions(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Like :meth:`search`, with row positions into ``doc_ids`` (int64 [Q, k']) instead of ids."""
         k = _check_k(k)
         q = self._prepare_queries(queries)
         kk = min(k, self.ntotal)
         if kk == 0 or q.shape[0] == 0:
-            return np.zeros((q.shape[0], 0), dtype=np.float32), [[] for _ in range(q.shape[0])]
+            return np.zeros((q.shape[0], 0), dtype=np.float32), np.zeros((q.shape[0], 0), dtype=np.int64)
         scores, idx = self._index.search(q, kk)
         if (idx < 0).any():  # cannot happen for a flat index with k <= ntotal
             raise RuntimeError("faiss returned missing results")
         scores, idx = _sort_rows(scores, idx)
-        ids = [list(row) for row in self._ids_arr[idx]]
-        return scores.astype(np.float32, copy=False), ids
+        return scores.astype(np.float32, copy=False), idx.astype(np.int64, copy=False)
 
     def save(self, path: str) -> None:
         """Write the Faiss index at ``path`` and the ids at ``path + '.ids.json'``."""
@@ -331,14 +335,29 @@ class SparseIndex:
                 raise ValueError(f"top_k_terms must be >= 1, got {top_k_terms}")
             m = _keep_top_terms(m, top_k_terms)
         self.top_k_terms = top_k_terms
-        self.matrix: sp.csr_matrix = m
+        self._rows: sp.csr_matrix | None = m
         self.vocab_size = int(m.shape[1])
         self._ids_arr = np.asarray(self.doc_ids, dtype=object)
         self._postings = None  # CSC copy (inverted index), built at first search
 
     @property
+    def matrix(self) -> sp.csr_matrix:
+        """The ``[N, V]`` document-term matrix (CSR; rebuilt from the posting lists for an index
+        loaded in the ``postings`` layout, which keeps only those)."""
+        if self._rows is None:
+            self._rows = self._postings.tocsr()
+        return self._rows
+
+    @property
+    def postings(self) -> sp.csc_matrix:
+        """The same matrix column-major: term -> its documents (the inverted index searches read)."""
+        if self._postings is None:
+            self._postings = self._rows.tocsc()
+        return self._postings
+
+    @property
     def ntotal(self) -> int:
-        return int(self.matrix.shape[0])
+        return len(self.doc_ids)
 
     def __len__(self) -> int:
         return self.ntotal
@@ -348,12 +367,17 @@ class SparseIndex:
     ) -> tuple[list[np.ndarray], list[list[str]]]:
         """Top-``k`` by dot product.  Returns ``(scores, ids)``: for each query a
         float32 array and a list of doc ids of the same length (<= k)."""
+        all_scores, positions = self.search_positions(query_vectors, k, batch_size)
+        return all_scores, [list(self._ids_arr[p]) for p in positions]
+
+    def search_positions(
+        self, query_vectors: Sequence[Mapping[int, float]], k: int, batch_size: int = 512
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Like :meth:`search`, with row positions into ``doc_ids`` (int64 arrays) instead of ids."""
         k = _check_k(k)
-        if self._postings is None:
-            self._postings = self.matrix.tocsc()
-        inv_t = self._postings.T  # CSR [V, N] without a copy: term -> posting list
+        inv_t = self.postings.T  # CSR [V, N] without a copy: term -> posting list
         all_scores: list[np.ndarray] = []
-        all_ids: list[list[str]] = []
+        all_pos: list[np.ndarray] = []
         for start in range(0, len(query_vectors), batch_size):
             q = _dicts_to_csr(query_vectors[start : start + batch_size], self.vocab_size, "query vectors")
             prod = (q @ inv_t).tocsr()  # [B, N]; scipy stores no exact-zero sums
@@ -367,16 +391,22 @@ class SparseIndex:
                     data, idx = data[sel], idx[sel]
                 order = np.lexsort((idx, -data))[:k]
                 all_scores.append(data[order].astype(np.float32, copy=False))
-                all_ids.append(list(self._ids_arr[idx[order]]))
-        return all_scores, all_ids
+                all_pos.append(idx[order].astype(np.int64, copy=False))
+        return all_scores, all_pos
 
-    def save(self, path: str) -> None:
-        """Write the CSR matrix (``.npz``) at ``path`` and the ids at ``path + '.ids.json'``."""
+    def save(self, path: str, layout: str = "rows") -> None:
+        """Write the matrix (``.npz``) at ``path`` and the ids at ``path + '.ids.json'``.
+
+        ``layout="postings"`` stores the column-major copy that searches read, so a loaded index
+        (the query server's) holds one copy of the matrix and never converts it."""
+        if layout not in ("rows", "postings"):
+            raise ValueError(f"layout must be rows or postings, got {layout!r}")
         path = os.fspath(path)
+        matrix = self.postings if layout == "postings" else self.matrix
 
         def w(tmp):
             with open(tmp, "wb") as f:  # a file object: save_npz would append .npz to a name
-                sp.save_npz(f, self.matrix, compressed=False)
+                sp.save_npz(f, matrix, compressed=False)
 
         _atomic_write(path, w)
         meta = {
@@ -385,6 +415,7 @@ class SparseIndex:
             "vocab_size": self.vocab_size,
             "top_k_terms": self.top_k_terms,
             "ntotal": self.ntotal,
+            "layout": layout,
         }
         _write_json(path + _META_SUFFIX, meta)
 
@@ -392,16 +423,19 @@ class SparseIndex:
     def load(cls, path: str) -> "SparseIndex":
         path = os.fspath(path)
         meta = _read_meta(path, "sparse")
-        m = sp.load_npz(path).tocsr()
+        layout = meta.get("layout", "rows")
+        m = sp.load_npz(path)
+        if layout not in ("rows", "postings") or m.format != ("csc" if layout == "postings" else "csr"):
+            raise DataError(f"{path}: a {m.format} matrix does not match the layout {layout!r} of its id file")
         if m.shape != (meta["ntotal"], meta["vocab_size"]) or m.shape[0] != len(meta["doc_ids"]):
             raise DataError(f"{path}: matrix shape {m.shape} does not match its id file")
         self = cls.__new__(cls)
         self.doc_ids = [str(d) for d in meta["doc_ids"]]
         self.top_k_terms = meta["top_k_terms"]
-        self.matrix = m.astype(np.float32, copy=False)
+        m = m.astype(np.float32, copy=False)
+        self._rows, self._postings = (None, m) if layout == "postings" else (m, None)
         self.vocab_size = int(m.shape[1])
         self._ids_arr = np.asarray(self.doc_ids, dtype=object)
-        self._postings = None
         return self
 
 

@@ -17,7 +17,12 @@ with ``{"error": "..."}``; an unexpected failure inside a search is a 500 with a
 logged; the process keeps serving either way.
 
 Searches run on a small thread pool (``--workers``, default 1) so the event loop stays free to
-parse requests and answer /health while Faiss and SciPy (which release the GIL) compute.
+parse requests and answer /health while Faiss and SciPy (which release the GIL) compute. The
+searches of requests that arrive while one runs are joined into one batch (same mode and fusion
+depth; at most ``MAX_COALESCED`` queries): one pass over the dense vectors then serves them all,
+which is what makes the server fast under concurrency (a single-query search is memory-bound).
+Every request gets exactly the hits it would get alone; a query that fails in a joined batch is
+retried alone, so one bad query fails only its own request.
 ``--port 0`` picks a free port; the first line on stdout is ``listening on http://HOST:PORT``.
 
 >>> app = create_app(load_bundle("bundles/scifact"))     # doctest: +SKIP
@@ -48,6 +53,8 @@ MAX_BODY_BYTES = 1 << 20
 REQUEST_FIELDS = ("query", "queries", "k", "mode")
 # A module name in sys.modules means the process loaded it; the server promises it never does.
 LLM_MODULES = ("torch", "transformers")
+
+MAX_COALESCED = 256  # most queries in one joined search
 
 BUNDLE_KEY = web.AppKey("bundle", ServingBundle)
 STATE_KEY = web.AppKey("state", dict)
@@ -139,7 +146,8 @@ async def health(request: web.Request) -> web.Response:
         "default_mode": bundle.default_mode, "instruction": cfg["instruction"], "cache_dtype": cfg["cache_dtype"],
         "variant": cfg["model"].get("variant"), "backbone": cfg["model"].get("backbone"),
         "uptime_s": round(time.monotonic() - state["started"], 3), "requests": state["requests"],
-        "errors": state["errors"], "llm_free": not llm_modules_loaded(), "llm_modules_loaded": llm_modules_loaded(),
+        "errors": state["errors"], "searches": state["batcher"].batches if state.get("batcher") else 0,
+        "llm_free": not llm_modules_loaded(), "llm_modules_loaded": llm_modules_loaded(),
     })
 
 
@@ -157,9 +165,8 @@ async def search(request: web.Request) -> web.Response:
     except RequestError as exc:
         return _json_error(str(exc), exc.status)
     start = time.perf_counter()
-    loop = asyncio.get_running_loop()
     try:
-        hits = await loop.run_in_executor(state["executor"], bundle.search, queries, k, mode)
+        hits = await state["batcher"].search(queries, k, mode)
     except (DataError, ConfigError) as exc:  # e.g. a query the tokenizer maps to no token at all
         return _json_error(str(exc), 400)
     took = (time.perf_counter() - start) * 1000
@@ -167,6 +174,71 @@ async def search(request: web.Request) -> web.Response:
         "mode": mode, "k": k, "took_ms": round(took, 3),
         "results": [{"query": q, "hits": [{"doc_id": d, "score": s} for d, s in h]} for q, h in zip(queries, hits)],
     })
+
+
+class SearchBatcher:
+    """Joins the searches of concurrent requests (see the module docstring).
+
+    >>> hits = await batcher.search(["what causes scurvy?"], 10, "hybrid")   # doctest: +SKIP
+    """
+
+    def __init__(self, bundle: ServingBundle, executor, max_queries: int = MAX_COALESCED):
+        self.bundle, self.executor, self.max_queries = bundle, executor, max_queries
+        self.pending: list[tuple[list[str], int, str, asyncio.Future]] = []
+        self.draining = False
+        self.batches = 0  # searches run (for /health and tests)
+
+    def _group_key(self, k: int, mode: str):
+        # hybrid lists are fused max(k, depth) deep and min-max normalised over that depth: only
+        # requests with the same depth may share a search; dense and sparse take the largest k and cut
+        if mode == "hybrid":
+            return mode, max(k, int(self.bundle.config["fusion"]["depth"]))
+        return mode, None
+
+    async def search(self, queries: list[str], k: int, mode: str) -> list[list[tuple[str, float]]]:
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append((queries, k, mode, future))
+        if not self.draining:
+            self.draining = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self.pending:
+                taken, self.pending = self.pending, []
+                groups: dict = {}
+                for item in taken:
+                    groups.setdefault(self._group_key(item[1], item[2]), []).append(item)
+                for (mode, _), items in groups.items():
+                    while items:
+                        chunk, n = [], 0
+                        while items and (not chunk or n + len(items[0][0]) <= self.max_queries):
+                            chunk.append(items.pop(0))
+                            n += len(chunk[-1][0])
+                        await self._run(mode, chunk)
+        finally:
+            self.draining = False
+
+    async def _run(self, mode: str, chunk: list) -> None:
+        loop = asyncio.get_running_loop()
+        texts = [q for queries, _, _, _ in chunk for q in queries]
+        k = max(item[1] for item in chunk)
+        self.batches += 1
+        try:
+            hits = await loop.run_in_executor(self.executor, self.bundle.search, texts, k, mode)
+        except Exception as exc:
+            if len(chunk) == 1:
+                chunk[0][3].set_exception(exc)
+                return
+            for item in chunk:  # find the culprit: every request alone
+                await self._run(mode, [item])
+            return
+        start = 0
+        for queries, k_i, _, future in chunk:
+            if not future.done():
+                future.set_result([h[:k_i] for h in hits[start:start + len(queries)]])
+            start += len(queries)
 
 
 def create_app(bundle: ServingBundle, max_batch: int = DEFAULT_MAX_BATCH, workers: int = 1) -> web.Application:
@@ -179,7 +251,9 @@ def create_app(bundle: ServingBundle, max_batch: int = DEFAULT_MAX_BATCH, worker
                       "executor": None}
 
     async def start_pool(app):
-        app[STATE_KEY]["executor"] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="search")
+        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="search")
+        app[STATE_KEY]["executor"] = executor
+        app[STATE_KEY]["batcher"] = SearchBatcher(bundle, executor)
 
     async def stop_pool(app):
         app[STATE_KEY]["executor"].shutdown(wait=True)

@@ -12,7 +12,7 @@ A bundle holds exactly what that needs (written by :func:`export_bundle`, read b
       tokenizer.json         the backend ``tokenizers.Tokenizer`` (its Lowercase normalizer included)
       vocab_cache.npz        the vocabulary cache (:class:`~lr_core.cache.VocabCache`, float32/float16)
       dense.faiss            Faiss IndexFlatIP of the encoded corpus (+ dense.faiss.ids.json: doc ids)
-      sparse.npz             CSR document term weights (+ sparse.npz.ids.json: doc ids)
+      sparse.npz             document term weights, column-major (CSC: term -> documents; + sparse.npz.ids.json)
 
 The bundle is written into a temporary directory beside ``OUT`` and renamed into place, so a
 crash never leaves a half-written bundle; loading re-hashes every file and names the first one
@@ -156,6 +156,7 @@ class ServingBundle:
     cache: object  # VocabCache
     dense: object | None  # DenseIndex
     sparse: object | None  # SparseIndex
+    _fast: dict | None = None  # arrays of the hybrid fast path, made at the first hybrid search
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -199,6 +200,8 @@ class ServingBundle:
             return []
         k = int(k)
         depth = max(k, int(self.config["fusion"]["depth"])) if mode == "hybrid" else k
+        if mode == "hybrid" and self.config["fusion"]["method"] == "linear":
+            return self._hybrid_linear(texts, k, depth)
         dense_lists = sparse_lists = None
         if mode in ("dense", "hybrid"):
             scores, ids = self.dense.search(self.encode_dense(texts), depth)
@@ -211,6 +214,37 @@ class ServingBundle:
         if mode == "sparse":
             return sparse_lists
         return [self._fuse(d, s, depth)[:k] for d, s in zip(dense_lists, sparse_lists)]
+
+    def _hybrid_linear(self, texts: list[str], k: int, depth: int) -> list[list[tuple[str, float]]]:
+        """Linear fusion on arrays (:func:`lr_core.fusion.fuse_linear_arrays`): the same lists as
+        :meth:`_fuse`, without building a dict per document of the ``depth``-deep lists."""
+        from lr_core.fusion import fuse_linear_arrays
+
+        fast = self._fast_arrays()
+        f = self.config["fusion"]
+        d_scores, d_pos = self.dense.search_positions(self.encode_dense(texts), depth)
+        s_scores, s_pos = self.sparse.search_positions(self.encode_sparse(texts), depth)
+        out = []
+        for i in range(len(texts)):
+            sp_pos = s_pos[i] if fast["sparse_to_dense"] is None else fast["sparse_to_dense"][s_pos[i]]
+            pos, fused = fuse_linear_arrays(d_pos[i], d_scores[i], sp_pos, s_scores[i], fast["id_rank"],
+                                            f["w_dense"], f["w_sparse"])
+            out.append(list(zip(fast["ids"][pos[:k]].tolist(), fused[:k].tolist())))
+        return out
+
+    def _fast_arrays(self) -> dict:
+        """Dense-order doc ids, their string-order ranks (fusion's tie-break), and the map from
+        sparse-index positions to dense ones (None when both indexes list the documents alike)."""
+        if self._fast is None:
+            ids = np.asarray(self.dense.doc_ids, dtype=object)
+            rank = np.empty(len(ids), dtype=np.int64)
+            rank[np.argsort(np.asarray(self.dense.doc_ids, dtype=str), kind="stable")] = np.arange(len(ids))
+            to_dense = None
+            if list(self.sparse.doc_ids) != list(self.dense.doc_ids):
+                where = {d: i for i, d in enumerate(self.dense.doc_ids)}
+                to_dense = np.asarray([where[d] for d in self.sparse.doc_ids], dtype=np.int64)
+            self._fast = {"ids": ids, "id_rank": rank, "sparse_to_dense": to_dense}
+        return self._fast
 
     def _fuse(self, dense: list[tuple[str, float]], sparse: list[tuple[str, float]], depth: int):
         from lr_core.fusion import fuse
@@ -382,7 +416,8 @@ def write_bundle(out: str | os.PathLike, tokenizer, cache, doc_ids: Sequence[str
             if sparse_matrix.shape[1] != tokenizer.vocab_size:
                 raise ConfigError(f"sparse document matrix has {sparse_matrix.shape[1]} columns, the tokenizer "
                                   f"{tokenizer.vocab_size} ids")
-            SparseIndex.from_csr(sparse_matrix, doc_ids).save(str(tmp / SPARSE_INDEX))
+            # column-major on disk: the server loads exactly what it searches (one copy, no conversion)
+            SparseIndex.from_csr(sparse_matrix, doc_ids).save(str(tmp / SPARSE_INDEX), layout="postings")
         tok = tokenizer
         config = {
             "dataset": dataset,

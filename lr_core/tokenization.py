@@ -91,7 +91,9 @@ class RetrievalTokenizer:
         return tokenizer_hash(self.backend)
 
     def _encode(self, texts: Sequence[str]) -> list[list[int]]:
-        return [e.ids for e in self.backend.encode_batch(list(texts), add_special_tokens=False)]
+        # encode_batch_fast (tokenizers >= 0.21) skips character offsets we never read: same ids, ~1.5x faster
+        batch = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
+        return [e.ids for e in batch(list(texts), add_special_tokens=False)]
 
     # -- queries ------------------------------------------------------------------
     def prompt_ids(self, instruction: str) -> list[int]:

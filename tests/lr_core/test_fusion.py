@@ -127,3 +127,26 @@ def test_dispatcher():
     assert fuse(dense, sparse, method="rrf", k=10) == fuse_rrf([dense, sparse], k=10)
     with pytest.raises(ValueError, match="unknown fusion method 'max'"):
         fuse(dense, sparse, method="max")
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_array_fusion_gives_fuse_linear_numbers(seed):
+    """The query server's fast path: same documents, order and scores as fuse_linear, ties included."""
+    import numpy as np
+
+    from lr_core.fusion import fuse_linear_arrays
+
+    rng = np.random.default_rng(seed)
+    doc_ids = [f"d{rng.integers(0, 10**6)}-{i}" for i in range(60)]
+    rank = np.empty(60, dtype=np.int64)
+    rank[np.argsort(np.asarray(doc_ids, dtype=str))] = np.arange(60)
+    lists = []
+    for n in (int(rng.integers(0, 25)), int(rng.integers(0, 25))):
+        pos = rng.choice(60, size=n, replace=False)
+        scores = rng.integers(0, 5, size=n).astype(np.float32) / 4 if seed % 2 else rng.standard_normal(n).astype(np.float32)
+        lists.append((pos, scores))
+    (dp, ds), (sp_, ss) = lists
+    expect = fuse_linear({"q": {doc_ids[p]: float(s) for p, s in zip(dp, ds)}},
+                         {"q": {doc_ids[p]: float(s) for p, s in zip(sp_, ss)}}, w_dense=0.7, w_sparse=0.3, top_k=1000)
+    pos, fused = fuse_linear_arrays(dp, ds, sp_, ss, rank, 0.7, 0.3)
+    assert [(doc_ids[p], s) for p, s in zip(pos, fused.tolist())] == list(expect.get("q", {}).items())

@@ -204,3 +204,37 @@ def test_run_from_results():
         run_from_results(["q1"], [[1.0]], [["a"], ["b"]])
     with pytest.raises(ValueError):
         run_from_results(["q", "q"], [[1.0], [1.0]], [["a"], ["b"]])
+
+
+def test_sparse_index_postings_layout_round_trip(tmp_path):
+    """Saved column-major, an index loads holding only the posting lists, searches alike, and its
+    row-major matrix is rebuilt only when asked for."""
+    import json
+
+    import scipy.sparse as sp
+
+    from lr_core.errors import DataError
+    from lr_core.search import SparseIndex
+
+    rng = np.random.default_rng(3)
+    m = sp.random(40, 300, density=0.05, format="csr", dtype=np.float32, random_state=rng)
+    m.data[:] = rng.uniform(0.1, 2.0, size=m.nnz).astype(np.float32)
+    index = SparseIndex.from_csr(m, [f"d{i}" for i in range(40)])
+    queries = [{int(t): 1.0 for t in rng.choice(300, size=4, replace=False)} for _ in range(6)]
+    want = index.search(queries, 7)
+    index.save(str(tmp_path / "rows.npz"))
+    index.save(str(tmp_path / "post.npz"), layout="postings")
+    for name in ("rows.npz", "post.npz"):
+        loaded = SparseIndex.load(str(tmp_path / name))
+        got = loaded.search(queries, 7)
+        assert got[1] == want[1] and all(np.array_equal(a, b) for a, b in zip(got[0], want[0]))
+    post = SparseIndex.load(str(tmp_path / "post.npz"))
+    assert post._rows is None and post.ntotal == 40 and post.vocab_size == 300
+    post.search(queries, 3)
+    assert post._rows is None  # searching never needs the rows
+    assert (post.matrix != index.matrix).nnz == 0
+    meta = json.loads((tmp_path / "post.npz.ids.json").read_text())
+    meta["layout"] = "rows"
+    (tmp_path / "post.npz.ids.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="layout"):
+        SparseIndex.load(str(tmp_path / "post.npz"))

@@ -152,6 +152,52 @@ def test_concurrent_requests_all_succeed(server, bundle):
     assert all(status == 200 and len(body["results"][0]["hits"]) == 5 for status, body in answers)
 
 
+def test_concurrent_requests_are_joined_and_each_gets_its_own_answer(server, bundle):
+    """Requests that arrive together share searches; every answer equals that request's search alone."""
+    local = load_bundle(bundle.path)
+    texts = list(bundle.data.queries.values())
+    jobs = [{"query": texts[i % len(texts)], "k": (1, 5, 10, 30)[i % 4], "mode": ("dense", "sparse", "hybrid")[i % 3]}
+            for i in range(96)]
+    before = call(server.url, "/health")[1]["searches"]
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        answers = list(pool.map(lambda b: call(server.url, "/search", b), jobs))
+    searches = call(server.url, "/health")[1]["searches"] - before
+    for job, (status, body) in zip(jobs, answers):
+        assert status == 200 and body["k"] == job["k"] and body["mode"] == job["mode"]
+        want = local.search([job["query"]], k=job["k"], mode=job["mode"])[0]
+        assert [h["doc_id"] for h in body["results"][0]["hits"]] == [d for d, _ in want]
+        assert [h["score"] for h in body["results"][0]["hits"]] == pytest.approx([s for _, s in want], abs=1e-6)
+    assert searches < len(jobs)  # 32 clients at once: some searches served several requests
+
+
+def test_a_failing_query_in_a_joined_batch_fails_only_its_request():
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor as Pool
+
+    from lr_core.errors import DataError
+    from lr_core.server import SearchBatcher
+
+    class Bundle:
+        config = {"fusion": {"depth": 100}}
+        calls = []
+
+        def search(self, texts, k, mode):
+            self.calls.append(list(texts))
+            if "bad" in texts:
+                raise DataError("query 'bad' has no tokens")
+            return [[(f"{t}-{i}", 1.0 / (i + 1)) for i in range(k)] for t in texts]
+
+    async def go():
+        batcher = SearchBatcher(Bundle(), Pool(1))
+        jobs = [(["a"], 2), (["bad"], 3), (["b", "c"], 1)]
+        return await asyncio.gather(*(batcher.search(q, k, "dense") for q, k in jobs), return_exceptions=True)
+
+    a, bad, bc = asyncio.run(go())
+    assert a == [[("a-0", 1.0), ("a-1", 0.5)]] and bc == [[("b-0", 1.0)], [("c-0", 1.0)]]
+    assert isinstance(bad, DataError)
+    assert Bundle.calls[0] == ["a", "bad", "b", "c"]  # one joined search first, then each request alone
+
+
 def test_loadtest_reports_every_level(server, bundle, tmp_path):
     out = tmp_path / "load.json"
     assert loadtest.main(["--url", server.url, "--concurrency", "1,4", "--requests", "24", "--mode", "dense",
