@@ -8,7 +8,8 @@
 Three sweeps with the pipelines of ``lr bench speed`` (:mod:`experiments.benchmarks.speed`); every
 point is really run (after one untimed warm-up), nothing is extrapolated:
 
-* length: queries of exactly L tokens for L in ``--lengths`` (default 4,8,16,32,64,128): random
+* length: queries of exactly L tokens for L in ``--lengths`` (default 4, 8, 16, ... up to the model's
+  ``max_query_tokens``, which is included): random
   sequences of the words of ``--dataset``'s test queries that are one token each (alone and after
   a space), so that light dense and sparse see L tokens and the full LLM ``<bos> prompt query <eos>``,
   i.e. prompt + L + 1 (checked, and recorded as ``tokens``). ``--full-queries`` (default 64) go
@@ -41,6 +42,15 @@ from experiments.benchmarks.speed import (library_versions, load_queries, random
 from lr_core.errors import ConfigError, DataError
 
 WARMUP = 8  # queries per untimed warm-up run
+
+
+def default_lengths(max_tokens: int) -> list[int]:
+    """4, 8, 16, ... below ``max_tokens``, then ``max_tokens`` itself (the longest query the model reads)."""
+    out, length = [], 4
+    while length < max_tokens:
+        out.append(length)
+        length *= 2
+    return [*out, max_tokens] if max_tokens >= 1 else out
 
 
 class NoSearch:
@@ -180,8 +190,9 @@ def run(args, argv) -> dict:
         raise ConfigError("give a trained --run-dir, or --backbone NAME with --work-dir (not both)")
     if args.backbone and not args.work_dir:
         raise ConfigError("--backbone needs --work-dir (where its vocabulary cache is kept)")
-    lengths, ns, full_ns, ms = (positive_ints(f"--{name.replace('_', '-')}", getattr(args, name))
-                                for name in ("lengths", "ns", "full_ns", "ms"))
+    ns, full_ns, ms = (positive_ints(f"--{name.replace('_', '-')}", getattr(args, name))
+                       for name in ("ns", "full_ns", "ms"))
+    lengths = positive_ints("--lengths", args.lengths) if args.lengths else None
     for name in ("full_queries", "light_queries", "search_queries", "batch_size", "top_k", "random_terms"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
@@ -195,6 +206,8 @@ def run(args, argv) -> dict:
     encoder.lm.to(args.device)
     encoder.eval()
     tok = encoder.tokenizer
+    if lengths is None:
+        lengths = default_lengths(tok.max_query_tokens)
     if lengths[-1] > tok.max_query_tokens:
         raise ConfigError(f"--lengths: {lengths[-1]} is over the tokenizer's {tok.max_query_tokens} query tokens")
     instruction = benchmark_for_path(resolve_dataset_dir(args.dataset, args.data_dir)).instruction
@@ -272,7 +285,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="default: RUN_DIR/checkpoints/last.ckpt")
     p.add_argument("--dataset", default="scifact", help="whose test queries and instruction to use")
     p.add_argument("--data-dir", help="where --dataset lives (default: $LR_DATA_DIR)")
-    p.add_argument("--lengths", default="4,8,16,32,64,128", help="query lengths L in tokens (comma-separated)")
+    p.add_argument("--lengths", default=None,
+                   help="query lengths L in tokens (comma-separated; default 4, 8, ... up to the model's max query tokens)")
     p.add_argument("--full-queries", type=int, default=64, help="queries per L through the full LLM")
     p.add_argument("--light-queries", type=int, default=4096, help="queries per L through light dense and sparse")
     p.add_argument("--ns", default="256,1024,4096,16384,65536", help="numbers of queries N, light")

@@ -113,3 +113,11 @@ def test_lr_bench_dispatches_to_scaling(work, capsys):  # noqa: F811
         cli.main(["bench", "scaling", "--backbone", "tiny-llama", "--work-dir", str(work / "work"),
                   "--lengths", "0", "--out", str(work / "bad")])
     assert exc.value.code == 2 and "lr bench scaling: error: --lengths" in capsys.readouterr().err
+
+
+def test_default_lengths_stop_at_the_models_query_limit():
+    from experiments.benchmarks.scaling import default_lengths
+
+    assert default_lengths(64) == [4, 8, 16, 32, 64]
+    assert default_lengths(100) == [4, 8, 16, 32, 64, 100]
+    assert default_lengths(3) == [3]
