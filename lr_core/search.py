@@ -38,6 +38,7 @@ __all__ = ["DenseIndex", "SparseIndex", "run_from_results", "l2_normalize", "tru
 _META_SUFFIX = ".ids.json"
 
 
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -188,8 +189,9 @@ class DenseIndex:
         scores, idx = self.search_positions(queries, k)
         return scores, [list(row) for row in self._ids_arr[idx]]
 
-    def search_positions(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Like :meth:`search`, with row positions into ``doc_ids`` (int64 [Q, k']) instead of ids."""
+    def search_positions(self, queries: np.ndarray, k: int, sort: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Like :meth:`search`, with row positions into ``doc_ids`` (int64 [Q, k']) instead of ids;
+        ``sort=False`` leaves each row in Faiss's order (same documents: for fusion, which needs no order)."""
         k = _check_k(k)
         q = self._prepare_queries(queries)
         kk = min(k, self.ntotal)
@@ -198,7 +200,8 @@ class DenseIndex:
         scores, idx = self._index.search(q, kk)
         if (idx < 0).any():  # cannot happen for a flat index with k <= ntotal
             raise RuntimeError("faiss returned missing results")
-        scores, idx = _sort_rows(scores, idx)
+        if sort:
+            scores, idx = _sort_rows(scores, idx)
         return scores.astype(np.float32, copy=False), idx.astype(np.int64, copy=False)
 
     def save(self, path: str) -> None:
@@ -371,9 +374,10 @@ class SparseIndex:
         return all_scores, [list(self._ids_arr[p]) for p in positions]
 
     def search_positions(
-        self, query_vectors: Sequence[Mapping[int, float]], k: int, batch_size: int = 512
+        self, query_vectors: Sequence[Mapping[int, float]], k: int, batch_size: int = 512, sort: bool = True
     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Like :meth:`search`, with row positions into ``doc_ids`` (int64 arrays) instead of ids."""
+        """Like :meth:`search`, with row positions into ``doc_ids`` (int64 arrays) instead of ids;
+        ``sort=False``: the same documents, unordered (for fusion)."""
         k = _check_k(k)
         inv_t = self.postings.T  # CSR [V, N] without a copy: term -> posting list
         all_scores: list[np.ndarray] = []
@@ -389,6 +393,10 @@ class SparseIndex:
                     thr = np.partition(data, data.size - k)[data.size - k]  # k-th largest
                     sel = data >= thr
                     data, idx = data[sel], idx[sel]
+                if not sort and data.size <= k:  # no ties to break at the cut: order is not needed
+                    all_scores.append(data.astype(np.float32, copy=False))
+                    all_pos.append(idx.astype(np.int64, copy=False))
+                    continue
                 order = np.lexsort((idx, -data))[:k]
                 all_scores.append(data[order].astype(np.float32, copy=False))
                 all_pos.append(idx[order].astype(np.int64, copy=False))

@@ -222,14 +222,14 @@ class ServingBundle:
 
         fast = self._fast_arrays()
         f = self.config["fusion"]
-        d_scores, d_pos = self.dense.search_positions(self.encode_dense(texts), depth)
-        s_scores, s_pos = self.sparse.search_positions(self.encode_sparse(texts), depth)
+        d_scores, d_pos = self.dense.search_positions(self.encode_dense(texts), depth, sort=False)
+        s_scores, s_pos = self.sparse.search_positions(self.encode_sparse(texts), depth, sort=False)
         out = []
         for i in range(len(texts)):
             sp_pos = s_pos[i] if fast["sparse_to_dense"] is None else fast["sparse_to_dense"][s_pos[i]]
             pos, fused = fuse_linear_arrays(d_pos[i], d_scores[i], sp_pos, s_scores[i], fast["id_rank"],
-                                            f["w_dense"], f["w_sparse"])
-            out.append(list(zip(fast["ids"][pos[:k]].tolist(), fused[:k].tolist())))
+                                            f["w_dense"], f["w_sparse"], k=k)
+            out.append(list(zip(fast["ids"][pos].tolist(), fused.tolist())))
         return out
 
     def _fast_arrays(self) -> dict:

@@ -150,3 +150,6 @@ def test_array_fusion_gives_fuse_linear_numbers(seed):
                          {"q": {doc_ids[p]: float(s) for p, s in zip(sp_, ss)}}, w_dense=0.7, w_sparse=0.3, top_k=1000)
     pos, fused = fuse_linear_arrays(dp, ds, sp_, ss, rank, 0.7, 0.3)
     assert [(doc_ids[p], s) for p, s in zip(pos, fused.tolist())] == list(expect.get("q", {}).items())
+    for k in (1, 3, 10):  # top-k selected before sorting: the same first k, ties included
+        pos, fused = fuse_linear_arrays(dp[::-1], ds[::-1], sp_, ss, rank, 0.7, 0.3, k=k)
+        assert [(doc_ids[p], s) for p, s in zip(pos, fused.tolist())] == list(expect.get("q", {}).items())[:k]
