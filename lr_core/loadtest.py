@@ -7,7 +7,8 @@
 ``--url`` targets a server already running. Only loopback hosts (127.0.0.0/8, ::1, localhost) are
 accepted: this tool is for measuring the local server, never for loading somebody else's.
 
-For each concurrency level C, C client coroutines share one budget of ``--requests`` requests
+For each concurrency level C, C client coroutines (one keep-alive HTTP/1.1 connection each, a lean
+client: :class:`KeepAliveConnection`) share one budget of ``--requests`` requests
 (each a POST /search of one query, or ``--batch`` queries, cycled from the SciFact test queries or
 ``--query-file``) and stop early after ``--duration`` seconds. A few warm-up requests first are
 not counted. Reported per level: requests sent, successes, errors by status, wall seconds, QPS
@@ -123,30 +124,107 @@ def latency_summary(seconds: list[float]) -> dict:
             "p99": round(float(p99), 3), "max": round(float(ms.max()), 3)}
 
 
-async def run_level(session, url: str, concurrency: int, requests: int, duration: float, payloads: list[dict],
-                    queries_per_request: int) -> dict:
-    """``concurrency`` workers share ``requests`` requests (or stop after ``duration`` s)."""
-    import aiohttp
+class KeepAliveConnection:
+    """One keep-alive HTTP/1.1 connection on asyncio streams: the load generator's client.
 
+    The generator shares the machine with the server it measures, so its own CPU per request
+    counts against the server; this costs a fraction of a general HTTP client's (pre-encoded
+    requests, Content-Length or chunked bodies, nothing else). A failed or timed-out exchange
+    closes the connection and the next request opens a new one.
+    """
+
+    def __init__(self, host: str, port: int, timeout: float):
+        self.host, self.port, self.timeout = host, port, timeout
+        self.reader = self.writer = None
+
+    async def post(self, request: bytes) -> tuple[int, bytes]:
+        try:
+            return await asyncio.wait_for(self._exchange(request), self.timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    async def _exchange(self, request: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        self.writer.write(request)
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionResetError("the server closed the connection")
+        status = int(status_line.split(b" ", 2)[1])
+        length, chunked, close = None, False, False
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            name, value = name.strip().lower(), value.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding" and b"chunked" in value:
+                chunked = True
+            elif name == b"connection" and value == b"close":
+                close = True
+        if chunked:
+            parts = []
+            while True:
+                size = int((await self.reader.readline()).split(b";")[0], 16)
+                chunk = await self.reader.readexactly(size + 2)
+                if size == 0:
+                    break
+                parts.append(chunk[:-2])
+            body = b"".join(parts)
+        elif length is not None:
+            body = await self.reader.readexactly(length)
+        else:
+            body, close = await self.reader.read(), True
+        if close:
+            self.close()
+        return status, body
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+def encode_post(url: str, path: str, payload: dict) -> bytes:
+    """A complete HTTP/1.1 POST of ``payload`` as JSON (keep-alive)."""
+    import json
+
+    body = json.dumps(payload).encode()
+    host = urlsplit(url).netloc
+    return (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+async def run_level(url: str, concurrency: int, requests: int, duration: float, payloads: list[dict],
+                    queries_per_request: int, timeout: float = 60.0) -> dict:
+    """``concurrency`` workers, one keep-alive connection each, share ``requests`` requests (or stop after ``duration`` s)."""
+    parts = urlsplit(url)
+    encoded = [encode_post(url, "/search", p) for p in payloads]
     tickets = iter(range(requests))  # each worker takes the next request number; shared, so none is sent twice
     latencies: list[float] = []
     statuses: Counter = Counter()
     start = time.perf_counter()
 
     async def worker():
-        for i in tickets:
-            if time.perf_counter() - start > duration:
-                return
-            t0 = time.perf_counter()
-            try:
-                async with session.post(url + "/search", json=payloads[i % len(payloads)]) as resp:
-                    await resp.read()
-                    status = str(resp.status)
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                status = type(exc).__name__
-            if status == "200":
-                latencies.append(time.perf_counter() - t0)
-            statuses[status] += 1
+        conn = KeepAliveConnection(parts.hostname, parts.port or 80, timeout)
+        try:
+            for i in tickets:
+                if time.perf_counter() - start > duration:
+                    return
+                t0 = time.perf_counter()
+                try:
+                    code, _ = await conn.post(encoded[i % len(encoded)])
+                    status = str(code)
+                except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
+                    status = type(exc).__name__
+                if status == "200":
+                    latencies.append(time.perf_counter() - t0)
+                statuses[status] += 1
+        finally:
+            conn.close()
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     wall = time.perf_counter() - start
@@ -177,8 +255,7 @@ async def run_loadtest(url: str, levels: list[int], requests: int, duration: flo
                 body = await resp.read()
                 if resp.status != 200:
                     raise ConfigError(f"the warm-up request failed with {resp.status}: {body[:300]!r}")
-        results = [await run_level(session, url, c, requests, duration, payloads, queries_per_request)
-                   for c in levels]
+    results = [await run_level(url, c, requests, duration, payloads, queries_per_request, timeout) for c in levels]
     return health, results
 
 

@@ -241,3 +241,44 @@ def test_loadtest_bounds():
             loadtest.parse_levels(levels)
     for argv in (["--requests", "0"], ["--requests", "1000000"], ["--duration", "0"], ["--batch", "0"]):
         assert loadtest.main(argv) == 2
+
+
+def test_keep_alive_client_reads_length_chunked_and_closing_responses():
+    """The load generator's own HTTP/1.1 client against a hand-written server: Content-Length
+    (kept alive), chunked, and Connection: close (reconnects for the next request)."""
+    import asyncio
+
+    from lr_core.loadtest import KeepAliveConnection, encode_post
+
+    replies = [b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+               b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+               b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno"]
+    seen = {"connections": 0, "requests": 0}
+
+    async def handle(reader, writer):
+        seen["connections"] += 1
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            reply = replies[seen["requests"] % len(replies)]
+            seen["requests"] += 1
+            writer.write(reply)
+            await writer.drain()
+            if b"Connection: close" in reply:
+                writer.close()
+                return
+
+    async def go():
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        conn = KeepAliveConnection("127.0.0.1", port, timeout=10)
+        request = encode_post(f"http://127.0.0.1:{port}", "/search", {"query": "x"})
+        got = [await conn.post(request) for _ in range(4)]
+        conn.close()
+        server.close()
+        return got
+
+    got = asyncio.run(go())
+    assert got == [(200, b"hello"), (200, b"abcde"), (503, b"no"), (200, b"hello")]
+    assert seen["connections"] == 2  # one kept alive for three requests, a new one after the close
