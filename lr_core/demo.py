@@ -40,7 +40,9 @@ def run_comparison(out: Path, runs: dict[str, tuple[str, list[str]]], steps: int
     """Train every ``label -> (config path, extra overrides)`` for ``steps`` steps on ``dataset``'s
     train split (BM25-mined negatives), evaluate each on the test split, print one table.
 
-    ``overrides`` apply to every run (the same budget for all); ``representations[label]``
+    Every model's ``metrics.json`` files go to its own ``<out>/<label>/eval/<dataset>/<representation>/``
+    (``bm25``, ``untrained`` and each trained run). ``overrides`` apply to every run (the same budget
+    for all); ``representations[label]``
     narrows what is evaluated (default: what the variant declares). Resumable: finished
     runs, caches and corpus encodings are reused. ``tag`` names the summary files
     (``summary-TAG.json``, ``table-TAG.txt``) so several comparisons can share ``out``.
@@ -65,7 +67,7 @@ def run_comparison(out: Path, runs: dict[str, tuple[str, list[str]]], steps: int
         return result
 
     if bm25:
-        records.append(step("bm25", lambda: evaluate_bm25(dataset, out / "eval", data_dir=data_dir)))
+        records.append(step("bm25", lambda: evaluate_bm25(dataset, out / "bm25" / "eval", data_dir=data_dir)))
     run_dirs, cfgs = {}, {}
     mined = out / "mined" / f"{dataset}-train-bm25.jsonl"
     for label, (cfg_path, extra) in runs.items():
@@ -81,12 +83,13 @@ def run_comparison(out: Path, runs: dict[str, tuple[str, list[str]]], steps: int
         records += step("evaluate untrained", lambda: evaluate(
             load_model_for_eval(backbone=first.model.backbone, work_dir=out / "untrained",
                                 max_doc_len=first.data.max_doc_len),
-            dataset, out / "eval", EvalSettings(batch_size=batch_size, representations=("symmetric",)), data_dir))
+            dataset, out / "untrained" / "eval", EvalSettings(batch_size=batch_size, representations=("symmetric",)),
+            data_dir))
     for label, run_dir in run_dirs.items():  # one model in memory at a time
         reps = (representations or {}).get(label)
         settings = EvalSettings(batch_size=batch_size, representations=tuple(reps) if reps else None)
         records += step(f"evaluate {label}", lambda run_dir=run_dir, settings=settings: evaluate(
-            load_model_for_eval(run_dir), dataset, out / "eval", settings, data_dir))
+            load_model_for_eval(run_dir), dataset, Path(run_dir) / "eval", settings, data_dir))
     table = format_table(records)
     times["total"] = round(sum(times.values()), 1)
     suffix = f"-{tag}" if tag else ""

@@ -35,6 +35,13 @@ def test_demo_runs_every_step_and_prints_one_table(shared_data, tmp_path, capsys
     assert got == {("bm25", "bm25"), ("untrained", "symmetric"), ("lightretriever", "dense"), ("lightretriever", "sparse"),
                    ("lightretriever", "hybrid"), ("lightretriever", "symmetric"), ("symmetric", "symmetric")}
     assert all(r["num_queries"] == 8 for r in records)
+    # every row of the table is its own metrics.json, in its model's directory (none overwrites another)
+    files = sorted((tmp_path / "demo").glob("*/eval/scifact/*/metrics.json"))
+    on_disk = {(json.loads(f.read_text())["variant"], json.loads(f.read_text())["representation"]) for f in files}
+    assert len(files) == len(records) and on_disk == got
+    for r in records:
+        f = tmp_path / "demo" / r["variant"] / "eval" / "scifact" / r["representation"] / "metrics.json"
+        assert json.loads(f.read_text())["ndcg@10"] == r["ndcg@10"]
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert summary["seconds"]["total"] > 0 and "train lightretriever" in summary["seconds"]
     # the demo's CPU document length comes first, so a caller's override still wins
