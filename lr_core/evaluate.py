@@ -154,10 +154,11 @@ def encoded_corpus_dir(model: EvalModel, dataset: BeirDataset, settings: EvalSet
 def encode_corpus_for(model: EvalModel, dataset: BeirDataset, settings: EvalSettings, sparse: bool,
                       shards: Sequence[int] | None = None) -> Path:
     """Encode (or finish encoding) the corpus shards of ``dataset`` for ``model``."""
-    from lr_core.corpus_encoding import encode_corpus
+    from lr_core.corpus_encoding import MANIFEST, encode_corpus
 
     out = encoded_corpus_dir(model, dataset, settings, sparse)
-    sparse = sparse or not out.name.endswith("-dense")  # a dense + sparse encoding found for a dense-only request
+    if not sparse and (out / MANIFEST).is_file():  # reuse what is there (dense + sparse, or dense-only)
+        sparse = bool(json.loads((out / MANIFEST).read_text()).get("sparse", False))
     fingerprint = {"model_id": model.backbone, "checkpoint_hash": model.checkpoint_hash, "variant": model.variant}
     encode_corpus(model.encoder, dataset.corpus, out, fingerprint, num_shards=settings.num_shards, shards=shards,
                   batch_size=settings.batch_size, sparse=sparse, dense_dtype=settings.dense_dtype,

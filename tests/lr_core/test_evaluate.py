@@ -76,6 +76,12 @@ def test_dense_only_and_dense_sparse_encodings_do_not_clash(trained_tiny, shared
     again = evaluate(model, "scifact", tmp_path / "c", EvalSettings(representations=("symmetric",)), data_dir=data_root)
     assert again[0]["timings"]["corpus_encode_s"] < both[0]["timings"]["corpus_encode_s"]
     assert shard.stat().st_mtime_ns == before and again[0]["ndcg@10"] == pytest.approx(first[0]["ndcg@10"], abs=1e-6)
+    # a dense-only encoding kept where older versions put it (no "-dense" suffix) is reused too
+    (corpus / "scifact-len24").rename(tmp_path / "both")
+    (corpus / "scifact-len24-dense").rename(corpus / "scifact-len24")
+    old = evaluate(model, "scifact", tmp_path / "d", EvalSettings(representations=("symmetric",)), data_dir=data_root)
+    assert old[0]["ndcg@10"] == pytest.approx(first[0]["ndcg@10"], abs=1e-6)
+    assert sorted(p.name for p in corpus.iterdir()) == ["scifact-len24"]
 
 
 def test_untrained_backbone_and_chinese_path(shared_data, tmp_path):
