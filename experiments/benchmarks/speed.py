@@ -217,9 +217,21 @@ def library_versions() -> dict:
     return out
 
 
+def _top_lists(run_file: Path, k: int) -> dict[str, list[str]]:
+    """Each query's first ``k`` doc ids from a TREC run file (rank order)."""
+    lists: dict[str, list[tuple[int, str]]] = {}
+    for line in run_file.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 6:
+            lists.setdefault(parts[0], []).append((int(parts[3]), parts[2]))
+    return {q: [d for _, d in sorted(v)[:k]] for q, v in lists.items()}
+
+
 def fp16_check(model, dataset: str, data_dir: str | None, out: Path, settings_kw: dict) -> dict:
     """nDCG@10 on ``dataset``'s evaluation queries with a float32 vs a float16 vocabulary cache (same model,
-    corpus, queries). Sparse does not use the cache: it is there as the pipeline's quality, and must not move."""
+    corpus, queries), and how far the rankings move: per representation, the share of queries whose
+    top-10 is identical and the mean top-10 overlap (these show the effect even where nDCG is near 0).
+    Sparse does not use the cache: it is there as the pipeline's quality, and must not move."""
     from lr_core.evaluate import EvalSettings, evaluate
 
     result = {}
@@ -230,6 +242,15 @@ def fp16_check(model, dataset: str, data_dir: str | None, out: Path, settings_kw
     result["delta_ndcg@10"] = {rep: round(result["float16"][rep] - result["float32"][rep], 6)
                                for rep in result["float32"]}
     result["num_queries"] = recs[0]["num_queries"]
+    agreement = {}
+    for rep in result["float32"]:
+        a, b = (_top_lists(out / dtype / recs[0]["dataset"] / rep / "run.trec", 10) for dtype in ("float32", "float16"))
+        qids = sorted(set(a) | set(b))
+        same = [a.get(q, []) == b.get(q, []) for q in qids]
+        overlap = [len(set(a.get(q, [])) & set(b.get(q, []))) / 10 for q in qids]
+        agreement[rep] = {"identical_top10": round(sum(same) / max(1, len(qids)), 4),
+                          "mean_overlap@10": round(sum(overlap) / max(1, len(qids)), 4)}
+    result["top10_agreement"] = agreement
     return result
 
 

@@ -76,6 +76,9 @@ def test_speed_on_the_encoded_corpus_with_fp16_check(work):
     for dtype in ("float32", "float16"):
         assert set(check[dtype]) == {"dense", "sparse", "hybrid"} and all(0 <= v <= 1 for v in check[dtype].values())
     assert abs(check["delta_ndcg@10"]["dense"]) < 0.05 and check["delta_ndcg@10"]["sparse"] == 0
+    agree = check["top10_agreement"]
+    assert agree["sparse"] == {"identical_top10": 1.0, "mean_overlap@10": 1.0}  # the cache plays no part in sparse
+    assert 0.5 <= agree["dense"]["mean_overlap@10"] <= 1.0 and 0 <= agree["dense"]["identical_top10"] <= 1
     assert (out / "fp16_check" / "float16" / "scifact" / "dense" / "metrics.json").is_file()
 
 
