@@ -25,11 +25,13 @@ CONFIGS = {"lightretriever": "experiments/lightretriever_scifact.yaml", "symmetr
 
 def format_table(records: list[dict]) -> str:
     """A plain-text table of ledger records (nDCG@10 and recall as percentages, like the paper)."""
-    head = f"{'model':<16}{'representation':<16}{'nDCG@10':>9}{'R@20':>8}{'R@50':>8}{'R@100':>8}"
+    wm = max([16, *(len(r["variant"]) + 2 for r in records)])
+    wr = max([16, *(len(r["representation"]) + 2 for r in records)])
+    head = f"{'model':<{wm}}{'representation':<{wr}}{'nDCG@10':>9}{'R@20':>8}{'R@50':>8}{'R@100':>8}"
     lines = [head, "-" * len(head)]
     for r in records:
-        lines.append(f"{r['variant']:<16}{r['representation']:<16}{100 * r['ndcg@10']:>9.1f}{100 * r['recall@20']:>8.1f}"
-                     f"{100 * r['recall@50']:>8.1f}{100 * r['recall@100']:>8.1f}")
+        lines.append(f"{r['variant']:<{wm}}{r['representation']:<{wr}}{100 * r['ndcg@10']:>9.1f}"
+                     f"{100 * r['recall@20']:>8.1f}{100 * r['recall@50']:>8.1f}{100 * r['recall@100']:>8.1f}")
     return "\n".join(lines)
 
 

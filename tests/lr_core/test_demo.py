@@ -55,6 +55,9 @@ def test_table_shows_percentages():
     rec = {"variant": "bm25", "representation": "bm25", "ndcg@10": 0.6647, "recall@20": 0.8, "recall@50": 0.9,
            "recall@100": 0.9076}
     assert "66.5" in format_table([rec]) and "90.8" in format_table([rec])
+    long = {**rec, "variant": "a3_one_layer_query", "representation": "hybrid"}
+    row = format_table([rec, long]).splitlines()[-1]
+    assert row.startswith("a3_one_layer_query  hybrid")  # long names keep their columns apart
 
 
 def test_compare_command_trains_each_variant_with_one_budget(shared_data, tmp_path, capsys, monkeypatch):
