@@ -15,6 +15,13 @@ REPO = Path(__file__).resolve().parents[1]
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 # Configs name data sets relative to the data directory; default to the workplace's shared copy.
 os.environ.setdefault("LR_DATA_DIR", str((REPO / ".." / "shared" / "data").resolve()))
+# Tests never reach the Hugging Face hub (child processes read the variable; this process has
+# imported huggingface_hub already, so its constant is set too): an unknown model id fails at
+# once instead of after ~45 s of connection retries.
+os.environ["HF_HUB_OFFLINE"] = "1"
+import huggingface_hub.constants  # noqa: E402
+
+huggingface_hub.constants.HF_HUB_OFFLINE = True
 
 
 def shared_data_dir() -> Path:
