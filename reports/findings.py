@@ -138,12 +138,17 @@ def _relative_gap(ref: float, x: float) -> float:
     return (ref - x) / ref if ref else 0.0
 
 
-def finding_a1_a2(ours: _Ours) -> Finding:
+def _paper_table4(rep: str) -> str:
+    """The paper's Table 4 rows of one representation, as one line (backbone, settings, BEIR nDCG@10)."""
     t = paper.table4_ablations()
-    small = t[t["representation"] == "dense"]
-    desc = "; ".join(f"{r['setting']} {r['beir_ndcg10']}" for _, r in small.iterrows())
+    rows = t[t["representation"] == rep]
+    desc = "; ".join(f"{r['setting']} {r['beir_ndcg10']}" for _, r in rows.iterrows())
+    return f"Table 4 ({rows['backbone'].iloc[0]}, {rep}, BEIR): {desc}"
+
+
+def finding_a1_a2(ours: _Ours) -> Finding:
     f = Finding(3, "A1 (both-side light) and A2 (embedding-only query) fall far below LightRetriever",
-                f"Table 4 ({small['backbone'].iloc[0]}, dense, BEIR): {desc}")
+                _paper_table4("dense"))
     for b, d in ours.groups():
         lr = ours.ndcg(b, d, "lightretriever", "dense")
         a1, a2 = ours.ndcg(b, d, "a1_both_light", "light_both"), ours.ndcg(b, d, "a2_embedding_query", "dense")
@@ -161,11 +166,7 @@ def finding_a1_a2(ours: _Ours) -> Finding:
 
 
 def finding_a3(ours: _Ours) -> Finding:
-    t = paper.table4_ablations()
-    h = t[t["representation"] == "hybrid"]
-    desc = "; ".join(f"{r['setting']} {r['beir_ndcg10']}" for _, r in h.iterrows())
-    f = Finding(4, "A3 (one-layer query encoder) is below LightRetriever",
-                f"Table 4 ({h['backbone'].iloc[0]}, hybrid, BEIR): {desc}")
+    f = Finding(4, "A3 (one-layer query encoder) is below LightRetriever", _paper_table4("hybrid"))
     for b, d in ours.groups():
         lr, a3 = ours.ndcg(b, d, "lightretriever", "hybrid"), ours.ndcg(b, d, "a3_one_layer_query", "hybrid")
         if lr is None or a3 is None:
