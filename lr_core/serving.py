@@ -225,25 +225,19 @@ class ServingBundle:
         d_scores, d_pos = self.dense.search_positions(self.encode_dense(texts), depth, sort=False)
         s_scores, s_pos = self.sparse.search_positions(self.encode_sparse(texts), depth, sort=False)
         out = []
-        for i in range(len(texts)):
-            sp_pos = s_pos[i] if fast["sparse_to_dense"] is None else fast["sparse_to_dense"][s_pos[i]]
-            pos, fused = fuse_linear_arrays(d_pos[i], d_scores[i], sp_pos, s_scores[i], fast["id_rank"],
+        for i in range(len(texts)):  # load_bundle checked that both indexes list the documents alike
+            pos, fused = fuse_linear_arrays(d_pos[i], d_scores[i], s_pos[i], s_scores[i], fast["id_rank"],
                                             f["w_dense"], f["w_sparse"], k=k)
             out.append(list(zip(fast["ids"][pos].tolist(), fused.tolist())))
         return out
 
     def _fast_arrays(self) -> dict:
-        """Dense-order doc ids, their string-order ranks (fusion's tie-break), and the map from
-        sparse-index positions to dense ones (None when both indexes list the documents alike)."""
+        """The doc ids as an array and their ranks in string order (fusion's tie-break)."""
         if self._fast is None:
             ids = np.asarray(self.dense.doc_ids, dtype=object)
             rank = np.empty(len(ids), dtype=np.int64)
             rank[np.argsort(np.asarray(self.dense.doc_ids, dtype=str), kind="stable")] = np.arange(len(ids))
-            to_dense = None
-            if list(self.sparse.doc_ids) != list(self.dense.doc_ids):
-                where = {d: i for i, d in enumerate(self.dense.doc_ids)}
-                to_dense = np.asarray([where[d] for d in self.sparse.doc_ids], dtype=np.int64)
-            self._fast = {"ids": ids, "id_rank": rank, "sparse_to_dense": to_dense}
+            self._fast = {"ids": ids, "id_rank": rank}
         return self._fast
 
     def _fuse(self, dense: list[tuple[str, float]], sparse: list[tuple[str, float]], depth: int):
