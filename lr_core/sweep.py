@@ -17,6 +17,10 @@ Spec (``experiments/sweeps/*.yaml``)::
     slurm: {partition: debug, time: "01:00:00", cpus_per_task: 2, mem: 8G, gpus_per_node: 0,
             nodes: 1, array_throttle: 8, signal_seconds: 120, extra: []}
 
+A spec may start from another one: ``extends: other.yaml`` (relative to this file) takes every
+key of that spec except ``name`` and ``out``; a key given here replaces the inherited one, except
+``overrides``, which are merged by key (``trainer.max_steps=300`` here replaces ``=40`` there).
+
 Every grid point becomes a run directory ``<out>/<name from its settings>``; ``<out>/manifest.json``
 lists them. ``bm25`` and ``untrained`` are baselines, not variants: their runs train nothing and
 are evaluated on the same data sets (BM25 with Lucene; the backbone without training, full LLM
@@ -109,17 +113,41 @@ def _err(path: Path, field_name: str, msg: str) -> ConfigError:
     return ConfigError(f"{path}: {field_name}: {msg}")
 
 
-def load_spec(path: str | os.PathLike) -> SweepSpec:
-    """Read and check a sweep spec (structure only; :func:`validate` checks it against the suite)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"sweep spec not found: {path}")
+def _read_spec(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """The spec's YAML mapping, with an ``extends`` chain resolved (see the module docstring)."""
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
+    parent_name = raw.pop("extends", None)
+    if parent_name is None:
+        return raw
+    parent_path = (path.parent / str(parent_name)).resolve()
+    if not parent_path.is_file():
+        raise _err(path, "extends", f"{parent_name} not found (relative to {path.parent})")
+    if parent_path in seen + (path.resolve(),):
+        raise _err(path, "extends", f"{parent_name} extends this spec again (a cycle)")
+    parent = _read_spec(parent_path, seen + (path.resolve(),))
+    parent.pop("name", None)
+    parent.pop("out", None)  # each spec names its own runs: inheriting them would mix two grids
+    if isinstance(parent.get("base_config"), str):  # relative to the file that names it
+        parent["base_config"] = str(parent_path.parent / parent["base_config"])
+    merged = {**parent, **raw}
+    if isinstance(parent.get("overrides"), list) and isinstance(raw.get("overrides"), list):
+        by_key = {str(o).split("=", 1)[0]: o for o in parent["overrides"]}
+        by_key.update({str(o).split("=", 1)[0]: o for o in raw["overrides"]})
+        merged["overrides"] = list(by_key.values())
+    return merged
+
+
+def load_spec(path: str | os.PathLike) -> SweepSpec:
+    """Read and check a sweep spec (structure only; :func:`validate` checks it against the suite)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"sweep spec not found: {path}")
+    raw = _read_spec(path)
     known = {"name", "base_config", "out", "grid", "overrides", "evaluate", "wandb", "slurm", "speed"}
     unknown = sorted(set(raw) - known)
     if unknown:

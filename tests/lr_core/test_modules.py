@@ -73,7 +73,6 @@ def test_lightretriever_loss_terms(tmp_path):
     assert float(rows[1]["train/loss"]) == pytest.approx(ce1 + 1e-3 / 16 * float(rows[1]["train/flops"]), rel=1e-5)
 
 
-
 @pytest.mark.parametrize("variant,lr,limits", [
     ("symmetric", 3e-3, {"train/full_dense": 0.25}),
     ("lightretriever", 3e-3, {"train/full_dense": 0.25, "train/light_dense": 0.75}),
@@ -94,6 +93,7 @@ def test_training_fits_a_small_training_set(variant, lr, limits, tmp_path):
             assert last > uniform, (key, last)
         else:
             assert last < limit * uniform, (key, last, uniform)
+
 
 class Crash(L.Callback):
     def __init__(self, at_step: int):

@@ -251,3 +251,33 @@ def test_every_sweep_spec_in_the_repository_is_valid(path, shared_data, monkeypa
     for run in runs:
         cfg = sweep.run_config(spec, run)
         assert cfg.variant in sweep.BASELINES or cfg.variant in list_variants()
+
+
+def test_a_spec_extends_another(tiny_beir, tmp_path):
+    """``extends`` inherits everything but name and out; overrides merge by key."""
+    sub = tmp_path / "base"
+    sub.mkdir()
+    base = write_spec(sub / "base.yaml", "base", {"variant": ["symmetric"]}, [*SMALL, "trainer.max_steps=40"],
+                      tiny_beir, evaluate={"mrl_dims": [16]})
+    raw = yaml.safe_load(base.read_text())
+    raw["base_config"] = "../tiny.yaml"  # relative to base.yaml: must stay so when inherited
+    (tmp_path / "tiny.yaml").write_text((REPO / "experiments" / "tiny.yaml").read_text())
+    base.write_text(yaml.safe_dump(raw))
+    child = tmp_path / "child.yaml"
+    child.write_text(yaml.safe_dump({"extends": "base/base.yaml", "name": "child", "out": str(tmp_path / "c"),
+                                     "overrides": ["trainer.max_steps=300", "loss.flops_warmup_steps=100"]}))
+    spec = sweep.load_spec(child)
+    assert spec.name == "child" and spec.out == tmp_path / "c"
+    assert spec.base_config.resolve() == (tmp_path / "tiny.yaml").resolve()
+    assert spec.overrides == [*SMALL, "trainer.max_steps=300", "loss.flops_warmup_steps=100"]
+    assert spec.mrl_dims == [16] and spec.datasets == ["scifact"] and spec.slurm.partition == "debug"
+    # a child without its own name is refused (it would share the parent's runs)
+    child.write_text(yaml.safe_dump({"extends": "base/base.yaml"}))
+    with pytest.raises(ConfigError, match="name"):
+        sweep.load_spec(child)
+    child.write_text(yaml.safe_dump({"extends": "missing.yaml", "name": "x"}))
+    with pytest.raises(ConfigError, match="extends: missing.yaml not found"):
+        sweep.load_spec(child)
+    child.write_text(yaml.safe_dump({"extends": "child.yaml", "name": "x"}))
+    with pytest.raises(ConfigError, match="cycle"):
+        sweep.load_spec(child)
