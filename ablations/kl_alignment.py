@@ -11,12 +11,12 @@ class KLAlignmentModule(LightRetrieverModule):
     def terms_from(self, reps, batch):
         terms = super().terms_from(reps, batch)
         lc = self.cfg.loss
-        students = [("kl_dense", reps["light_q"], reps["doc_dense"], lc.tau_dense)]
+        students = [("kl_dense", reps["light_q"], reps["doc_dense"], self.tau_dense("light"))]
         if lc.kl_sparse:
             students.append(("kl_sparse", reps["sparse_q"], reps["doc_sparse"], lc.tau_sparse))
         for name, q, d, tau in students:
             # teacher rows over the same passages: full dense queries x dense documents
             out = kl_alignment_loss(q, reps["full_q"], d, tau, teacher_passages=reps["doc_dense"],
-                                    teacher_temperature=lc.tau_dense)
-            terms[name] = LossTerm(out["loss"], out["backward"], lc.kl_weight)
+                                    teacher_temperature=self.tau_dense("full"))
+            terms[name] = LossTerm(out["loss"], out["backward"], lc.kl_weight, tau=tau)
         return terms

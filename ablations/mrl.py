@@ -12,5 +12,5 @@ class MRLModule(LightRetrieverModule):
         width = self.encoder.hidden_size
         return sorted({d for d in self.cfg.loss.mrl_dims if d < width} | {width})
 
-    def dense_loss(self, queries, docs, group_size):
-        return mrl_contrastive_loss(queries, docs, group_size, self.cfg.loss.tau_dense, self.mrl_dims())
+    def dense_loss(self, queries, docs, group_size, tau):
+        return mrl_contrastive_loss(queries, docs, group_size, tau, self.mrl_dims())

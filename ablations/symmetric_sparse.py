@@ -5,7 +5,7 @@ both sides. Reported as ``symmetric`` (dense) and ``symmetric_sparse``. Separate
 LightRetriever recipe: no light query is ever trained here."""
 from lr_core.losses import contrastive_loss
 from lr_core.modules import LossTerm, RetrieverModule
-from lr_core.sparse import flops_regularizer, flops_weight
+from lr_core.sparse import flops_regularizer
 from lr_core.variants import register_variant
 
 
@@ -17,13 +17,13 @@ class SymmetricSparseModule(RetrieverModule):
     def loss_terms(self, batch):
         lc = self.cfg.loss
         docs = self.encode_documents(batch, sparse=True)
-        prompts = [len(self.tokenizer.prompt_ids(i)) for i in batch.instructions]
+        prompts = [self.tokenizer.full_prompt_length(i) for i in batch.instructions]
         q_dense = self.encoder.encode_full_query_ids(batch.full_query_ids, batch.full_query_mask)
         q_sparse = self.encoder.encode_full_query_sparse_ids(batch.full_query_ids, batch.full_query_mask, prompts)
-        dense = contrastive_loss(q_dense, docs["dense"], batch.group_size, lc.tau_dense)
+        dense = contrastive_loss(q_dense, docs["dense"], batch.group_size, self.tau_dense("full"))
         sparse = contrastive_loss(q_sparse, docs["sparse"], batch.group_size, lc.tau_sparse)
-        w = flops_weight(self.global_step, lc.flops_weight, lc.flops_warmup_steps)
-        flops = flops_regularizer(docs["sparse"]) + flops_regularizer(q_sparse)
-        return {"full_dense": LossTerm(dense["loss"], dense["backward"]),
-                "full_sparse": LossTerm(sparse["loss"], sparse["backward"]),
-                "flops": LossTerm(flops, flops, w)}
+        terms = {"full_dense": LossTerm(dense["loss"], dense["backward"], tau=self.tau_dense("full")),
+                 "full_sparse": LossTerm(sparse["loss"], sparse["backward"], tau=lc.tau_sparse)}
+        terms["flops"] = self.flops_term(flops_regularizer(docs["sparse"]) + flops_regularizer(q_sparse),
+                                         {"full_dense": terms["full_dense"]})
+        return terms

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from lr_core.validation import SOURCE_SPLIT, VALIDATION_SPLIT, validation_query_ids
 from lr_core.errors import DataError
 
 __all__ = ["Passage", "BeirDataset", "resolve_dataset_dir", "load_beir", "iter_jsonl"]
@@ -247,13 +248,20 @@ def load_beir(
     """Load and validate a BEIR collection for one qrels split.
 
     See the module docstring for the conventions (queries filtered by qrels,
-    non-positive judgments kept).  With ``load_corpus=False`` the corpus is not
+    non-positive judgments kept). ``split="val"`` without a ``qrels/val.tsv`` is the
+    held-out part of ``train`` (:mod:`lr_core.validation`).  With ``load_corpus=False`` the corpus is not
     read (``corpus == {}``) and qrels document ids are not checked.
     """
     root = resolve_dataset_dir(name_or_path, data_dir)
     corpus = _load_corpus(root / "corpus.jsonl") if load_corpus else None
     all_queries = _load_queries(root / "queries.jsonl")
-    qrels = _load_qrels(root / "qrels" / f"{split}.tsv", all_queries, corpus)
+    qrels_file = root / "qrels" / f"{split}.tsv"
+    if split == VALIDATION_SPLIT and not qrels_file.is_file():
+        # derived: the held-out part of train (lr_core/validation.py)
+        train = _load_qrels(root / "qrels" / f"{SOURCE_SPLIT}.tsv", all_queries, corpus)
+        qrels = {q: train[q] for q in validation_query_ids(train)}
+    else:
+        qrels = _load_qrels(qrels_file, all_queries, corpus)
     queries = {qid: all_queries[qid] for qid in qrels}
     return BeirDataset(
         name=root.resolve().name,

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from lr_core.validation import SOURCE_SPLIT, VALIDATION_SPLIT
 from lr_core.errors import ConfigError, DataError
 from lr_core.instructions import BEIR_INSTRUCTIONS, CMTEB_INSTRUCTIONS, LOCAL_INSTRUCTIONS
 
@@ -187,8 +188,12 @@ def suite_members(suite: str) -> list[str]:
 
 # -- BEIR directories ------------------------------------------------------------------
 def _qrels_splits(path: Path) -> list[str]:
+    """The splits a directory offers: its qrels files, plus ``val`` derived from ``train`` (lr_core/validation.py)."""
     qrels = path / "qrels"
-    return sorted(p.stem for p in qrels.glob("*.tsv")) if qrels.is_dir() else []
+    splits = {p.stem for p in qrels.glob("*.tsv")} if qrels.is_dir() else set()
+    if SOURCE_SPLIT in splits:
+        splits.add(VALIDATION_SPLIT)
+    return sorted(splits)
 
 
 def is_beir_dir(path: str | os.PathLike, split: str | None = None) -> bool:

@@ -51,10 +51,18 @@ class DataConfig:
 
 @dataclass
 class LossConfig:
-    tau_dense: float = 0.02
-    tau_sparse: float = 1.0
-    flops_weight: float = 1e-3
-    flops_warmup_steps: int = 4000
+    """Loss terms and their schedules (lr_core/schedules.py); every scheduled value is logged each step."""
+
+    tau_dense: float = 0.02  # dense temperature (full and light), at step 0 when annealed
+    tau_dense_end: float | None = None  # anneal tau_dense linearly to this over tau_anneal_steps; None = constant
+    tau_anneal_steps: int = 0  # length of the temperature anneal
+    tau_light_dense: float | None = None  # the light dense loss's own temperature (constant); None = the tau_dense schedule
+    tau_sparse: float = 1.0  # sparse temperature
+    flops_weight: float = 1e-3  # FLOPs coefficient after the ramp
+    flops_warmup_steps: int = 4000  # quadratic ramp length (paper: 4000 of 12000 steps)
+    flops_start_step: int = 0  # the FLOPs weight is 0 before this step; the ramp counts from here
+    flops_start_below: float | None = None  # or start the ramp once every dense CE (moving average) is below this
+    term_weights: dict = field(default_factory=dict)  # weight per loss term, e.g. {light_dense: 2.0}; unlisted = 1
     sparse_query_mode: str = "counts"  # or "bow"
     kl_weight: float = 1.0  # variant "kl": weight of KL(full dense || light dense)
     kl_sparse: bool = False  # variant "kl": also align the light sparse scores to the teacher
@@ -103,6 +111,7 @@ class ExperimentConfig:
     name: str = "lightretriever"
     variant: str = "lightretriever"
     run_dir: str = "runs/{name}"
+    init_from: str | None = None  # warm start: another run's directory (its last checkpoint) or a .ckpt file
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -145,7 +154,12 @@ def _build(cls, data: dict, where: str):
 
 
 def _coerce(value, hint, where: str):
-    """Light type check: int/float/bool/str fields (and lists of them) must get a value of that kind."""
+    """Light type check: int/float/bool/str fields (and lists of them, and ``X | None``) must get a value of that kind."""
+    args = typing.get_args(hint)
+    if type(None) in args and len(args) == 2:  # Optional[X]
+        return None if value is None else _coerce(value, next(a for a in args if a is not type(None)), where)
+    if hint is dict and not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {value!r}")
     if typing.get_origin(hint) is list and typing.get_args(hint) and typing.get_args(hint)[0] in (int, float, str):
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list, got {value!r}")

@@ -17,7 +17,7 @@ import torch
 
 from lr_core.config import DataConfig
 from lr_core.dense import LightBatch, build_light_batch
-from lr_core.instructions import DEFAULT_INSTRUCTION, instruction_for
+from lr_core.instructions import DEFAULT_INSTRUCTION, training_instruction_for
 from lr_core.sparse import sparse_query_vectors
 from lr_core.tokenization import RetrievalTokenizer
 from lr_core.training_data import HomogeneousBatchSampler, TrainExample, TrainGroupDataset, load_training_sources
@@ -65,7 +65,7 @@ class TrainCollator:
         docs = tok.pad(tok.doc_ids([p.title for p in passages], [p.text for p in passages]))
         light_ids = tok.light_query_ids(queries)
         prompts = [tok.prompt_ids(ins) for ins in instructions]
-        full = tok.pad([p + ids + [tok.eos_id] for p, ids in zip(prompts, light_ids)])
+        full = tok.pad(tok.full_query_ids(queries, instructions))
         sparse = sparse_query_vectors(tok.sparse_query_ids(queries), tok.vocab_size, mode=self.sparse_query_mode)
         return TrainBatch(
             queries=queries, instructions=instructions, group_size=group.pop(),
@@ -76,9 +76,11 @@ class TrainCollator:
 
 
 def resolve_instructions(examples: list[TrainExample], override: str | None) -> None:
-    """Give every example its instruction: the config's, else its own, else its source task's.
+    """Give every example its training instruction: the config's, else its own, else its
+    source's *training* instruction (the authors' table, which differs from the evaluation one
+    for some sets, see :data:`lr_core.instructions.TRAINING_INSTRUCTIONS`).
 
-    A source with no known task instruction falls back to the MS MARCO one (the paper's
+    A source with no known training instruction falls back to the MS MARCO one (the paper's
     generic web-search prompt) and says so in the log once.
     """
     warned: set[str] = set()
@@ -86,11 +88,10 @@ def resolve_instructions(examples: list[TrainExample], override: str | None) -> 
         if override:
             ex.instruction = override
         elif not ex.instruction:
-            try:
-                ex.instruction = instruction_for(ex.source)
-            except KeyError:
+            ex.instruction = training_instruction_for(ex.source, ex.query_id or ex.query)
+            if ex.instruction is None:
                 if ex.source not in warned:
-                    log.warning("no task instruction known for training source %r; using the MS MARCO one", ex.source)
+                    log.warning("no training instruction known for source %r; using the MS MARCO one", ex.source)
                     warned.add(ex.source)
                 ex.instruction = DEFAULT_INSTRUCTION
 

@@ -118,7 +118,7 @@ class RetrievalEncoder(torch.nn.Module):
 
     def encode_full_queries_sparse(self, queries: Sequence[str], instruction: str) -> torch.Tensor:
         ids = self.tokenizer.full_query_ids(queries, instruction)
-        prompt = len(self.tokenizer.prompt_ids(instruction))
+        prompt = self.tokenizer.full_prompt_length(instruction)
         return self.encode_full_query_sparse_ids(*self._tensor(ids), [prompt] * len(ids))
 
     @contextlib.contextmanager

@@ -12,6 +12,8 @@ style for the offline data sets.
 """
 from __future__ import annotations
 
+import zlib
+
 INSTRUCTION_TEMPLATE = "Instruct: {instruction}\nQuery: "
 
 BEIR_INSTRUCTIONS: dict[str, str] = {
@@ -61,6 +63,37 @@ _ALIASES = {
     "msmarco-dev": "msmarco",
 }
 
+# Training instructions: the authors train with their own E5-style table (Appendix A.6 and
+# the released prompt table), which differs from the evaluation one for some sets (SciFact
+# trains with "judge whether ...", evaluates with "retrieve documents ..."). Keys are training
+# source names; a source with several instructions gets one per example (see
+# :func:`training_instruction_for`). Training and evaluation instructions are kept apart.
+TRAINING_INSTRUCTIONS: dict[str, tuple[str, ...]] = {
+    "msmarco": ("Given a web search query, retrieve relevant passages that answer the query",),
+    "nq": ("Given a question, retrieve Wikipedia passages that answer the question",
+           "Retrieve Wikipedia passages that answer the question"),
+    "trivia": ("Given a question, retrieve Wikipedia passages that answer the question",
+               "Retrieve Wikipedia passages that answer the question"),
+    "squad_pairs": ("Given a question, retrieve Wikipedia passages that answer the question",
+                    "Retrieve Wikipedia passages that answer the question"),
+    "hotpotqa": ("Given a multi-hop question, retrieve documents that can help answer the question",),
+    "fever": ("Given a claim, retrieve documents that support or refute the claim",),
+    "fiqa": ("Given a financial question, judge whether the user replies best answer the question",),
+    "nfcorpus": ("Given a question, judge whether the document best answers the question",),
+    "scifact": ("Given a scientific claim, judge whether the document supports or refutes the claim",),
+    "quora_duplicates_triplets": ("Given a question, retrieve questions that are semantically equivalent to the given question",
+                                  "Find questions that have the same meaning as the input question"),
+    "eli5_question_answer": ("Provided a user question, retrieve the highest voted answers on Reddit ELI5 forum",),
+    "miracl": ("Given a question, retrieve Wikipedia passages that answer the question",
+               "Retrieve Wikipedia passages that answer the question"),
+    "mr_tydi_combined": ("Given a question, retrieve Wikipedia passages that answer the question",
+                         "Retrieve Wikipedia passages that answer the question"),
+    "t2ranking": ("Given a Chinese search query, retrieve web passages that answer the question",),
+    "dureader": ("Given a Chinese search query, retrieve web passages that answer the question",),
+    "cmedqa2": ("Given a Chinese community medical question, retrieve replies that best answer the question",),
+    "mmarco-zh": ("给定一个网页搜索查询，检索能够回答该查询的相关段落",),
+}
+
 ALL_INSTRUCTIONS: dict[str, str] = {**BEIR_INSTRUCTIONS, **CMTEB_INSTRUCTIONS, **LOCAL_INSTRUCTIONS}
 DEFAULT_INSTRUCTION = BEIR_INSTRUCTIONS["msmarco"]
 
@@ -83,6 +116,21 @@ def instruction_for(dataset: str) -> str:
             "Pass an explicit instruction instead."
         )
     return ALL_INSTRUCTIONS[key]
+
+
+def training_instruction_for(source: str, key: str = "") -> str | None:
+    """The instruction a training example of ``source`` is trained with; ``None`` if unknown.
+
+    Sources with several instructions pick one per example from a stable hash of ``key``
+    (the query id or text), so the choice is the same on every run, rank and resume.
+
+    >>> training_instruction_for("scifact")
+    'Given a scientific claim, judge whether the document supports or refutes the claim'
+    """
+    options = TRAINING_INSTRUCTIONS.get(_key(source)) or TRAINING_INSTRUCTIONS.get(source.strip().lower())
+    if not options:
+        return None
+    return options[zlib.crc32(key.encode("utf-8")) % len(options)]
 
 
 def format_prompt(instruction: str) -> str:

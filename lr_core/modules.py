@@ -11,7 +11,6 @@ from ``model.backbone`` when loading.
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass
 
 import lightning as L
@@ -22,7 +21,9 @@ from lr_core.config import ExperimentConfig
 from lr_core.datamodule import TrainBatch
 from lr_core.encoder import RetrievalEncoder
 from lr_core.losses import contrastive_loss
-from lr_core.sparse import flops_regularizer, flops_weight
+from lr_core.errors import ConfigError
+from lr_core.schedules import FlopsStart, flops_weight, linear_anneal, warmup_cosine
+from lr_core.sparse import flops_regularizer
 from lr_core.variants import register_variant
 
 
@@ -30,16 +31,8 @@ from lr_core.variants import register_variant
 class LossTerm:
     loss: torch.Tensor  # for logging
     backward: torch.Tensor  # what gradients flow from (world-size scaled for gathered losses)
-    weight: float = 1.0
-
-
-def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
-    """Learning-rate factor: linear warm-up, then cosine from 1 to ``min_ratio`` at ``total_steps``."""
-    if warmup_steps > 0 and step < warmup_steps:
-        return (step + 1) / warmup_steps
-    span = max(1, total_steps - warmup_steps)
-    progress = min(1.0, (step - warmup_steps) / span)
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    weight: float = 1.0  # scheduled weight (FLOPs, KL); ``loss.term_weights`` multiplies it
+    tau: float | None = None  # the temperature it was computed with (logged)
 
 
 def device_hint(cfg: ExperimentConfig) -> str:
@@ -77,6 +70,24 @@ class RetrieverModule(L.LightningModule):
         lm = add_lora(lm, cfg.model.lora)
         self.encoder = RetrievalEncoder(lm, tokenizer, sparse_chunk_size=cfg.model.sparse_chunk_size)
         self.tokenizer = tokenizer
+        self.flops_start = FlopsStart(cfg.loss.flops_start_step, cfg.loss.flops_start_below)
+
+    # -- schedules (lr_core/schedules.py) ----------------------------------------------
+    def tau_dense(self, side: str = "full") -> float:
+        """This step's dense temperature; ``side="light"`` gives the light dense loss's own if set."""
+        lc = self.cfg.loss
+        if side == "light" and lc.tau_light_dense is not None:
+            return lc.tau_light_dense
+        return linear_anneal(self.global_step, lc.tau_dense, lc.tau_dense_end, lc.tau_anneal_steps)
+
+    def flops_term(self, flops: torch.Tensor, dense_terms: dict[str, "LossTerm"]) -> "LossTerm":
+        """The FLOPs regulariser value with this step's weight; a loss-triggered start
+        (``loss.flops_start_below``) first sees this step's dense losses."""
+        lc = self.cfg.loss
+        if self.flops_start.started_at is None:
+            self.flops_start.update(self.global_step, {n: float(t.loss.detach()) for n, t in dense_terms.items()})
+        return LossTerm(flops, flops, flops_weight(self.global_step, lc.flops_weight, lc.flops_warmup_steps,
+                                                   self.flops_start.started_at))
 
     # -- what a variant changes ------------------------------------------------------
     def encode_documents(self, batch: TrainBatch, sparse: bool) -> dict[str, torch.Tensor]:
@@ -85,8 +96,9 @@ class RetrieverModule(L.LightningModule):
     def loss_terms(self, batch: TrainBatch) -> dict[str, LossTerm]:
         docs = self.encode_documents(batch, sparse=False)
         q = self.encoder.encode_full_query_ids(batch.full_query_ids, batch.full_query_mask)
-        out = contrastive_loss(q, docs["dense"], batch.group_size, self.cfg.loss.tau_dense)
-        return {"full_dense": LossTerm(out["loss"], out["backward"])}
+        tau = self.tau_dense("full")
+        out = contrastive_loss(q, docs["dense"], batch.group_size, tau)
+        return {"full_dense": LossTerm(out["loss"], out["backward"], tau=tau)}
 
     # -- serving: how `lr evaluate` turns query texts into dense vectors ----------------
     def build_query_cache(self, instruction: str, model_id: str, checkpoint_hash: str, batch_size: int = 256):
@@ -105,10 +117,19 @@ class RetrieverModule(L.LightningModule):
 
     def training_step(self, batch: TrainBatch, batch_idx: int) -> torch.Tensor:
         terms = self.loss_terms(batch)
-        total = sum(t.weight * t.backward for t in terms.values())
-        logged = sum(t.weight * t.loss.detach() for t in terms.values())
+        extra = self.cfg.loss.term_weights
+        unknown = sorted(set(extra) - set(terms))
+        if unknown:
+            raise ConfigError(f"loss.term_weights names {unknown}, which variant {self.variant_name!r} does not have; "
+                              f"its terms: {sorted(terms)}")
+        weights = {name: t.weight * float(extra.get(name, 1.0)) for name, t in terms.items()}
+        total = sum(weights[n] * t.backward for n, t in terms.items())
+        logged = sum(weights[n] * t.loss.detach() for n, t in terms.items())
         for name, t in terms.items():
             self.log(f"train/{name}", t.loss.detach(), batch_size=len(batch))
+            self.log(f"train/{name}_weight", weights[name], batch_size=len(batch))
+            if t.tau is not None:
+                self.log(f"train/{name}_tau", t.tau, batch_size=len(batch))
         self.log("train/loss", logged, prog_bar=True, batch_size=len(batch))
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=len(batch))
         return total
@@ -130,12 +151,15 @@ class RetrieverModule(L.LightningModule):
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
         checkpoint["lr_variant"] = self.variant_name
         checkpoint["lr_backbone"] = self.cfg.model.backbone
+        checkpoint["lr_flops_start"] = self.flops_start.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         missing = self.trainable_names() - set(checkpoint["state_dict"])
         if missing:
             raise RuntimeError(f"checkpoint lacks {len(missing)} trainable weights (e.g. {sorted(missing)[0]}); "
                                "was it written by a different variant or LoRA setting?")
+        if "lr_flops_start" in checkpoint:
+            self.flops_start.load_state_dict(checkpoint["lr_flops_start"])
 
     def load_adapter_checkpoint(self, path) -> str:
         """Load the trainable weights of a checkpoint written by this suite; returns their hash."""
@@ -160,8 +184,9 @@ class LightRetrieverModule(RetrieverModule):
         """Training-time light dense queries: mean of per-token prompted EOS states, L2-normalised."""
         return self.encoder.encode_light_query_batch(batch.light)
 
-    def dense_loss(self, queries: torch.Tensor, docs: torch.Tensor, group_size: int) -> dict[str, torch.Tensor]:
-        return contrastive_loss(queries, docs, group_size, self.cfg.loss.tau_dense)
+    def dense_loss(self, queries: torch.Tensor, docs: torch.Tensor, group_size: int,
+                   tau: float) -> dict[str, torch.Tensor]:
+        return contrastive_loss(queries, docs, group_size, tau)
 
     def encode_batch(self, batch: TrainBatch) -> dict[str, torch.Tensor]:
         docs = self.encode_documents(batch, sparse=True)
@@ -173,12 +198,13 @@ class LightRetrieverModule(RetrieverModule):
         lc = self.cfg.loss
         terms = {}
         for name in ("full", "light"):
-            out = self.dense_loss(reps[f"{name}_q"], reps["doc_dense"], batch.group_size)
-            terms[f"{name}_dense"] = LossTerm(out["loss"], out["backward"])
+            tau = self.tau_dense(name)
+            out = self.dense_loss(reps[f"{name}_q"], reps["doc_dense"], batch.group_size, tau)
+            terms[f"{name}_dense"] = LossTerm(out["loss"], out["backward"], tau=tau)
         out = contrastive_loss(reps["sparse_q"], reps["doc_sparse"], batch.group_size, lc.tau_sparse)
-        terms["light_sparse"] = LossTerm(out["loss"], out["backward"])
-        flops = flops_regularizer(reps["doc_sparse"])
-        terms["flops"] = LossTerm(flops, flops, flops_weight(self.global_step, lc.flops_weight, lc.flops_warmup_steps))
+        terms["light_sparse"] = LossTerm(out["loss"], out["backward"], tau=lc.tau_sparse)
+        terms["flops"] = self.flops_term(flops_regularizer(reps["doc_sparse"]),
+                                         {n: terms[n] for n in ("full_dense", "light_dense")})
         return terms
 
     def loss_terms(self, batch: TrainBatch) -> dict[str, LossTerm]:

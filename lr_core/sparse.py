@@ -290,28 +290,11 @@ def flops_regularizer(doc_vectors: torch.Tensor) -> torch.Tensor:
 
     Example::
 
-        loss = loss + flops_weight(step) * flops_regularizer(doc_vecs)
+        loss = loss + lambda_t * flops_regularizer(doc_vecs)   # lambda_t: lr_core.schedules.flops_weight
     """
     if doc_vectors.dim() != 2 or doc_vectors.shape[0] == 0:
         raise ValueError(f"doc_vectors must be a non-empty [N, V] tensor, got {tuple(doc_vectors.shape)}")
     return doc_vectors.abs().mean(dim=0).pow(2).sum()
-
-
-def flops_weight(step: int, base: float = 1e-3, warmup_steps: int = 4000) -> float:
-    """FLOPs coefficient with quadratic warm-up: ``base * min(1, (step / warmup_steps)^2)``.
-
-    ``warmup_steps <= 0`` disables warm-up (always ``base``).
-
-    Example::
-
-        >>> flops_weight(0), flops_weight(2000), flops_weight(9000)
-        (0.0, 0.00025, 0.001)
-    """
-    if step < 0:
-        raise ValueError(f"step must be >= 0, got {step}")
-    if warmup_steps <= 0:
-        return float(base)
-    return float(base) * min(1.0, (step / warmup_steps) ** 2)
 
 
 def quantize_impact(weights, scale: float = 100.0) -> dict[int, int]:

@@ -9,7 +9,7 @@ Spec (``experiments/sweeps/*.yaml``)::
       variant: [lightretriever, symmetric, bm25, untrained]
       seed: [1, 2]
     overrides: [trainer.max_steps=20]           # applied to every run
-    evaluate: {datasets: [scifact], data_dir: null,
+    evaluate: {datasets: [scifact], data_dir: null, split: null,   # split null: each set's test split; val: lr_core/validation.py
                representations: null,           # a list for every run, or {variant: [...]}; null: the variant's own
                mrl_dims: []}                    # runs of the mrl variant are also evaluated (dense) at these widths
     speed: {run: variant-lightretriever, a3_run: null, args: [--threads, "2"]}   # optional: lr bench speed
@@ -92,6 +92,7 @@ class SweepSpec:
     slurm: SlurmSettings
     source: Path
     mrl_dims: list[int] = field(default_factory=list)
+    split: str | None = None  # None: each data set's evaluation split (test); "val": the held-out train queries
     speed: dict | None = None  # {run: NAME, a3_run: NAME | None, args: [...]}
 
     def representations_for(self, variant: str) -> list[str] | None:
@@ -173,8 +174,10 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
     if not isinstance(overrides, list) or not all(isinstance(o, str) and "=" in o for o in overrides):
         raise _err(path, "overrides", "must be a list of 'key.sub=value' strings")
     ev = raw.get("evaluate") or {}
-    if not isinstance(ev, dict) or set(ev) - {"datasets", "data_dir", "representations", "mrl_dims"}:
-        raise _err(path, "evaluate", "allowed keys: datasets, data_dir, representations, mrl_dims")
+    if not isinstance(ev, dict) or set(ev) - {"datasets", "data_dir", "representations", "mrl_dims", "split"}:
+        raise _err(path, "evaluate", "allowed keys: datasets, data_dir, representations, mrl_dims, split")
+    if not isinstance(ev.get("split"), (str, type(None))):
+        raise _err(path, "evaluate.split", "a split name (e.g. val) or null for each data set's test split")
     datasets = ev.get("datasets") or []
     if not isinstance(datasets, list) or not datasets:
         raise _err(path, "evaluate.datasets", "required: a non-empty list of data sets")
@@ -202,7 +205,7 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
         raise _err(path, "wandb", "must be a mapping")
     out = Path(raw.get("out") or f"runs/sweeps/{name}")
     return SweepSpec(name, base_path, out, {SHORTCUTS.get(k, k): v for k, v in grid.items()}, overrides, datasets,
-                     ev.get("data_dir"), reps, wandb, slurm, path, mrl_dims, speed)
+                     ev.get("data_dir"), reps, wandb, slurm, path, mrl_dims, ev.get("split"), speed)
 
 
 def _slug(value) -> str:
@@ -498,7 +501,7 @@ def evaluate_run(spec: SweepSpec, cfg, run_dir: Path) -> dict:
 
     records = []
     if cfg.variant == "bm25":
-        records = [evaluate_bm25(ds, run_dir / "eval", data_dir=spec.data_dir) for ds in spec.datasets]
+        records = [evaluate_bm25(ds, run_dir / "eval", split=spec.split, data_dir=spec.data_dir) for ds in spec.datasets]
     else:
         if cfg.variant == "untrained":
             model = load_model_for_eval(backbone=cfg.model.backbone, work_dir=run_dir, max_doc_len=cfg.data.max_doc_len)
@@ -506,7 +509,7 @@ def evaluate_run(spec: SweepSpec, cfg, run_dir: Path) -> dict:
         else:
             model = load_model_for_eval(run_dir)
             reps = spec.representations_for(cfg.variant)
-        settings = EvalSettings(representations=tuple(reps) if reps else None)
+        settings = EvalSettings(split=spec.split, representations=tuple(reps) if reps else None)
         for ds in spec.datasets:
             records += evaluate(model, ds, run_dir / "eval", settings, spec.data_dir)
         if cfg.variant == "mrl":  # the same model served at smaller widths (dense only)
@@ -514,7 +517,8 @@ def evaluate_run(spec: SweepSpec, cfg, run_dir: Path) -> dict:
                 for ds in spec.datasets:
                     records += [{**r, "representation": f"{r['representation']}@{dim}"} for r in
                                 evaluate(model, ds, run_dir / f"eval-mrl{dim}",
-                                         EvalSettings(representations=("dense",), mrl_dim=dim), spec.data_dir)]
+                                         EvalSettings(split=spec.split, representations=("dense",), mrl_dim=dim),
+                                         spec.data_dir)]
     return {f"{r['dataset']}/{r['representation']}/{m}": r[m] for r in records
             for m in ("ndcg@10", "recall@20", "recall@50", "recall@100")}
 

@@ -8,7 +8,9 @@ Rules (METHOD.md sections 1-3):
 * text is lowercased by a ``Lowercase`` normalizer installed in the tokenizer itself, so a
   saved ``tokenizer.json`` carries the rule;
 * documents: ``<bos> title + " " + text <eos>``, truncated so that the EOS is always kept;
-* full (symmetric) queries: ``<bos> Instruct: {instruction}\\nQuery: {query} <eos>``;
+* full (symmetric) queries: ``<bos>`` + the tokens of the *joined* string
+  ``Instruct: {instruction}\\nQuery: {query}`` + ``<eos>``, as the authors' collator
+  tokenises it, so the query's first word gets its leading-space token (`` claim``);
 * light dense queries: the query's tokens without special tokens, each later encoded as
   ``<bos> prompt t_i <eos>``;
 * sparse queries: the tokens of ``" " + query`` (leading space, as words appear inside
@@ -76,7 +78,7 @@ class RetrievalTokenizer:
             raise ValueError(f"max_doc_len must be >= 3 (bos + one token + eos), got {max_doc_len}")
         self.max_doc_len = int(max_doc_len)
         self.max_query_tokens = int(max_query_tokens)
-        self._prompt_cache: dict[str, list[int]] = {}
+        self._prompt_cache: dict[object, list[int]] = {}  # per instruction (light) and ("full", instruction)
 
     # -- identities ---------------------------------------------------------------
     @property
@@ -127,10 +129,38 @@ class RetrievalTokenizer:
         out = [ids[: self.max_query_tokens] for ids in self._encode([" " + q for q in batch])]
         return out[0] if single else out
 
-    def full_query_ids(self, queries: Sequence[str], instruction: str) -> list[list[int]]:
-        """``<bos> prompt query <eos>`` for the symmetric (full LLM) query encoder."""
-        prompt = self.prompt_ids(instruction)
-        return [prompt + ids + [self.eos_id] for ids in self.light_query_ids(list(queries))]
+    def full_prompt_length(self, instruction: str) -> int:
+        """Tokens before the query in :meth:`full_query_ids` (``<bos>`` + ``Instruct: ...\\nQuery:``).
+
+        The prompt's trailing space belongs to the query's first token in the joined string; the
+        byte-level pre-tokenizer splits before every space-word, so the joined ids always start
+        with exactly these tokens (tested for every SciFact query).
+        """
+        key = ("full", instruction)
+        if key not in self._prompt_cache:
+            self._prompt_cache[key] = [self.bos_id] + self._encode([format_prompt(instruction).rstrip(" ")])[0]
+        return len(self._prompt_cache[key])
+
+    def full_query_ids(self, queries: Sequence[str], instruction: str | Sequence[str]) -> list[list[int]]:
+        """``<bos>`` + tokens of ``Instruct: {instruction}\\nQuery: {query}`` + ``<eos>`` (symmetric queries).
+
+        The joined string is tokenised as a whole (the authors' collator does the same), so the
+        query's first word keeps its leading-space token. At most ``max_query_tokens`` query
+        tokens are kept. ``instruction`` may be one per query.
+        """
+        queries = list(queries)
+        instructions = [instruction] * len(queries) if isinstance(instruction, str) else list(instruction)
+        if len(instructions) != len(queries):
+            raise ValueError(f"{len(queries)} queries but {len(instructions)} instructions")
+        for q in queries:
+            if not q or not q.strip():
+                raise DataError(f"query {q!r} is empty")
+        joined = self._encode([format_prompt(ins) + q.strip() for ins, q in zip(instructions, queries)])
+        out = []
+        for ins, ids in zip(instructions, joined):
+            keep = self.full_prompt_length(ins) - 1 + self.max_query_tokens  # -1: <bos> is not in ids
+            out.append([self.bos_id] + ids[:keep] + [self.eos_id])
+        return out
 
     # -- documents ----------------------------------------------------------------
     def doc_ids(self, titles: Sequence[str], texts: Sequence[str]) -> list[list[int]]:

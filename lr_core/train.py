@@ -116,6 +116,36 @@ def build_trainer(cfg: ExperimentConfig, run_dir: Path, extra_callbacks=(), logg
     )
 
 
+def init_checkpoint(init_from: str | Path) -> Path:
+    """The checkpoint a warm start loads: a run directory's ``checkpoints/last.ckpt`` or a ``.ckpt`` file."""
+    path = Path(init_from)
+    ckpt = path / "checkpoints" / "last.ckpt" if path.is_dir() else path
+    if not ckpt.is_file():
+        raise ConfigError(f"init_from: no checkpoint at {ckpt} (give a run directory or a .ckpt file)")
+    return ckpt
+
+
+def warm_start(module, cfg: ExperimentConfig) -> dict:
+    """Start from another run's adapters (fresh optimiser, step 0): a deviation from the released
+    recipe, recorded in ``train_done.json`` (and, through ``config.yaml``, in every metrics record)."""
+    ckpt = init_checkpoint(cfg.init_from)
+    source = Path(cfg.init_from)
+    source_cfg = source / "config.yaml" if source.is_dir() else None
+    weights_hash = module.load_adapter_checkpoint(ckpt)
+    info = {"checkpoint": str(ckpt), "adapter_hash": weights_hash}
+    if source_cfg is not None and source_cfg.is_file():
+        saved = yaml.safe_load(source_cfg.read_text())
+        info.update(variant=saved.get("variant"), config_hash=config_from_dict(saved, str(source_cfg)).hash())
+    log.warning("warm start from %s (adapters %s): not the released recipe", ckpt, weights_hash)
+    return info
+
+
+def _recorded_warm_start(run_dir: Path) -> dict | None:
+    """What the run started from (``warm_start.json``, written when training began), or None."""
+    info = run_dir / "warm_start.json"
+    return json.loads(info.read_text()) if info.is_file() else None
+
+
 def fit(cfg: ExperimentConfig, extra_callbacks=(), logger=None) -> Path:
     """Train (or resume) the run described by ``cfg``; returns its run directory."""
     run_dir = cfg.resolved_run_dir
@@ -135,6 +165,8 @@ def fit(cfg: ExperimentConfig, extra_callbacks=(), logger=None) -> Path:
     resume = last if last.exists() else None
     if resume:
         log.info("resuming from %s", resume)
+    if cfg.init_from and not resume:  # a resumed run already holds the warm-started weights
+        atomic_write_text(run_dir / "warm_start.json", json.dumps(warm_start(module, cfg), indent=2))
     start = time.perf_counter()
     trainer.fit(module, datamodule=data, ckpt_path=resume)
     trainer.save_checkpoint(last)  # collective: every rank calls it, rank 0 writes
@@ -145,7 +177,7 @@ def fit(cfg: ExperimentConfig, extra_callbacks=(), logger=None) -> Path:
         atomic_write_text(run_dir / "train_done.json", json.dumps({
             "global_step": trainer.global_step, "variant": cfg.variant, "backbone": cfg.model.backbone,
             "seconds_this_session": round(time.perf_counter() - start, 1), "resumed_from": str(resume) if resume else None,
-            "config_hash": cfg.hash(),
+            "config_hash": cfg.hash(), "init_from": _recorded_warm_start(run_dir),
         }, indent=2))
     return run_dir
 

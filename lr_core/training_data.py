@@ -39,6 +39,8 @@ from tqdm.auto import tqdm
 from lr_core.beir import BeirDataset, Passage, iter_jsonl, load_beir, resolve_dataset_dir
 from lr_core.io import atomic_write_text
 from lr_core.errors import CacheMismatchError, DataError
+from lr_core.validation import (SOURCE_SPLIT, VALIDATION_QUERIES, VALIDATION_SEED, VALIDATION_SPLIT,
+                                validation_query_ids)
 
 __all__ = [
     "TrainExample",
@@ -463,7 +465,7 @@ class HomogeneousBatchSampler(torch.utils.data.Sampler[list[int]]):
 # --------------------------------------------------------------------------- training-source specs
 
 _JSONL_KEYS = ("jsonl", "source")
-_BEIR_KEYS = ("beir", "split", "depth", "n_negatives", "cache", "source", "seed")
+_BEIR_KEYS = ("beir", "split", "depth", "n_negatives", "cache", "source", "seed", "holdout_validation")
 
 
 def _resolve_file(path: str | os.PathLike, data_dir: str | Path | None) -> Path:
@@ -495,6 +497,11 @@ def _mine_spec(spec: dict, index: int, data_dir: str | Path | None) -> list[Trai
     seed = get_int("seed", 42, 0)
     root = resolve_dataset_dir(spec["beir"], data_dir)
     source = spec.get("source") or root.resolve().name
+    # the validation queries (lr_core/validation.py) never reach training or mining
+    holdout = spec.get("holdout_validation", split == SOURCE_SPLIT)
+    if not isinstance(holdout, bool):
+        raise DataError(f"training source #{index} (beir): 'holdout_validation' must be true or false, got {holdout!r}")
+    holdout = holdout and split == SOURCE_SPLIT and not (root / "qrels" / f"{VALIDATION_SPLIT}.tsv").is_file()
     meta = {
         "dataset": root.resolve().name,
         "split": split,
@@ -502,6 +509,7 @@ def _mine_spec(spec: dict, index: int, data_dir: str | Path | None) -> list[Trai
         "n_negatives": n_neg,
         "seed": seed,
         "bm25": {"k1": BM25_K1, "b": BM25_B, "stopwords": None, "lower": True},
+        "holdout_validation": {"n": VALIDATION_QUERIES, "seed": VALIDATION_SEED} if holdout else None,
     }
     cache = Path(spec["cache"]).expanduser() if spec.get("cache") else None
     meta_path = cache.with_name(cache.name + ".meta.json") if cache else None
@@ -518,6 +526,10 @@ def _mine_spec(spec: dict, index: int, data_dir: str | Path | None) -> list[Trai
                 )
         return read_train_jsonl(cache, source=source)
     dataset = load_beir(root, split=split, load_corpus=True)
+    if holdout:
+        held = set(validation_query_ids(dataset.qrels))
+        dataset.qrels = {q: d for q, d in dataset.qrels.items() if q not in held}
+        dataset.queries = {q: t for q, t in dataset.queries.items() if q not in held}
     examples = mine_hard_negatives(dataset, depth=depth, n_negatives=n_neg, source=source, seed=seed)
     if cache is not None:
         # metadata first: a crash between the two writes leaves no cache, never an unchecked one

@@ -99,7 +99,7 @@ def token_counts(tok, instruction: str, full_qs: list[str], light_qs: list[str],
     rows = {"full": tok.full_query_ids(full_qs, instruction), "light_dense": tok.light_query_ids(light_qs),
             "light_sparse": tok.sparse_query_ids(light_qs)}
     seen = {name: sorted({len(r) for r in ids}) for name, ids in rows.items()}
-    expect = {"full": [len(tok.prompt_ids(instruction)) + length + 1], "light_dense": [length], "light_sparse": [length]}
+    expect = {"full": [tok.full_prompt_length(instruction) + length + 1], "light_dense": [length], "light_sparse": [length]}
     if seen != expect:
         raise DataError(f"queries built to have {length} tokens have {seen} tokens")
     return {name: counts[0] for name, counts in seen.items()}

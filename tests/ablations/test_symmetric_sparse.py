@@ -13,9 +13,9 @@ def test_query_sparse_pools_only_query_tokens(make_module):
         got = enc.encode_full_queries_sparse(QUERIES, INSTRUCTION)
         ids, mask = enc._tensor(enc.tokenizer.full_query_ids(QUERIES, INSTRUCTION))
         hidden = enc.last_hidden(ids, mask)
-        p = len(enc.tokenizer.prompt_ids(INSTRUCTION))
+        p = enc.tokenizer.full_prompt_length(INSTRUCTION)
         for r, q in enumerate(QUERIES):
-            n = len(enc.tokenizer.light_query_ids(q))
+            n = len(enc.tokenizer.sparse_query_ids(q))  # the joined string gives the first word its space
             keep = torch.zeros_like(mask, dtype=torch.bool)[r:r + 1]
             keep[0, p:p + n] = True
             expect = sparse_doc_vectors(hidden[r:r + 1], enc.lm_head_weight, keep)

@@ -11,7 +11,7 @@ import torch
 
 from lr_core.backbone import tiny_llama
 from lr_core.cli import main
-from lr_core.modules import RetrieverModule, warmup_cosine
+from lr_core.modules import RetrieverModule
 from lr_core.train import fit
 from lr_core.variants import list_variants
 
@@ -135,15 +135,6 @@ def test_resuming_with_a_different_config_is_refused(tmp_path):
         fit(fast_config(TINY, tmp_path, ["loss.tau_dense=0.1"]))
 
 
-def test_warmup_then_cosine_to_a_tenth():
-    assert warmup_cosine(0, 100, 1000, 0.1) == pytest.approx(0.01)
-    assert warmup_cosine(99, 100, 1000, 0.1) == pytest.approx(1.0)
-    assert warmup_cosine(100, 100, 1000, 0.1) == pytest.approx(1.0)
-    assert warmup_cosine(550, 100, 1000, 0.1) == pytest.approx(0.55)
-    assert warmup_cosine(1000, 100, 1000, 0.1) == pytest.approx(0.1)
-    assert warmup_cosine(5000, 100, 1000, 0.1) == pytest.approx(0.1)
-
-
 def test_variants_are_small_subclasses():
     """Every registered variant subclasses the shared modules and overrides a handful of members."""
     for name, v in list_variants().items():
@@ -152,3 +143,62 @@ def test_variants_are_small_subclasses():
             continue
         overridden = {k for k in vars(v.cls) if not k.startswith("__")}
         assert len(overridden) <= 8, (name, overridden)
+
+
+def test_schedules_and_term_weights_are_applied_and_logged_every_step(tmp_path):
+    extra = ["trainer.max_steps=3", "loss.flops_start_step=1", "loss.flops_warmup_steps=2",
+             "loss.tau_dense=0.05", "loss.tau_dense_end=0.02", "loss.tau_anneal_steps=2", "loss.tau_light_dense=0.1",
+             "loss.term_weights={light_dense: 2.0, light_sparse: 0.5}", "trainer.log_every_n_steps=1"]
+    rows = read_log(fit(fast_config(TINY, tmp_path, extra)))
+    assert [int(r["step"]) for r in rows] == [0, 1, 2]
+    assert [float(r["train/flops_weight"]) for r in rows] == pytest.approx([0.0, 0.0, 1e-3 / 4])
+    assert [float(r["train/full_dense_tau"]) for r in rows] == pytest.approx([0.05, 0.035, 0.02])
+    assert [float(r["train/light_dense_tau"]) for r in rows] == pytest.approx([0.1] * 3)
+    assert {float(r["train/light_dense_weight"]) for r in rows} == {2.0}
+    for r in rows:
+        expect = (float(r["train/full_dense"]) + 2.0 * float(r["train/light_dense"])
+                  + 0.5 * float(r["train/light_sparse"]) + float(r["train/flops_weight"]) * float(r["train/flops"]))
+        assert float(r["train/loss"]) == pytest.approx(expect, rel=1e-5)
+
+
+def test_a_term_weight_for_a_missing_term_is_a_config_error(tmp_path):
+    from lr_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="light_dense"):
+        fit(fast_config(TINY, tmp_path, ["variant=symmetric", "loss.term_weights={light_dense: 2.0}"]))
+
+
+@pytest.mark.parametrize("below,started", [(1e6, 0), (1e-6, None)], ids=["met-at-once", "never-met"])
+def test_flops_can_start_once_the_dense_losses_are_low(below, started, tmp_path):
+    run_dir = fit(fast_config(TINY, tmp_path, [f"loss.flops_start_below={below}", "loss.flops_warmup_steps=0"]))
+    weights = [float(r["train/flops_weight"]) for r in read_log(run_dir)]
+    assert weights == pytest.approx([1e-3, 1e-3] if started == 0 else [0.0, 0.0])
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["lr_flops_start"]["started_at"] == started  # a resumed run keeps the decision
+
+
+def test_warm_start_loads_another_runs_adapters_and_records_it(tmp_path):
+    from lr_core.errors import ConfigError
+
+    source = fit(fast_config(TINY, tmp_path / "sym", ["variant=symmetric"]))
+    # lr 0: the warm-started run's adapters must stay exactly the source's
+    warm = fit(fast_config(TINY, tmp_path / "joint", [f"init_from={source}", "optim.lr=0.0"]))
+    a, b = adapters(source), adapters(warm)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    done = json.loads((warm / "train_done.json").read_text())
+    assert done["init_from"]["variant"] == "symmetric"
+    assert done["init_from"]["checkpoint"] == str(source / "checkpoints" / "last.ckpt")
+    cold = fit(fast_config(TINY, tmp_path / "cold", ["optim.lr=0.0"]))
+    assert json.loads((cold / "train_done.json").read_text())["init_from"] is None
+    assert not all(torch.equal(a[k], adapters(cold)[k]) for k in a)
+    with pytest.raises(ConfigError, match="init_from"):
+        fit(fast_config(TINY, tmp_path / "bad", [f"init_from={tmp_path / 'nowhere'}"]))
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_lora_dropout_setting_reaches_the_adapters(dropout, tmp_path):
+    from lr_core.train import build_module
+
+    module = build_module(fast_config(TINY, tmp_path, [f"model.lora.dropout={dropout}"]))
+    drops = [m for n, m in module.named_modules() if n.endswith("lora_dropout.default")]
+    assert drops and all((getattr(m, "p", 0.0) == dropout) for m in drops)

@@ -78,7 +78,7 @@ def test_length_sweep_queries_have_exactly_l_tokens(run):
     assert [p["tokens"] for p in curves["light_sparse"]] == list(LENGTHS)
     from lr_core.backbone import load_tokenizer
 
-    prompt = len(load_tokenizer("tiny-llama").prompt_ids(report["instruction"]))
+    prompt = load_tokenizer("tiny-llama").full_prompt_length(report["instruction"])
     full = [p["tokens"] for p in curves["full"]]
     assert full == [prompt + length + 1 for length in LENGTHS]  # <bos> prompt query <eos>
     # what the LLM was really given: the warm-up batch (real queries), one batch of 3 per length, the N sweep

@@ -9,7 +9,6 @@ import torch
 from lr_core.sparse import (
     SparseMaxProjection,
     flops_regularizer,
-    flops_weight,
     naive_sparse_doc_vectors,
     quantize_impact,
     query_term_vector,
@@ -221,16 +220,6 @@ def test_flops_regularizer_hand_computed():
     flops_regularizer(docs).backward()
     # d/dw_it = 2 * mean_t * sign(w_it) / N
     torch.testing.assert_close(docs.grad, torch.tensor([[2.0, 0.0, -1.0], [2.0, 0.0, 0.0]]))
-
-
-def test_flops_weight_schedule():
-    assert flops_weight(0) == 0.0
-    assert flops_weight(2000) == pytest.approx(1e-3 / 4)
-    assert flops_weight(4000) == pytest.approx(1e-3)
-    assert flops_weight(12000) == pytest.approx(1e-3)
-    assert flops_weight(50, base=2.0, warmup_steps=100) == pytest.approx(0.5)
-    assert flops_weight(0, base=0.3, warmup_steps=0) == 0.3
-    assert flops_weight(5, base=0.3, warmup_steps=-1) == 0.3
 
 
 # ---------------------------------------------------------------- index helpers

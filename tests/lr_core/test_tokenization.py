@@ -45,7 +45,35 @@ def test_prompt_and_full_query_layout(tokenizer):
     assert prompt[0] == tokenizer.bos_id
     assert tokenizer.backend.decode(prompt[1:]) == format_prompt(INST).lower()
     full = tokenizer.full_query_ids(["what is x"], INST)[0]
-    assert full == prompt + tokenizer.light_query_ids("what is x") + [tokenizer.eos_id]
+    # the authors tokenise the joined string: "Query: what" gives " what" its leading-space token
+    joined = tokenizer.backend.encode(format_prompt(INST) + "what is x", add_special_tokens=False).ids
+    assert full == [tokenizer.bos_id] + joined + [tokenizer.eos_id]
+    p = tokenizer.full_prompt_length(INST)
+    assert full[p:-1] == tokenizer.sparse_query_ids("what is x") != tokenizer.light_query_ids("what is x")
+    assert tokenizer.backend.decode(full[1:p]) == format_prompt(INST).lower().rstrip(" ")
+
+
+def test_full_query_prompt_prefix_holds_for_every_scifact_query(tokenizer):
+    """The prompt length used to skip the prompt (symmetric sparse) is exact for real queries."""
+    from lr_core.beir import load_beir
+
+    queries = []
+    for split in ("train", "test"):
+        queries += list(load_beir("scifact", split=split, load_corpus=False).queries.values())
+    full = tokenizer.full_query_ids(queries, INST)
+    p = tokenizer.full_prompt_length(INST)
+    prefix = full[0][:p]
+    for q, ids in zip(queries, full):
+        assert ids[:p] == prefix and ids[-1] == tokenizer.eos_id
+        assert ids[p:-1] == tokenizer.sparse_query_ids(q)[: tokenizer.max_query_tokens], q
+
+
+def test_full_queries_take_one_instruction_each(tokenizer):
+    other = "Given a claim, find papers"
+    both = tokenizer.full_query_ids(["a b", "c d"], [INST, other])
+    assert both == tokenizer.full_query_ids(["a b"], INST) + tokenizer.full_query_ids(["c d"], other)
+    with pytest.raises(ValueError, match="instructions"):
+        tokenizer.full_query_ids(["a"], [INST, other])
 
 
 def test_query_truncation(tokenizer):
