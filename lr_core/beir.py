@@ -38,7 +38,7 @@ from typing import Iterator
 from lr_core.validation import SOURCE_SPLIT, VALIDATION_SPLIT, validation_query_ids
 from lr_core.errors import DataError
 
-__all__ = ["Passage", "BeirDataset", "resolve_dataset_dir", "load_beir", "iter_jsonl"]
+__all__ = ["Passage", "BeirDataset", "resolve_dataset_dir", "load_beir", "load_corpus", "iter_jsonl"]
 
 QRELS_HEADER = ("query-id", "corpus-id", "score")
 
@@ -237,6 +237,11 @@ def _load_qrels(
     if not qrels:
         raise DataError(f"{path}: no judgments after the header")
     return qrels
+
+
+def load_corpus(name_or_path: str | os.PathLike, data_dir: str | Path | None = None) -> dict[str, Passage]:
+    """Only the corpus of a BEIR directory (no queries, no judgments are read)."""
+    return _load_corpus(resolve_dataset_dir(name_or_path, data_dir) / "corpus.jsonl")
 
 
 def load_beir(

@@ -197,6 +197,12 @@ def cmd_bench(args) -> None:
         raise SystemExit(status)
 
 
+def cmd_export_adapter(args) -> None:
+    from lr_core.adapters import export_adapter
+
+    print(f"adapter: {export_adapter(args.run_dir, args.out)}")
+
+
 def cmd_report(args) -> None:
     import warnings
 
@@ -237,6 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--batch-size", type=int, default=256)
     c.add_argument("--out", help="default: where `lr evaluate` looks, RUN_DIR/cache/vocab-<variant>-<instruction hash>-float32.npz")
     c.set_defaults(func=cmd_cache)
+
+    ea = sub.add_parser("export-adapter", help="publish a trained run as a float16 peft adapter directory "
+                        "(lr evaluate / lr export-serving accept it in place of a run directory)")
+    ea.add_argument("run_dir")
+    ea.add_argument("out")
+    ea.set_defaults(func=cmd_export_adapter)
 
     def data_args(parser, out_required=False):
         parser.add_argument("--dataset", action="append", required=True, help="BEIR-format data set name or path (repeatable)")

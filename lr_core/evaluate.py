@@ -102,7 +102,13 @@ def load_model_for_eval(run_dir: str | Path | None = None, backbone: str | None 
         encoder.lm = merged_for_inference(encoder.lm)
         if max_doc_len:
             encoder.tokenizer.max_doc_len = max_doc_len
-        ckpt = str(checkpoint or Path(run_dir) / "checkpoints" / "last.ckpt")
+        from lr_core.adapters import is_adapter_dir
+
+        if checkpoint is None and is_adapter_dir(run_dir):  # a published adapter: keep caches out of it
+            ckpt = str(run_dir)
+            work_dir = work_dir or Path("runs") / "adapter-work" / f"{Path(run_dir).name}-{ckpt_hash[:12]}"
+        else:
+            ckpt = str(checkpoint or Path(run_dir) / "checkpoints" / "last.ckpt")
         module.eval()
         return EvalModel(encoder, cfg.variant, cfg.model.backbone, Path(work_dir or run_dir), ckpt, ckpt_hash,
                          cfg.hash(), tuple(module.eval_representations), module=module)

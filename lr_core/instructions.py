@@ -80,6 +80,8 @@ TRAINING_INSTRUCTIONS: dict[str, tuple[str, ...]] = {
     "fever": ("Given a claim, retrieve documents that support or refute the claim",),
     "fiqa": ("Given a financial question, judge whether the user replies best answer the question",),
     "nfcorpus": ("Given a question, judge whether the document best answers the question",),
+    "s2orc_title_abstract": ("Given a title, retrieve the abstract from scientific papers",
+                             "Given a title, retrieve abstracts from scientific papers that match the title"),
     "scifact": ("Given a scientific claim, judge whether the document supports or refutes the claim",),
     "quora_duplicates_triplets": ("Given a question, retrieve questions that are semantically equivalent to the given question",
                                   "Find questions that have the same meaning as the input question"),

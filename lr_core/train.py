@@ -183,13 +183,23 @@ def fit(cfg: ExperimentConfig, extra_callbacks=(), logger=None) -> Path:
 
 
 def load_trained(run_dir: str | Path, checkpoint: str | Path | None = None):
-    """Rebuild a run's module from its ``config.yaml`` and load its adapters; returns (module, cfg, ckpt_hash)."""
+    """Rebuild a run's module from its ``config.yaml`` and load its adapters; returns (module, cfg, ckpt_hash).
+
+    ``run_dir`` may also be a published adapter directory (:mod:`lr_core.adapters`).
+    """
+    from lr_core.adapters import is_adapter_dir, load_adapter_weights
+    from lr_core.modules import trainable_state_hash
+
     run_dir = Path(run_dir)
     cfg_path = run_dir / "config.yaml"
     if not cfg_path.is_file():
         raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
     cfg = config_from_dict(yaml.safe_load(cfg_path.read_text()), str(cfg_path))
     module = build_module(cfg)
+    if checkpoint is None and is_adapter_dir(run_dir):
+        load_adapter_weights(module, run_dir)
+        module.eval()
+        return module, cfg, trainable_state_hash(module)
     ckpt = Path(checkpoint) if checkpoint else run_dir / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
         raise ConfigError(f"checkpoint not found: {ckpt}")

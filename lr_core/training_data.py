@@ -36,9 +36,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lr_core.beir import BeirDataset, Passage, iter_jsonl, load_beir, resolve_dataset_dir
+from lr_core.beir import BeirDataset, Passage, iter_jsonl, load_beir, load_corpus, resolve_dataset_dir
 from lr_core.io import atomic_write_text
 from lr_core.errors import CacheMismatchError, DataError
+from lr_core.instructions import training_instruction_for
 from lr_core.validation import (SOURCE_SPLIT, VALIDATION_QUERIES, VALIDATION_SEED, VALIDATION_SPLIT,
                                 validation_query_ids)
 
@@ -465,6 +466,7 @@ class HomogeneousBatchSampler(torch.utils.data.Sampler[list[int]]):
 # --------------------------------------------------------------------------- training-source specs
 
 _JSONL_KEYS = ("jsonl", "source")
+_TITLES_KEYS = ("titles", "depth", "n_negatives", "max_queries", "min_title_words", "cache", "source", "seed")
 _BEIR_KEYS = ("beir", "split", "depth", "n_negatives", "cache", "source", "seed", "holdout_validation")
 
 
@@ -511,6 +513,19 @@ def _mine_spec(spec: dict, index: int, data_dir: str | Path | None) -> list[Trai
         "bm25": {"k1": BM25_K1, "b": BM25_B, "stopwords": None, "lower": True},
         "holdout_validation": {"n": VALIDATION_QUERIES, "seed": VALIDATION_SEED} if holdout else None,
     }
+    def build() -> list[TrainExample]:
+        dataset = load_beir(root, split=split, load_corpus=True)
+        if holdout:
+            held = set(validation_query_ids(dataset.qrels))
+            dataset.qrels = {q: d for q, d in dataset.qrels.items() if q not in held}
+            dataset.queries = {q: t for q, t in dataset.queries.items() if q not in held}
+        return mine_hard_negatives(dataset, depth=depth, n_negatives=n_neg, source=source, seed=seed)
+
+    return _cached(spec, index, meta, source, build)
+
+
+def _cached(spec: dict, index: int, meta: dict, source: str, build) -> list[TrainExample]:
+    """``build()``'s examples, kept in ``spec["cache"]`` (+ ``.meta.json`` with the settings) when given."""
     cache = Path(spec["cache"]).expanduser() if spec.get("cache") else None
     meta_path = cache.with_name(cache.name + ".meta.json") if cache else None
     if cache is not None and cache.exists():
@@ -525,17 +540,64 @@ def _mine_spec(spec: dict, index: int, data_dir: str | Path | None) -> list[Trai
                     "delete the cache (and its .meta.json) or point 'cache' elsewhere"
                 )
         return read_train_jsonl(cache, source=source)
-    dataset = load_beir(root, split=split, load_corpus=True)
-    if holdout:
-        held = set(validation_query_ids(dataset.qrels))
-        dataset.qrels = {q: d for q, d in dataset.qrels.items() if q not in held}
-        dataset.queries = {q: t for q, t in dataset.queries.items() if q not in held}
-    examples = mine_hard_negatives(dataset, depth=depth, n_negatives=n_neg, source=source, seed=seed)
+    examples = build()
     if cache is not None:
         # metadata first: a crash between the two writes leaves no cache, never an unchecked one
         atomic_write_text(meta_path, [json.dumps(meta, sort_keys=True) + "\n"])
         write_train_jsonl(examples, cache)
     return examples
+
+
+# --------------------------------------------------------------------------- pseudo-queries without labels
+
+TITLE_INSTRUCTION = training_instruction_for("s2orc_title_abstract")
+
+
+def title_body_pairs(corpus: dict[str, Passage], depth: int = 100, n_negatives: int = 30, source: str = "titles",
+                     max_queries: int | None = None, min_title_words: int = 3, seed: int = 42) -> list[TrainExample]:
+    """Pseudo training pairs from a corpus alone (no queries, no judgments), inverse-cloze style:
+    a document's title is the query and its body (title removed) the positive; negatives are
+    the title's BM25 top hits among the other bodies (:func:`mine_hard_negatives`). Every
+    passage of such a source is title-less, so the title cannot be matched verbatim.
+
+    Documents with a title of fewer than ``min_title_words`` words are skipped; ``max_queries``
+    keeps a seeded sample. The instruction is the authors' one for title-abstract pairs (S2ORC).
+    """
+    bodies = {d: Passage(docid=d, title="", text=p.text) for d, p in corpus.items() if p.text.strip()}
+    titled = sorted(d for d, p in corpus.items() if d in bodies and len(p.title.split()) >= min_title_words)
+    if max_queries is not None and max_queries < len(titled):
+        titled = sorted(random.Random(seed).sample(titled, max_queries))
+    if not titled:
+        raise DataError(f"source {source!r}: no document has a title of {min_title_words}+ words")
+    pseudo = BeirDataset(name=source, corpus=bodies, queries={d: corpus[d].title for d in titled},
+                         qrels={d: {d: 1} for d in titled}, split="titles")
+    examples = mine_hard_negatives(pseudo, depth=depth, n_negatives=n_negatives, source=source, seed=seed)
+    for ex in examples:
+        ex.instruction = TITLE_INSTRUCTION
+    return examples
+
+
+def _titles_spec(spec: dict, index: int, data_dir: str | Path | None) -> list[TrainExample]:
+    def get_int(key: str, default, minimum: int):
+        value = spec.get(key, default)
+        if value is None and default is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise DataError(f"training source #{index} (titles): '{key}' must be an integer >= {minimum}, got {value!r}")
+        return value
+
+    root = resolve_dataset_dir(spec["titles"], data_dir)
+    source = spec.get("source") or f"{root.resolve().name}-titles"
+    meta = {"titles_of": root.resolve().name, "depth": get_int("depth", 100, 1), "n_negatives": get_int("n_negatives", 30, 0),
+            "max_queries": get_int("max_queries", None, 1), "min_title_words": get_int("min_title_words", 3, 1),
+            "seed": get_int("seed", 42, 0), "bm25": {"k1": BM25_K1, "b": BM25_B, "stopwords": None, "lower": True}}
+
+    def build() -> list[TrainExample]:
+        corpus = load_corpus(root)
+        return title_body_pairs(corpus, meta["depth"], meta["n_negatives"], source, meta["max_queries"],
+                                meta["min_title_words"], meta["seed"])
+
+    return _cached(spec, index, meta, source, build)
 
 
 def load_training_sources(specs: list[dict], data_dir: str | Path | None = None) -> list[TrainExample]:
@@ -555,7 +617,14 @@ def load_training_sources(specs: list[dict], data_dir: str | Path | None = None)
       settings raises CacheMismatchError (a cache file without ``.meta.json``,
       e.g. one supplied by hand, is trusted as is).
 
-    An unknown key, or a spec with neither/both of ``jsonl`` and ``beir``,
+      The validation queries (:mod:`lr_core.validation`) of a ``train`` split are left
+      out unless the spec says ``holdout_validation: false``.
+    * ``{"titles": name_or_path, "depth": 100, "n_negatives": 30, "max_queries"?: int,
+      "min_title_words": 3, "cache"?: path, "source"?: str, "seed"?: 42}`` -- pseudo
+      pairs from the corpus alone (:func:`title_body_pairs`); source defaults to
+      ``<dataset>-titles``. No queries or judgments are read.
+
+    An unknown key, or a spec with none or several of ``jsonl``, ``beir`` and ``titles``,
     raises DataError.
     """
     if isinstance(specs, dict) or not isinstance(specs, (list, tuple)):
@@ -564,12 +633,12 @@ def load_training_sources(specs: list[dict], data_dir: str | Path | None = None)
     for i, spec in enumerate(specs):
         if not isinstance(spec, dict):
             raise DataError(f"training source #{i}: expected a mapping, got {type(spec).__name__}")
-        kinds = [k for k in ("jsonl", "beir") if k in spec]
+        kinds = [k for k in ("jsonl", "beir", "titles") if k in spec]
         if len(kinds) != 1:
             raise DataError(
-                f"training source #{i}: needs exactly one of 'jsonl' or 'beir', got keys {sorted(spec)}"
+                f"training source #{i}: needs exactly one of 'jsonl', 'beir' or 'titles', got keys {sorted(spec)}"
             )
-        allowed = _JSONL_KEYS if kinds[0] == "jsonl" else _BEIR_KEYS
+        allowed = {"jsonl": _JSONL_KEYS, "beir": _BEIR_KEYS, "titles": _TITLES_KEYS}[kinds[0]]
         for key in spec:
             if key not in allowed:
                 raise DataError(
@@ -578,5 +647,5 @@ def load_training_sources(specs: list[dict], data_dir: str | Path | None = None)
         if kinds[0] == "jsonl":
             out.extend(read_train_jsonl(_resolve_file(spec["jsonl"], data_dir), source=spec.get("source")))
         else:
-            out.extend(_mine_spec(spec, i, data_dir))
+            out.extend((_mine_spec if kinds[0] == "beir" else _titles_spec)(spec, i, data_dir))
     return out

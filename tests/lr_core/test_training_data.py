@@ -431,3 +431,49 @@ def test_load_training_sources_errors(tmp_path, data_dir):
         load_training_sources([{"beir": "scifact", "depth": "many"}], data_dir=data_dir)
     with pytest.raises(DataError, match="not found"):
         load_training_sources([{"beir": "no_such_set"}], data_dir=tmp_path)
+
+
+# --------------------------------------------------------------------------- title pseudo-queries
+
+
+def _corpus():
+    from lr_core.beir import Passage
+
+    texts = {"a": ("Vitamin D and bone density", "calcium absorption in the elderly and bone mass"),
+             "b": ("Bone density in athletes", "running and calcium and bone mass in young athletes"),
+             "c": ("Short", "a title too short to be a query"),
+             "d": ("Protein folding kinetics study", "folding rates of small proteins measured by stopped flow"),
+             "e": ("", "no title at all, calcium")}
+    return {d: Passage(docid=d, title=t, text=x) for d, (t, x) in texts.items()}
+
+
+def test_title_pairs_use_titles_as_queries_and_title_less_bodies_as_passages():
+    from lr_core.training_data import TITLE_INSTRUCTION, title_body_pairs
+
+    examples = title_body_pairs(_corpus(), depth=10, n_negatives=3, source="toy-titles")
+    assert [e.query for e in examples] == ["Vitamin D and bone density", "Bone density in athletes",
+                                           "Protein folding kinetics study"]
+    assert TITLE_INSTRUCTION == "Given a title, retrieve the abstract from scientific papers"
+    for e in examples:
+        assert e.instruction == TITLE_INSTRUCTION and e.source == "toy-titles"
+        assert [p.docid for p in e.positives] == [e.query_id]
+        assert all(p.title == "" for p in e.positives + e.negatives)  # the title is never in a passage
+        assert e.query_id not in {p.docid for p in e.negatives}
+    assert {p.docid for p in examples[0].negatives} >= {"b"}  # "bone density" matches b's body
+    assert len(title_body_pairs(_corpus(), max_queries=2, n_negatives=1)) == 2
+    assert title_body_pairs(_corpus(), max_queries=2, n_negatives=1, seed=5)[0].query_id in {"a", "b", "d"}
+
+
+def test_titles_source_is_cached_and_reads_no_judgments(shared_data, tmp_path, monkeypatch):
+    import lr_core.beir as beir
+    from lr_core.training_data import load_training_sources
+
+    monkeypatch.setattr(beir, "_load_qrels", lambda *a, **k: pytest.fail("judgments must not be read"))
+    spec = {"titles": "scifact", "n_negatives": 2, "max_queries": 50, "cache": str(tmp_path / "t.jsonl")}
+    first = load_training_sources([spec], data_dir=shared_data)
+    assert len(first) == 50 and {e.source for e in first} == {"scifact-titles"}
+    assert (tmp_path / "t.jsonl.meta.json").is_file()
+    again = load_training_sources([spec], data_dir=shared_data)
+    assert [(e.query, e.positives[0].docid) for e in again] == [(e.query, e.positives[0].docid) for e in first]
+    with pytest.raises(DataError, match="unknown key 'split'"):
+        load_training_sources([{"titles": "scifact", "split": "test"}], data_dir=shared_data)

@@ -1,0 +1,48 @@
+"""Published adapters (lr_core.adapters): export a run, score it without its checkpoint."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from lr_core.adapters import export_adapter, is_adapter_dir
+from lr_core.cli import main
+from lr_core.train import fit, load_trained
+
+from tests.helpers import REPO, fast_config, write_subset
+
+TINY = REPO / "experiments" / "tiny.yaml"
+
+
+@pytest.mark.parametrize("variant", ["lightretriever", "a2_embedding_query"])
+def test_exported_adapter_reloads_the_runs_weights_in_float16(variant, tmp_path):
+    run = fit(fast_config(TINY, tmp_path, [f"variant={variant}"]))
+    out = export_adapter(run, tmp_path / "published")
+    assert is_adapter_dir(out) and (out / "adapter_model.safetensors").is_file()
+    assert (out / "logs" / "metrics.csv").is_file() and (out / "train_done.json").is_file()
+    info = json.loads((out / "adapter_info.json").read_text())
+    assert info["variant"] == variant and info["dtype"] == "float16"
+    assert (out / "extra_weights.safetensors").is_file() == (variant == "a2_embedding_query")
+    original, _, _ = load_trained(run)
+    published, cfg, _ = load_trained(out)
+    want = {n: p for n, p in original.named_parameters() if p.requires_grad}
+    got = dict(published.named_parameters())
+    assert cfg.variant == variant and want
+    for name, p in want.items():
+        assert got[name].dtype == torch.float32
+        torch.testing.assert_close(got[name], p.half().float(), rtol=0, atol=0)  # exactly the float16 rounding
+    assert not list(tmp_path.glob(".published.*"))  # no temporary directory left behind
+
+
+def test_lr_evaluate_scores_a_published_adapter_without_writing_into_it(shared_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    beir = write_subset(shared_data, "scifact", tmp_path / "beir", n_queries=5, n_extra_docs=20).parent
+    run = fit(fast_config(TINY, tmp_path))
+    assert main(["export-adapter", str(run), str(tmp_path / "adapter")]) == 0
+    before = sorted(p.name for p in (tmp_path / "adapter").rglob("*"))
+    assert main(["evaluate", str(tmp_path / "adapter"), "--dataset", "scifact", "--data-dir", str(beir),
+                 "--representation", "dense", "--out", str(tmp_path / "eval")]) == 0
+    rec = json.loads((tmp_path / "eval" / "scifact" / "dense" / "metrics.json").read_text())
+    assert rec["checkpoint"] == str(tmp_path / "adapter") and rec["num_queries"] == 5
+    assert sorted(p.name for p in (tmp_path / "adapter").rglob("*")) == before
