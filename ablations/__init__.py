@@ -7,6 +7,7 @@ from ablations import (  # noqa: F401
     a2_embedding_query,
     a3_one_layer_query,
     a4_breakdown,
+    centred_light_query,
     kl_alignment,
     mrl,
     symmetric_sparse,
