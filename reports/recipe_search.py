@@ -1,0 +1,106 @@
+"""The recipe-search table: every probe run, its settings, its training losses and its validation scores.
+
+A probe is a sweep run directory (``config.yaml``, ``logs/metrics.csv``, ``wall_time.json`` and
+``eval/<dataset>/<representation>/metrics.json``, evaluated on the ``val`` split). The table
+shows, per run, what differs from the base recipe, the dense losses averaged over windows of
+training steps (how far each still is from a uniform guess, ln of the in-batch documents),
+validation nDCG@10 per representation, and wall time. Runs whose metrics are on another split
+than ``val`` are refused: choosing a recipe never looks at test data.
+
+    python -m reports.recipe_search reports/results/2026-12-01-recipe-search --out README-table.md
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+
+import yaml
+
+LOSSES = ("full_dense", "light_dense", "light_sparse")
+WINDOWS = ((0, 50), (100, 150), (200, 250), (250, 300))
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and k != "term_weights":
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def loss_windows(log: Path, windows=WINDOWS) -> dict[str, list[float | None]]:
+    """Mean of each training loss over ``[lo, hi)`` step windows (None where the run has no such steps)."""
+    rows = [r for r in csv.DictReader(open(log)) if r.get("train/loss")]
+    out = {}
+    for name in LOSSES:
+        key = f"train/{name}"
+        if not any(r.get(key) for r in rows):
+            continue
+        means = []
+        for lo, hi in windows:
+            vals = [float(r[key]) for r in rows if r.get(key) and lo <= int(r["step"]) < hi]
+            means.append(sum(vals) / len(vals) if vals else None)
+        out[name] = means
+    return out
+
+
+def probe_row(run_dir: Path, base: dict) -> dict:
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    flat = _flatten(cfg)
+    changed = {k: v for k, v in flat.items() if base.get(k) != v and k not in ("name", "run_dir", "variant")
+               and not k.startswith("wandb.")}
+    metrics = {}
+    for path in sorted(run_dir.glob("eval/*/*/metrics.json")):
+        rec = json.loads(path.read_text())
+        if rec["split"] != "val":
+            raise ValueError(f"{path}: split {rec['split']!r}; the recipe search reads the validation split only")
+        metrics[rec["representation"]] = rec["ndcg@10"]
+    wall = json.loads((run_dir / "wall_time.json").read_text())["total_seconds"] if (run_dir / "wall_time.json").is_file() else None
+    group = cfg["data"]["batch_size"] * (1 + cfg["data"]["n_negatives"])
+    return {"run": run_dir.parent.parent.name + "/" + run_dir.name, "variant": cfg["variant"], "changed": changed,
+            "losses": loss_windows(run_dir / "logs" / "metrics.csv") if (run_dir / "logs" / "metrics.csv").is_file() else {},
+            "uniform": math.log(group), "val": metrics, "wall_s": wall}
+
+
+def markdown(rows: list[dict]) -> str:
+    reps = ("dense", "sparse", "hybrid", "symmetric")
+    win = " / ".join(f"{lo}-{hi - 1}" for lo, hi in WINDOWS)
+    lines = [f"| run | variant | differs from the base | dense CE full; light (steps {win}) | val nDCG@10 x100 "
+             f"({', '.join(reps)}) | wall |", "|---|---|---|---|---|---|"]
+    fmt = lambda xs: " / ".join("-" if x is None else f"{x:.2f}" for x in xs)
+    for r in rows:
+        changed = ", ".join(f"`{k}={v}`" for k, v in sorted(r["changed"].items())) or "-"
+        losses = "; ".join(fmt(r["losses"][n]) for n in ("full_dense", "light_dense") if n in r["losses"])
+        val = ", ".join("-" if rep not in r["val"] else f"{100 * r['val'][rep]:.1f}" for rep in reps)
+        wall = "-" if r["wall_s"] is None else f"{r['wall_s'] / 60:.0f} min"
+        lines.append(f"| {r['run']} | {r['variant']} | {changed} | {losses} (ln {r['uniform']:.2f} uniform) | {val} | {wall} |")
+    return "\n".join(lines) + "\n"
+
+
+def collect(root: Path, base_config: Path) -> list[dict]:
+    base = _flatten(yaml.safe_load(base_config.read_text()))
+    return [probe_row(p.parent, base) for p in sorted(root.glob("*/runs/*/config.yaml"))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m reports.recipe_search", description=__doc__.split("\n\n")[0])
+    p.add_argument("root", type=Path, help="the recipe-search results directory (probe/runs/<run>/...)")
+    p.add_argument("--base", type=Path, required=True, help="a resolved config.yaml every probe is compared with")
+    p.add_argument("--out", type=Path, help="write the Markdown table here (default: stdout)")
+    args = p.parse_args(argv)
+    text = markdown(collect(args.root, args.base))
+    if args.out:
+        args.out.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""The recipe-search table (reports.recipe_search): settings that differ, loss windows, val scores."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from reports.recipe_search import collect, markdown
+
+
+def _run(root, probe, variant, changes, split="val", ndcg=0.25):
+    run = root / probe / "runs" / f"variant-{variant}"
+    (run / "logs").mkdir(parents=True)
+    cfg = {"name": "x", "variant": variant, "data": {"batch_size": 4, "n_negatives": 3},
+           "loss": {"flops_start_below": None, "term_weights": {}}, **changes}
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    rows = ["step,train/loss,train/full_dense,train/light_dense"]
+    rows += [f"{s},1.0,{2.0 if s < 150 else 1.0},{3.0 if s < 150 else 2.5}" for s in range(300)]
+    (run / "logs" / "metrics.csv").write_text("\n".join(rows) + "\n")
+    (run / "wall_time.json").write_text(json.dumps({"total_seconds": 600}))
+    out = run / "eval" / "scifact" / "dense"
+    out.mkdir(parents=True)
+    (out / "metrics.json").write_text(json.dumps({"split": split, "representation": "dense", "ndcg@10": ndcg}))
+    return run
+
+
+def test_table_shows_what_each_probe_changed_its_loss_windows_and_val_scores(tmp_path):
+    base = _run(tmp_path, "r1", "lightretriever", {})
+    _run(tmp_path, "r2", "lightretriever", {"loss": {"flops_start_below": 2.0, "term_weights": {}}}, ndcg=0.3)
+    text = markdown(collect(tmp_path, base / "config.yaml"))
+    r1, r2 = [line for line in text.splitlines() if line.startswith(("| r1/", "| r2/"))]
+    assert "`loss.flops_start_below=2.0`" in r2 and "| - |" in r1
+    assert "2.00 / 2.00 / 1.00 / 1.00; 3.00 / 3.00 / 2.50 / 2.50 (ln 2.77 uniform)" in r1
+    assert "30.0, -, -, -" in r2 and "10 min" in r2
+
+
+def test_a_probe_scored_on_test_data_is_refused(tmp_path):
+    base = _run(tmp_path, "r1", "lightretriever", {}, split="test")
+    with pytest.raises(ValueError, match="validation split only"):
+        collect(tmp_path, base / "config.yaml")
