@@ -117,21 +117,33 @@ def build_trainer(cfg: ExperimentConfig, run_dir: Path, extra_callbacks=(), logg
 
 
 def init_checkpoint(init_from: str | Path) -> Path:
-    """The checkpoint a warm start loads: a run directory's ``checkpoints/last.ckpt`` or a ``.ckpt`` file."""
+    """What a warm start loads: a published adapter directory (lr_core/adapters.py), a run
+    directory's ``checkpoints/last.ckpt`` or a ``.ckpt`` file."""
+    from lr_core.adapters import is_adapter_dir
+
     path = Path(init_from)
+    if is_adapter_dir(path):
+        return path
     ckpt = path / "checkpoints" / "last.ckpt" if path.is_dir() else path
     if not ckpt.is_file():
-        raise ConfigError(f"init_from: no checkpoint at {ckpt} (give a run directory or a .ckpt file)")
+        raise ConfigError(f"init_from: no checkpoint at {ckpt} (give a run or adapter directory, or a .ckpt file)")
     return ckpt
 
 
 def warm_start(module, cfg: ExperimentConfig) -> dict:
     """Start from another run's adapters (fresh optimiser, step 0): a deviation from the released
     recipe, recorded in ``train_done.json`` (and, through ``config.yaml``, in every metrics record)."""
+    from lr_core.adapters import load_adapter_weights
+    from lr_core.modules import trainable_state_hash
+
     ckpt = init_checkpoint(cfg.init_from)
     source = Path(cfg.init_from)
     source_cfg = source / "config.yaml" if source.is_dir() else None
-    weights_hash = module.load_adapter_checkpoint(ckpt)
+    if ckpt.is_dir():
+        load_adapter_weights(module, ckpt)
+        weights_hash = trainable_state_hash(module)
+    else:
+        weights_hash = module.load_adapter_checkpoint(ckpt)
     info = {"checkpoint": str(ckpt), "adapter_hash": weights_hash}
     if source_cfg is not None and source_cfg.is_file():
         saved = yaml.safe_load(source_cfg.read_text())

@@ -46,3 +46,14 @@ def test_lr_evaluate_scores_a_published_adapter_without_writing_into_it(shared_d
     rec = json.loads((tmp_path / "eval" / "scifact" / "dense" / "metrics.json").read_text())
     assert rec["checkpoint"] == str(tmp_path / "adapter") and rec["num_queries"] == 5
     assert sorted(p.name for p in (tmp_path / "adapter").rglob("*")) == before
+
+
+def test_a_published_adapter_can_warm_start_another_run(tmp_path):
+    source = fit(fast_config(TINY, tmp_path / "sym", ["variant=symmetric"]))
+    published = export_adapter(source, tmp_path / "published")
+    warm = fit(fast_config(TINY, tmp_path / "joint", [f"init_from={published}", "optim.lr=0.0"]))
+    done = json.loads((warm / "train_done.json").read_text())
+    assert done["init_from"]["checkpoint"] == str(published) and done["init_from"]["variant"] == "symmetric"
+    a = torch.load(source / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    b = torch.load(warm / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    assert all(torch.equal(b[k], a[k].half().float()) for k in a)  # lr 0: exactly the float16 adapter
