@@ -1,9 +1,13 @@
-"""Per-task query instructions: the one place that maps a benchmark to its instruction.
+"""Per-task query instructions: the one place that maps a data set to its instruction.
 
-The paper (Appendix A.6) prompts queries with E5-Mistral-style task instructions; the
-English ones below are the BEIR instructions, the Chinese-task ones the CMTEB-Retrieval
-instructions. ``cranfield`` and ``cmrc2018_zh`` are this suite's own, written in the same
-style for the offline data sets.
+The paper (Appendix A.6) prompts queries with E5-Mistral-style task instructions. There are
+two tables, kept apart because they differ for some sets:
+
+* evaluation (:func:`instruction_for`): the BEIR instructions for English tasks, the
+  CMTEB-Retrieval ones for Chinese tasks; ``cranfield`` and ``cmrc2018_zh`` are this suite's
+  own, written in the same style for the offline data sets;
+* training (:func:`training_instruction_for`): the authors' own table for their training
+  sets (e.g. SciFact trains with "judge whether the document supports or refutes the claim").
 
 >>> instruction_for("scifact")
 'Given a scientific claim, retrieve documents that support or refute the claim'
