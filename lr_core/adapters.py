@@ -12,7 +12,8 @@ Layout (written atomically)::
 ``lr evaluate`` and ``lr export-serving`` accept such a directory wherever they take a run
 directory (:func:`lr_core.train.load_trained` reads both).
 
->>> export_adapter("runs/lightretriever_scifact", "reports/results/x/adapters/lightretriever")  # doctest: +SKIP
+>>> run = "runs/lightretriever_scifact"                                                  # doctest: +SKIP
+>>> export_adapter(*load_trained(run), run, "reports/results/x/adapters/lightretriever")  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -45,14 +46,14 @@ def _git_commit() -> str | None:
         return None
 
 
-def export_adapter(run_dir: str | Path, out: str | Path, dtype: torch.dtype = torch.float16) -> Path:
-    """Write ``run_dir``'s trained adapters (and its training record) to ``out`` as float16 safetensors."""
+def export_adapter(module, cfg, ckpt_hash: str, run_dir: str | Path, out: str | Path,
+                   dtype: torch.dtype = torch.float16) -> Path:
+    """Write a trained module's adapters (and ``run_dir``'s training record) to ``out`` as float16
+    safetensors. ``module, cfg, ckpt_hash`` are what :func:`lr_core.train.load_trained` returns;
+    the module is cast to ``dtype`` and must not be used afterwards."""
     from safetensors.torch import save_file
 
-    from lr_core.train import load_trained
-
     run_dir, out = Path(run_dir), Path(out)
-    module, cfg, ckpt_hash = load_trained(run_dir)
     lm = module.encoder.lm
     if not hasattr(lm, "save_pretrained") or not hasattr(lm, "peft_config"):
         raise ValueError(f"{run_dir}: the model has no LoRA adapters (model.lora.enabled is false)")

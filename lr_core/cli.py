@@ -199,8 +199,9 @@ def cmd_bench(args) -> None:
 
 def cmd_export_adapter(args) -> None:
     from lr_core.adapters import export_adapter
+    from lr_core.train import load_trained
 
-    print(f"adapter: {export_adapter(args.run_dir, args.out)}")
+    print(f"adapter: {export_adapter(*load_trained(args.run_dir), args.run_dir, args.out)}")
 
 
 def cmd_report(args) -> None:

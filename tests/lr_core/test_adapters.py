@@ -18,7 +18,7 @@ TINY = REPO / "experiments" / "tiny.yaml"
 @pytest.mark.parametrize("variant", ["lightretriever", "a2_embedding_query"])
 def test_exported_adapter_reloads_the_runs_weights_in_float16(variant, tmp_path):
     run = fit(fast_config(TINY, tmp_path, [f"variant={variant}"]))
-    out = export_adapter(run, tmp_path / "published")
+    out = export_adapter(*load_trained(run), run, tmp_path / "published")
     assert is_adapter_dir(out) and (out / "adapter_model.safetensors").is_file()
     assert (out / "logs" / "metrics.csv").is_file() and (out / "train_done.json").is_file()
     info = json.loads((out / "adapter_info.json").read_text())
@@ -50,7 +50,7 @@ def test_lr_evaluate_scores_a_published_adapter_without_writing_into_it(shared_d
 
 def test_a_published_adapter_can_warm_start_another_run(tmp_path):
     source = fit(fast_config(TINY, tmp_path / "sym", ["variant=symmetric"]))
-    published = export_adapter(source, tmp_path / "published")
+    published = export_adapter(*load_trained(source), source, tmp_path / "published")
     warm = fit(fast_config(TINY, tmp_path / "joint", [f"init_from={published}", "optim.lr=0.0"]))
     done = json.loads((warm / "train_done.json").read_text())
     assert done["init_from"]["checkpoint"] == str(published) and done["init_from"]["variant"] == "symmetric"
