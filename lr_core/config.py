@@ -41,7 +41,7 @@ class DataConfig:
     # Each source: {"jsonl": path} or {"beir": name, "split": "train", "depth": 100, "n_negatives": 30, "cache": path}
     train: list[dict] = field(default_factory=lambda: [{"beir": "scifact", "split": "train"}])
     data_dir: str | None = None  # None: $LR_DATA_DIR
-    instruction: str | None = None  # None: the example's own, else the source's task instruction
+    instruction: str | None = None  # None: the example's own, else its source's training instruction (lr_core/instructions.py)
     n_negatives: int = 7
     batch_size: int = 128
     max_doc_len: int = 512
