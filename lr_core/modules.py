@@ -21,8 +21,9 @@ from lr_core.backbone import add_lora, load_backbone
 from lr_core.config import ExperimentConfig
 from lr_core.datamodule import TrainBatch
 from lr_core.encoder import RetrievalEncoder
-from lr_core.losses import contrastive_loss
-from lr_core.sparse import flops_regularizer, flops_weight
+from lr_core.errors import ConfigError
+from lr_core.losses import GATHERED_LOSS_SCALES, contrastive_loss, flops_loss
+from lr_core.sparse import flops_weight
 from lr_core.variants import register_variant
 
 
@@ -66,6 +67,9 @@ class RetrieverModule(L.LightningModule):
 
     def __init__(self, cfg: ExperimentConfig):
         super().__init__()
+        if cfg.loss.gathered_loss_scale not in GATHERED_LOSS_SCALES:
+            raise ConfigError(f"loss.gathered_loss_scale must be one of {GATHERED_LOSS_SCALES}, "
+                              f"got {cfg.loss.gathered_loss_scale!r}")
         self.cfg = cfg
         self.strict_loading = False  # checkpoints hold adapters only
         lm, tokenizer = load_backbone(cfg.model.backbone, device="cpu", dtype=cfg.model.dtype, attn=cfg.model.attn,
@@ -105,13 +109,21 @@ class RetrieverModule(L.LightningModule):
 
     def training_step(self, batch: TrainBatch, batch_idx: int) -> torch.Tensor:
         terms = self.loss_terms(batch)
-        total = sum(t.weight * t.backward for t in terms.values())
+        total = self.backward_total(terms)
         logged = sum(t.weight * t.loss.detach() for t in terms.values())
         for name, t in terms.items():
             self.log(f"train/{name}", t.loss.detach(), batch_size=len(batch))
         self.log("train/loss", logged, prog_bar=True, batch_size=len(batch))
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=len(batch))
         return total
+
+    def backward_total(self, terms: dict[str, LossTerm]) -> torch.Tensor:
+        """What backward runs on: the weighted terms, world-size scaled unless ``gathered_loss_scale: none``.
+
+        ``none`` (the authors' scaling) back-propagates each term's unscaled ``loss`` (see lr_core.losses).
+        """
+        scaled = self.cfg.loss.gathered_loss_scale == "world_size"
+        return sum(t.weight * (t.backward if scaled else t.loss) for t in terms.values())
 
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
@@ -177,8 +189,10 @@ class LightRetrieverModule(RetrieverModule):
             terms[f"{name}_dense"] = LossTerm(out["loss"], out["backward"])
         out = contrastive_loss(reps["sparse_q"], reps["doc_sparse"], batch.group_size, lc.tau_sparse)
         terms["light_sparse"] = LossTerm(out["loss"], out["backward"])
-        flops = flops_regularizer(reps["doc_sparse"])
-        terms["flops"] = LossTerm(flops, flops, flops_weight(self.global_step, lc.flops_weight, lc.flops_warmup_steps))
+        # world_size: FLOPs over the global batch (exact DDP = 1 device); none: per rank, as the authors
+        flops = flops_loss(reps["doc_sparse"], gather=lc.gathered_loss_scale == "world_size")
+        terms["flops"] = LossTerm(flops["loss"], flops["backward"],
+                                  flops_weight(self.global_step, lc.flops_weight, lc.flops_warmup_steps))
         return terms
 
     def loss_terms(self, batch: TrainBatch) -> dict[str, LossTerm]:

@@ -152,3 +152,18 @@ def test_variants_are_small_subclasses():
             continue
         overridden = {k for k in vars(v.cls) if not k.startswith("__")}
         assert len(overridden) <= 8, (name, overridden)
+
+
+def test_gathered_loss_scale_selects_what_goes_backward(tmp_path):
+    """`world_size` back-propagates the world-size scaled terms; `none` (the authors') the plain ones."""
+    from lr_core.errors import ConfigError
+    from lr_core.modules import LossTerm, LightRetrieverModule
+
+    terms = {"ce": LossTerm(torch.tensor(1.0), torch.tensor(2.0)), "flops": LossTerm(torch.tensor(3.0),
+                                                                                   torch.tensor(6.0), 0.5)}
+    scaled = LightRetrieverModule(fast_config(TINY, tmp_path))
+    assert scaled.backward_total(terms).item() == pytest.approx(2.0 + 0.5 * 6.0)
+    plain = LightRetrieverModule(fast_config(TINY, tmp_path, ["loss.gathered_loss_scale=none"]))
+    assert plain.backward_total(terms).item() == pytest.approx(1.0 + 0.5 * 3.0)
+    with pytest.raises(ConfigError, match="gathered_loss_scale"):
+        LightRetrieverModule(fast_config(TINY, tmp_path, ["loss.gathered_loss_scale=sum"]))
