@@ -29,3 +29,17 @@ def test_list_names_every_file_the_paper_config_reads(tmp_path, capsys, monkeypa
     for spec in cfg["data"]["train"]:
         assert str(tmp_path / spec["jsonl"]) in listed, spec
     assert not list(tmp_path.iterdir())  # --list downloads nothing
+
+
+def test_paper_config_trains_at_tiny_scale(tmp_path):
+    """The paper config (gradient checkpointing, its loss and optimiser settings) runs end to end on the tiny
+    model, with the offline MS MARCO / NQ samples standing in for the downloaded mix."""
+    from lr_core.train import fit
+    from tests.helpers import fast_config
+
+    cfg = fast_config(REPO / "experiments" / "paper" / "llama32_1b.yaml", tmp_path, [
+        "data.train=[{jsonl: train_samples/msmarco.jsonl, source: msmarco}, {jsonl: train_samples/nq.jsonl, source: nq}]",
+        "trainer.precision=32-true", "data.num_workers=0", "trainer.accelerator=cpu"])
+    assert cfg.model.gradient_checkpointing and cfg.loss.flops_warmup_steps == 4000
+    run_dir = fit(cfg)
+    assert json.loads((run_dir / "train_done.json").read_text())["global_step"] == 2

@@ -411,7 +411,7 @@ def test_paper_spec_dry_run_prints_the_multi_node_gpu_script(tmp_path, monkeypat
         assert line in script, line
     assert "\nsrun " in script and "sweep-task" in script
     runs = sweep.expand(spec)
-    assert [r.name for r in runs] == ["variant-symmetric", "variant-lightretriever", "variant-a2_embedding_query",
+    assert [r.name for r in runs] == ["variant-symmetric", "variant-lightretriever", "variant-a2-embedding-query",
                                       "variant-kl"]
     cfg = sweep.run_config(spec, runs[1])
     assert (cfg.trainer.devices, cfg.trainer.num_nodes, cfg.trainer.strategy, cfg.trainer.accelerator) == \
