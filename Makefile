@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 LR_DATA_DIR ?= $(abspath ../shared/data)
 export LR_DATA_DIR
 
-.PHONY: demo test setup system-deps lock clean-venv
+.PHONY: demo test test-gpu setup setup-gpu system-deps lock clean-venv
 
 setup: system-deps $(STAMP)
 
@@ -42,8 +42,27 @@ $(STAMP): requirements.lock pyproject.toml
 demo: setup
 	$(BIN)/lr demo
 
+# GPU-only tests carry the `gpu` marker and are deselected here by design (this target runs on CPU
+# machines); nothing else is skipped.
 test: setup
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -m "not gpu" tests
+
+# On a machine with CUDA (after `make setup-gpu`): the tests that need the GPU.
+test-gpu: setup-gpu
+	$(BIN)/python -m pytest -q -m gpu tests
+
+# GPU machines: the same environment with CUDA torch (same version, from PyTorch's CUDA index),
+# flash-attn and faiss-gpu in place of faiss-cpu (one Faiss build only: both provide `faiss`).
+TORCH_CUDA_INDEX ?= https://download.pytorch.org/whl/cu128
+GPU_STAMP := $(VENV)/.installed-gpu
+setup-gpu: system-deps $(GPU_STAMP)
+$(GPU_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps --index-url $(TORCH_CUDA_INDEX) torch==2.13.0
+	$(BIN)/python -m pip uninstall --quiet -y faiss-cpu
+	$(BIN)/python -m pip install --quiet "faiss-gpu-cu12>=1.8"
+	$(BIN)/python -m pip install --quiet --no-build-isolation "flash-attn>=2.6"
+	$(BIN)/python -c "import torch, faiss; assert torch.cuda.is_available(), 'no CUDA device'; print('GPUs:', torch.cuda.device_count(), 'faiss GPUs:', faiss.get_num_gpus())"
+	touch $(GPU_STAMP)
 
 # Regenerate the lock from the current environment (after changing dependencies).
 lock:

@@ -3,9 +3,8 @@ prompted query for both representations; query sparse vectors come from the same
 max-pool as documents (over the query's own tokens). Loss: dense CE + sparse CE + FLOPs on
 both sides. Reported as ``symmetric`` (dense) and ``symmetric_sparse``. Separate from the joint
 LightRetriever recipe: no light query is ever trained here."""
-from lr_core.losses import contrastive_loss
+from lr_core.losses import contrastive_loss, flops_loss
 from lr_core.modules import LossTerm, RetrieverModule
-from lr_core.sparse import flops_regularizer
 from lr_core.variants import register_variant
 
 
@@ -24,6 +23,8 @@ class SymmetricSparseModule(RetrieverModule):
         sparse = contrastive_loss(q_sparse, docs["sparse"], batch.group_size, lc.tau_sparse)
         terms = {"full_dense": LossTerm(dense["loss"], dense["backward"], tau=self.tau_dense("full")),
                  "full_sparse": LossTerm(sparse["loss"], sparse["backward"], tau=lc.tau_sparse)}
-        terms["flops"] = self.flops_term(flops_regularizer(docs["sparse"]) + flops_regularizer(q_sparse),
-                                         {"full_dense": terms["full_dense"]})
+        gather = lc.gathered_loss_scale == "world_size"
+        doc_flops, query_flops = flops_loss(docs["sparse"], gather), flops_loss(q_sparse, gather)
+        flops = {k: doc_flops[k] + query_flops[k] for k in ("loss", "backward")}
+        terms["flops"] = self.flops_term(flops, {"full_dense": terms["full_dense"]})
         return terms

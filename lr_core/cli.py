@@ -64,7 +64,8 @@ def _eval_settings(args):
                         fusion=args.fusion, batch_size=args.batch_size, num_shards=args.num_shards,
                         dense_dtype=args.dense_dtype, cache_dtype=args.cache_dtype, sparse_top_k=args.sparse_top_k,
                         mrl_dim=args.mrl_dim, instruction=args.instruction, sparse_query_mode=args.sparse_query_mode,
-                        sparse_backend=args.sparse_backend)
+                        sparse_backend=args.sparse_backend, cache_batch_size=args.cache_batch_size,
+                        query_batch_size=args.query_batch_size, faiss_gpu=args.faiss_gpu, faiss_fp16=args.faiss_fp16)
 
 
 def _eval_model(args):
@@ -75,7 +76,7 @@ def _eval_model(args):
     out = Path(args.out) if args.out else Path(args.run_dir) / "eval"
     work = None if args.run_dir else out / "work"
     return load_model_for_eval(args.run_dir, backbone=args.backbone, checkpoint=args.checkpoint, work_dir=work,
-                               max_doc_len=args.max_doc_len), out
+                               max_doc_len=args.max_doc_len, device=args.device), out
 
 
 def cmd_evaluate(args) -> None:
@@ -263,6 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--checkpoint", help="default: RUN_DIR/checkpoints/last.ckpt")
         parser.add_argument("--max-doc-len", type=int, default=None, help="default: the run's training length")
         parser.add_argument("--batch-size", type=int, default=16, help="documents per forward pass")
+        parser.add_argument("--query-batch-size", type=int, default=64, help="queries per forward pass (A3)")
+        parser.add_argument("--cache-batch-size", type=int, default=None,
+                            help="vocabulary ids per forward pass building the light dense cache")
+        parser.add_argument("--device", default="cpu", help="cpu (default), auto or cuda[:N]; bf16 autocast on CUDA")
+        parser.add_argument("--faiss-gpu", default="replicate", choices=["replicate", "shard"],
+                            help="with faiss-gpu: a full index per GPU, or the vectors split over the GPUs")
+        parser.add_argument("--faiss-fp16", action="store_true", help="Faiss GPU index in float16")
         parser.add_argument("--num-shards", type=int, default=1)
         parser.add_argument("--dense-dtype", default="float32", choices=["float32", "float16"])
         parser.add_argument("--cache-dtype", default="float32", choices=["float32", "float16"])

@@ -43,7 +43,7 @@ class DataConfig:
     data_dir: str | None = None  # None: $LR_DATA_DIR
     instruction: str | None = None  # None: the example's own, else its source's training instruction (lr_core/instructions.py)
     n_negatives: int = 7
-    batch_size: int = 128
+    batch_size: int = 128  # global batch per forward pass, split evenly over data-parallel ranks
     max_doc_len: int = 512
     max_query_tokens: int = 512
     num_workers: int = 0
@@ -64,6 +64,7 @@ class LossConfig:
     flops_start_below: float | None = None  # or start the ramp once every dense CE (moving average) is below this
     term_weights: dict = field(default_factory=dict)  # weight per loss term, e.g. {light_dense: 2.0}; unlisted = 1
     sparse_query_mode: str = "counts"  # or "bow"
+    gathered_loss_scale: str = "world_size"  # world_size: N devices = 1 device; none: the authors' (see lr_core.losses)
     kl_weight: float = 1.0  # variant "kl": weight of KL(full dense || light dense)
     kl_sparse: bool = False  # variant "kl": also align the light sparse scores to the teacher
     mrl_dims: list[int] = field(default_factory=lambda: [64, 128, 256, 512])  # variant "mrl"; capped at H

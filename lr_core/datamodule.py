@@ -114,6 +114,14 @@ class RetrievalDataModule(L.LightningDataModule):
     Resume: the data position is saved in the checkpoint as (epoch, batches done) derived
     from the optimizer step, and restored before the first batch, so a resumed run sees the
     same batches it would have seen without the interruption.
+
+    Data parallelism: ``cfg.batch_size`` is the *global* batch of one forward pass (the
+    queries the gathered contrastive loss sees together). Each rank gets its disjoint slice
+    of ``batch_size / world_size`` queries (see :class:`HomogeneousBatchSampler`), so the
+    same seed and batch size give the same sequence of global batches on 1 or N devices.
+    With ``accumulate_grad_batches = k`` one optimizer step consumes k consecutive global
+    batches: in-batch negatives still come from ``batch_size`` queries, and the step's
+    gradient averages over ``k * batch_size`` queries, exactly as on one device.
     """
 
     def __init__(self, cfg: DataConfig, tokenizer: RetrievalTokenizer, seed: int = 42, sparse_query_mode: str = "counts"):
@@ -132,8 +140,18 @@ class RetrievalDataModule(L.LightningDataModule):
         examples = load_training_sources(self.cfg.train, data_dir=self.cfg.data_dir)
         resolve_instructions(examples, self.cfg.instruction)
         self.dataset = TrainGroupDataset(examples, n_negatives=self.cfg.n_negatives, seed=self.seed)
-        self.sampler = _EpochSampler(self.dataset, [ex.source for ex in examples], self.cfg.batch_size, seed=self.seed)
-        log.info("training data: %d examples, %d batches per epoch", len(examples), len(self.sampler))
+        world, rank = self._world_and_rank()
+        self.sampler = _EpochSampler(self.dataset, [ex.source for ex in examples], self.cfg.batch_size, seed=self.seed,
+                                     num_replicas=world, rank=rank)
+        log.info("training data: %d examples, %d batches per epoch (rank %d of %d gets %d queries of each)",
+                 len(examples), len(self.sampler), rank, world, self.cfg.batch_size // world)
+
+    def _world_and_rank(self) -> tuple[int, int]:
+        """Data-parallel world size and this process's global rank (1, 0 without a Trainer)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 1, 0
+        return int(trainer.world_size), int(trainer.global_rank)
 
     def train_dataloader(self):
         self.setup()

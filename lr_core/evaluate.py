@@ -60,6 +60,9 @@ class EvalSettings:
     sparse_backend: str = "exact"  # or "lucene": impact index, weights quantised as floor(100 w)
     mrl_dim: int | None = None
     instruction: str | None = None  # None: the benchmark's
+    cache_batch_size: int | None = None  # vocabulary ids per forward pass building the cache; None: the model's
+    faiss_gpu: str = "replicate"  # on Faiss GPUs: replicate (a full copy per GPU) or shard (split over them)
+    faiss_fp16: bool = False  # Faiss GPU index stores vectors as float16 (half the memory)
 
 
 @dataclass
@@ -89,8 +92,23 @@ def git_commit() -> str | None:
 
 def load_model_for_eval(run_dir: str | Path | None = None, backbone: str | None = None,
                         checkpoint: str | Path | None = None, work_dir: str | Path | None = None,
-                        max_doc_len: int | None = None) -> EvalModel:
-    """A trained run directory, or (``run_dir=None``) the untrained ``backbone``; LoRA merged for speed."""
+                        max_doc_len: int | None = None, device: str = "cpu") -> EvalModel:
+    """A trained run directory, or (``run_dir=None``) the untrained ``backbone``; LoRA merged for speed.
+
+    ``device``: ``cpu`` (default), ``auto`` or ``cuda[:N]`` (see :mod:`lr_core.devices`); on CUDA,
+    :func:`evaluate` runs the encoder under bf16 autocast, and corpus encoding and the
+    vocabulary cache run there too (they follow the encoder's device).
+    """
+    model = _load_model_for_eval(run_dir, backbone, checkpoint, work_dir, max_doc_len)
+    from lr_core.devices import resolve_device
+
+    dev = resolve_device(device)
+    if dev.type != "cpu":
+        model.encoder.to(dev)
+    return model
+
+
+def _load_model_for_eval(run_dir, backbone, checkpoint, work_dir, max_doc_len) -> EvalModel:
     from lr_core.backbone import load_backbone, merged_for_inference
     from lr_core.encoder import RetrievalEncoder
 
@@ -128,8 +146,10 @@ def vocab_cache_path(work_dir: Path, variant: str, instruction: str) -> Path:
     return Path(work_dir) / "cache" / f"vocab-{variant}-{tag}-float32.npz"
 
 
-def vocab_cache_for(model: EvalModel, instruction: str, dtype: str = "float32"):
-    """The model's cache for ``instruction``: loaded if built before (and matching), else built and saved."""
+def vocab_cache_for(model: EvalModel, instruction: str, dtype: str = "float32", batch_size: int | None = None):
+    """The model's cache for ``instruction``: loaded if built before (and matching), else built and saved
+    (on the encoder's device; ``batch_size`` vocabulary ids per forward pass, None: the model's default)."""
+    kw = {"batch_size": batch_size} if batch_size else {}
     from lr_core.cache import VocabCache, build_vocab_cache
 
     path = vocab_cache_path(model.work_dir, model.variant, instruction)
@@ -137,9 +157,9 @@ def vocab_cache_for(model: EvalModel, instruction: str, dtype: str = "float32"):
               "tokenizer_hash": model.encoder.tokenizer.fingerprint(), "instruction": instruction}
     if not path.exists():
         if model.module is not None:
-            cache = model.module.build_query_cache(instruction, model.backbone, model.checkpoint_hash)
+            cache = model.module.build_query_cache(instruction, model.backbone, model.checkpoint_hash, **kw)
         else:
-            cache = build_vocab_cache(model.encoder, instruction, model.backbone, model.checkpoint_hash)
+            cache = build_vocab_cache(model.encoder, instruction, model.backbone, model.checkpoint_hash, **kw)
         cache.save(path)
     return VocabCache.load(path, expect=expect, dtype=dtype)
 
@@ -261,7 +281,17 @@ def light_doc_ids(tok, data: BeirDataset) -> list[list[int]]:
 
 def evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings: EvalSettings | None = None,
              data_dir: str | Path | None = None) -> list[dict]:
-    """Evaluate ``model`` on one data set; writes and returns one ledger record per representation."""
+    """Evaluate ``model`` on one data set; writes and returns one ledger record per representation.
+
+    On a CUDA model everything runs under bf16 autocast (a no-op on the CPU)."""
+    from lr_core.devices import inference_autocast
+
+    with inference_autocast(model.encoder.device):
+        return _evaluate(model, dataset_name, out_dir, settings, data_dir)
+
+
+def _evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings: EvalSettings | None = None,
+              data_dir: str | Path | None = None) -> list[dict]:
     import torch
 
     from lr_core.fusion import fuse
@@ -290,7 +320,8 @@ def evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings:
     rep_timings: dict[str, dict] = {r: {} for r in reps}
     dense_index = sparse_index = None
     if {"dense", "hybrid", "symmetric"} & set(reps):
-        dense_index = DenseIndex(corpus.dense.astype(np.float32), corpus.doc_ids, dim=settings.mrl_dim)
+        dense_index = DenseIndex(corpus.dense.astype(np.float32), corpus.doc_ids, dim=settings.mrl_dim,
+                                 gpu_mode=settings.faiss_gpu, gpu_fp16=settings.faiss_fp16)
     served = None
     if {"dense", "hybrid"} & set(reps) and model.module is not None:
         t = rep_timings.setdefault("dense", {})
@@ -299,7 +330,7 @@ def evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings:
                               settings.query_batch_size)
     if {"dense", "hybrid", "light_both"} & set(reps) and served is None:
         with _timed(rep_timings.setdefault("dense", {}), "cache_s"):
-            cache = vocab_cache_for(model, instruction, settings.cache_dtype)
+            cache = vocab_cache_for(model, instruction, settings.cache_dtype, settings.cache_batch_size)
     if {"dense", "hybrid"} & set(reps):
         t = rep_timings.setdefault("dense", {})
         if served is None:

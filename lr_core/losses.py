@@ -6,7 +6,18 @@ ranks; only the local slice keeps its autograd graph. Every rank then computes t
 the whole global batch, and :func:`contrastive_loss` returns it multiplied by the world
 size for backward, because DDP *averages* gradients across ranks: the average of
 world_size x (gradient through the local slice) is exactly the single-process gradient of
-the concatenated batch.
+the concatenated batch. :func:`flops_loss` does the same for the FLOPs regulariser (its
+per-term means are all-reduced over the global batch), so with ``loss.gathered_loss_scale:
+world_size`` (the default) N devices train exactly like one device on the global batch.
+
+Parity with the authors' code (``loss.gathered_loss_scale: none``): their multi-GPU
+training gathers the CE the same way but does *not* multiply it by the world size, and
+computes the FLOPs term on each rank's own documents. After DDP's averaging their CE
+gradient is 1/world_size of the single-device one while the FLOPs gradient keeps its size,
+so relative to CE their FLOPs term is effectively world_size times stronger (and the
+learning rate acts on a world_size times smaller CE gradient). ``none`` reproduces that
+exactly: every term is back-propagated unscaled and FLOPs is per rank. On one device both
+settings are identical.
 
 >>> q = torch.nn.functional.normalize(torch.randn(2, 8), dim=-1)
 >>> p = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1)   # 2 queries x (1 pos + 2 neg)
@@ -19,6 +30,9 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+
+
+GATHERED_LOSS_SCALES = ("world_size", "none")
 
 
 def world_size() -> int:
@@ -97,3 +111,28 @@ def kl_alignment_loss(student_queries: torch.Tensor, teacher_queries: torch.Tens
     student = F.log_softmax(score_matrix(student_queries, passages).float() / temperature, dim=-1)
     loss = F.kl_div(student, teacher, log_target=True, reduction="batchmean")
     return {"loss": loss, "backward": loss * (world_size() if gather else 1)}
+
+
+def flops_loss(doc_sparse: torch.Tensor, gather: bool = True) -> dict[str, torch.Tensor]:
+    """FLOPs regulariser ``sum_t (mean_i |w_t^(i)|)^2`` over the *global* batch of documents.
+
+    Under DDP the per-term sums of ``|w|`` are all-reduced (a [V] vector, not the [N, V]
+    matrix), only this rank's part carrying gradient; ``backward`` is world-size scaled like
+    :func:`contrastive_loss`, so DDP's average equals the single-process gradient. With
+    ``gather=False`` (or one process) it is the plain per-batch regulariser of this rank.
+    """
+    if doc_sparse.dim() != 2 or doc_sparse.shape[0] == 0:
+        raise ValueError(f"doc_sparse must be a non-empty [N, V] tensor, got {tuple(doc_sparse.shape)}")
+    w = world_size() if gather else 1
+    if w == 1:
+        loss = doc_sparse.abs().mean(dim=0).pow(2).sum()
+        return {"loss": loss, "backward": loss}
+    local = doc_sparse.abs().sum(dim=0)
+    total = local.detach().clone()
+    dist.all_reduce(total)
+    count = torch.tensor([doc_sparse.shape[0]], device=doc_sparse.device)
+    dist.all_reduce(count)
+    # the other ranks' sums enter as constants: gradient flows through this rank's documents only
+    mean = (local + (total - local.detach())) / count.item()
+    loss = mean.pow(2).sum()
+    return {"loss": loss, "backward": loss * w}

@@ -20,10 +20,9 @@ from lr_core.backbone import add_lora, load_backbone
 from lr_core.config import ExperimentConfig
 from lr_core.datamodule import TrainBatch
 from lr_core.encoder import RetrievalEncoder
-from lr_core.losses import contrastive_loss
 from lr_core.errors import ConfigError
+from lr_core.losses import GATHERED_LOSS_SCALES, contrastive_loss, flops_loss
 from lr_core.schedules import FlopsStart, flops_weight, linear_anneal, warmup_cosine
-from lr_core.sparse import flops_regularizer
 from lr_core.variants import register_variant
 
 
@@ -59,6 +58,9 @@ class RetrieverModule(L.LightningModule):
 
     def __init__(self, cfg: ExperimentConfig):
         super().__init__()
+        if cfg.loss.gathered_loss_scale not in GATHERED_LOSS_SCALES:
+            raise ConfigError(f"loss.gathered_loss_scale must be one of {GATHERED_LOSS_SCALES}, "
+                              f"got {cfg.loss.gathered_loss_scale!r}")
         self.cfg = cfg
         self.strict_loading = False  # checkpoints hold adapters only
         lm, tokenizer = load_backbone(cfg.model.backbone, device="cpu", dtype=cfg.model.dtype, attn=cfg.model.attn,
@@ -80,14 +82,14 @@ class RetrieverModule(L.LightningModule):
             return lc.tau_light_dense
         return linear_anneal(self.global_step, lc.tau_dense, lc.tau_dense_end, lc.tau_anneal_steps)
 
-    def flops_term(self, flops: torch.Tensor, dense_terms: dict[str, "LossTerm"]) -> "LossTerm":
-        """The FLOPs regulariser value with this step's weight; a loss-triggered start
-        (``loss.flops_start_below``) first sees this step's dense losses."""
+    def flops_term(self, flops: dict[str, torch.Tensor], dense_terms: dict[str, "LossTerm"]) -> "LossTerm":
+        """The FLOPs regulariser (``{"loss", "backward"}``, :func:`lr_core.losses.flops_loss`) with this
+        step's weight; a loss-triggered start (``loss.flops_start_below``) first sees this step's dense losses."""
         lc = self.cfg.loss
         if self.flops_start.started_at is None:
             self.flops_start.update(self.global_step, {n: float(t.loss.detach()) for n, t in dense_terms.items()})
-        return LossTerm(flops, flops, flops_weight(self.global_step, lc.flops_weight, lc.flops_warmup_steps,
-                                                   self.flops_start.started_at))
+        return LossTerm(flops["loss"], flops["backward"], flops_weight(self.global_step, lc.flops_weight,
+                                                                       lc.flops_warmup_steps, self.flops_start.started_at))
 
     # -- what a variant changes ------------------------------------------------------
     def encode_documents(self, batch: TrainBatch, sparse: bool) -> dict[str, torch.Tensor]:
@@ -123,7 +125,7 @@ class RetrieverModule(L.LightningModule):
             raise ConfigError(f"loss.term_weights names {unknown}, which variant {self.variant_name!r} does not have; "
                               f"its terms: {sorted(terms)}")
         weights = {name: t.weight * float(extra.get(name, 1.0)) for name, t in terms.items()}
-        total = sum(weights[n] * t.backward for n, t in terms.items())
+        total = self.backward_total(terms, weights)
         logged = sum(weights[n] * t.loss.detach() for n, t in terms.items())
         for name, t in terms.items():
             self.log(f"train/{name}", t.loss.detach(), batch_size=len(batch))
@@ -133,6 +135,14 @@ class RetrieverModule(L.LightningModule):
         self.log("train/loss", logged, prog_bar=True, batch_size=len(batch))
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=len(batch))
         return total
+
+    def backward_total(self, terms: dict[str, LossTerm], weights: dict[str, float]) -> torch.Tensor:
+        """What backward runs on: the weighted terms, world-size scaled unless ``gathered_loss_scale: none``.
+
+        ``none`` (the authors' scaling) back-propagates each term's unscaled ``loss`` (see lr_core.losses).
+        """
+        scaled = self.cfg.loss.gathered_loss_scale == "world_size"
+        return sum(weights[n] * (t.backward if scaled else t.loss) for n, t in terms.items())
 
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
@@ -203,7 +213,8 @@ class LightRetrieverModule(RetrieverModule):
             terms[f"{name}_dense"] = LossTerm(out["loss"], out["backward"], tau=tau)
         out = contrastive_loss(reps["sparse_q"], reps["doc_sparse"], batch.group_size, lc.tau_sparse)
         terms["light_sparse"] = LossTerm(out["loss"], out["backward"], tau=lc.tau_sparse)
-        terms["flops"] = self.flops_term(flops_regularizer(reps["doc_sparse"]),
+        # world_size: FLOPs over the global batch (exact DDP = 1 device); none: per rank, as the authors
+        terms["flops"] = self.flops_term(flops_loss(reps["doc_sparse"], gather=lc.gathered_loss_scale == "world_size"),
                                          {n: terms[n] for n in ("full_dense", "light_dense")})
         return terms
 

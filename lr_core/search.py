@@ -111,6 +111,26 @@ def _gpu_available() -> bool:
         return False
 
 
+GPU_MODES = ("replicate", "shard")
+
+
+def check_gpu_mode(mode: str) -> str:
+    if mode not in GPU_MODES:
+        raise ValueError(f"Faiss GPU mode must be one of {GPU_MODES}, got {mode!r}")
+    return mode
+
+
+def gpu_cloner_options(mode: str = "replicate", fp16: bool = False):
+    """Faiss options for :func:`faiss.index_cpu_to_all_gpus`: ``replicate`` puts the whole index on
+    every GPU (queries split over them); ``shard`` splits the vectors over the GPUs (an index larger
+    than one GPU's memory); ``fp16`` stores the vectors as float16 (half the memory, scores to ~1e-3)."""
+    check_gpu_mode(mode)
+    co = faiss.GpuMultipleClonerOptions()
+    co.shard = mode == "shard"
+    co.useFloat16 = bool(fp16)
+    return co
+
+
 # --------------------------------------------------------------------------- dense
 
 
@@ -124,10 +144,16 @@ class DenseIndex:
         dim: Matryoshka truncation; ``None`` keeps all ``D`` dims.  When set,
             documents and every query are cut to ``dim`` and re-normalised.
             ``dim > D`` raises ``ValueError``.
-        use_gpu: ``None`` (default) = use the GPU iff ``faiss.get_num_gpus() > 0``.
+        use_gpu: ``None`` (default) = use the GPU iff ``faiss.get_num_gpus() > 0``
+            (never with the ``faiss-cpu`` build; ``make setup-gpu`` installs ``faiss-gpu``).
+        gpu_mode: ``replicate`` (a copy per GPU) or ``shard`` (vectors split over the GPUs).
+        gpu_fp16: store the GPU copies as float16.
     """
 
-    def __init__(self, vectors: np.ndarray, doc_ids: Sequence, dim: int | None = None, use_gpu: bool | None = None):
+    def __init__(self, vectors: np.ndarray, doc_ids: Sequence, dim: int | None = None, use_gpu: bool | None = None,
+                 gpu_mode: str = "replicate", gpu_fp16: bool = False):
+        check_gpu_mode(gpu_mode)  # checked even where no GPU is used: a typo must not wait for a GPU machine
+        self.gpu_mode, self.gpu_fp16 = gpu_mode, bool(gpu_fp16)
         x = np.asarray(vectors, dtype=np.float32)
         if x.ndim != 2:
             raise ValueError(f"document vectors must be [N, D], got shape {x.shape}")
@@ -150,7 +176,7 @@ class DenseIndex:
         if self.on_gpu:
             if not _gpu_available():
                 raise RuntimeError("use_gpu=True but faiss sees no GPU")
-            self._index = faiss.index_cpu_to_all_gpus(cpu_index)
+            self._index = faiss.index_cpu_to_all_gpus(cpu_index, co=gpu_cloner_options(self.gpu_mode, self.gpu_fp16))
         else:
             self._index = cpu_index
         self._ids_arr = np.asarray(self.doc_ids, dtype=object)
@@ -219,7 +245,8 @@ class DenseIndex:
         _write_json(path + _META_SUFFIX, meta)
 
     @classmethod
-    def load(cls, path: str, use_gpu: bool | None = None) -> "DenseIndex":
+    def load(cls, path: str, use_gpu: bool | None = None, gpu_mode: str = "replicate",
+             gpu_fp16: bool = False) -> "DenseIndex":
         path = os.fspath(path)
         meta = _read_meta(path, "dense")
         cpu = faiss.read_index(path)
@@ -229,6 +256,8 @@ class DenseIndex:
         self.doc_ids = [str(d) for d in meta["doc_ids"]]
         self.dim = meta["dim"]
         self.source_dim = meta["source_dim"]
+        check_gpu_mode(gpu_mode)
+        self.gpu_mode, self.gpu_fp16 = gpu_mode, bool(gpu_fp16)
         self._set_index(cpu, use_gpu)
         return self
 

@@ -41,7 +41,6 @@ __all__ = [
     "query_term_vector",
     "sparse_query_vectors",
     "flops_regularizer",
-    "flops_weight",
     "quantize_impact",
     "top_k_terms",
     "QUERY_MODES",

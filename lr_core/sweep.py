@@ -11,11 +11,12 @@ Spec (``experiments/sweeps/*.yaml``)::
     overrides: [trainer.max_steps=20]           # applied to every run
     evaluate: {datasets: [scifact], data_dir: null, split: null,   # split null: each set's test split; val: lr_core/validation.py
                representations: null,           # a list for every run, or {variant: [...]}; null: the variant's own
-               mrl_dims: []}                    # runs of the mrl variant are also evaluated (dense) at these widths
+               mrl_dims: [],                    # runs of the mrl variant are also evaluated (dense) at these widths
+               device: cpu, batch_size: 16}     # auto / cuda: encode on the GPU (bf16); documents per forward pass
     speed: {run: variant-lightretriever, a3_run: null, args: [--threads, "2"]}   # optional: lr bench speed
     wandb: {project: lightretriever-suite, mode: auto}
     slurm: {partition: debug, time: "01:00:00", cpus_per_task: 2, mem: 8G, gpus_per_node: 0,
-            nodes: 1, array_throttle: 8, signal_seconds: 120, extra: []}
+            nodes: 1, ntasks_per_node: 0, array_throttle: 8, signal_seconds: 120, max_requeues: 5, extra: []}
 
 A spec may start from another one: ``extends: other.yaml`` (relative to this file) takes every
 key of that spec except ``name`` and ``out``; a key given here replaces the inherited one, except
@@ -30,7 +31,14 @@ run, if named) once the array is done; its ``speed.json`` goes to ``<out>/speed`
 then submits an array of only the runs that are neither finished (``eval_done.json``) nor
 already queued; running it again after failures, time-outs or cancellations resubmits
 exactly those, and each resumes from its checkpoint. On the pre-emption warning (``USR1``) a
-run checkpoints and requeues itself, continuing the same W&B run.
+run checkpoints and requeues itself (at most ``slurm.max_requeues`` times), continuing the
+same W&B run.
+
+Several ranks per run (``gpus_per_node`` or ``ntasks_per_node`` > 1, or ``nodes`` > 1):
+``srun`` starts one task per rank and Lightning trains with DDP. Global rank 0 owns every side
+effect: ``status.json``, the W&B run, the done files, evaluation and the requeue; the other
+ranks train and exit. A USR1 that reaches any rank stops all of them after the same step (the
+flag is all-reduced each step), so there is one checkpoint to resume from.
 """
 from __future__ import annotations
 
@@ -72,6 +80,8 @@ class SlurmSettings:
     mem: str = "32G"
     gpus_per_node: int = 0
     nodes: int = 1
+    ntasks_per_node: int = 0  # data-parallel ranks per node; 0: one per GPU (gpus_per_node), at least 1
+    max_requeues: int = 5  # a run requeues itself on USR1 at most this often; then `lr sweep` resubmits it
     array_throttle: int = 8
     signal_seconds: int = 120  # USR1 this long before the time limit: checkpoint + requeue
     job_name: str = ""
@@ -92,8 +102,10 @@ class SweepSpec:
     slurm: SlurmSettings
     source: Path
     mrl_dims: list[int] = field(default_factory=list)
-    split: str | None = None  # None: each data set's evaluation split (test); "val": the held-out train queries
     speed: dict | None = None  # {run: NAME, a3_run: NAME | None, args: [...]}
+    eval_device: str = "cpu"  # evaluate.device: cpu, auto or cuda[:N]
+    eval_batch_size: int = 16  # evaluate.batch_size: documents per forward pass
+    split: str | None = None  # None: each data set's evaluation split (test); "val": the held-out train queries
 
     def representations_for(self, variant: str) -> list[str] | None:
         """What runs of ``variant`` are evaluated as (None: what the variant declares)."""
@@ -174,10 +186,18 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
     if not isinstance(overrides, list) or not all(isinstance(o, str) and "=" in o for o in overrides):
         raise _err(path, "overrides", "must be a list of 'key.sub=value' strings")
     ev = raw.get("evaluate") or {}
-    if not isinstance(ev, dict) or set(ev) - {"datasets", "data_dir", "representations", "mrl_dims", "split"}:
-        raise _err(path, "evaluate", "allowed keys: datasets, data_dir, representations, mrl_dims, split")
+    if not isinstance(ev, dict) or set(ev) - {"datasets", "data_dir", "representations", "mrl_dims", "split", "device",
+                                              "batch_size"}:
+        raise _err(path, "evaluate", "allowed keys: datasets, data_dir, representations, mrl_dims, split, device, "
+                   "batch_size")
     if not isinstance(ev.get("split"), (str, type(None))):
         raise _err(path, "evaluate.split", "a split name (e.g. val) or null for each data set's test split")
+    eval_device = ev.get("device", "cpu")
+    if eval_device not in ("cpu", "auto") and not re.fullmatch(r"cuda(:\d+)?", str(eval_device)):
+        raise _err(path, "evaluate.device", f"cpu, auto or cuda[:N], got {eval_device!r}")
+    eval_batch = ev.get("batch_size", 16)
+    if isinstance(eval_batch, bool) or not isinstance(eval_batch, int) or eval_batch < 1:
+        raise _err(path, "evaluate.batch_size", f"a positive integer, got {eval_batch!r}")
     datasets = ev.get("datasets") or []
     if not isinstance(datasets, list) or not datasets:
         raise _err(path, "evaluate.datasets", "required: a non-empty list of data sets")
@@ -205,7 +225,8 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
         raise _err(path, "wandb", "must be a mapping")
     out = Path(raw.get("out") or f"runs/sweeps/{name}")
     return SweepSpec(name, base_path, out, {SHORTCUTS.get(k, k): v for k, v in grid.items()}, overrides, datasets,
-                     ev.get("data_dir"), reps, wandb, slurm, path, mrl_dims, ev.get("split"), speed)
+                     ev.get("data_dir"), reps, wandb, slurm, path, mrl_dims, speed, eval_device, eval_batch,
+                     ev.get("split"))
 
 
 def _slug(value) -> str:
@@ -229,15 +250,22 @@ def expand(spec: SweepSpec) -> list[SweepRun]:
     return runs
 
 
+def tasks_per_node(s: SlurmSettings) -> int:
+    """Ranks (``srun`` tasks) per node: ``ntasks_per_node``, else one per GPU, else one."""
+    return s.ntasks_per_node or max(1, s.gpus_per_node)
+
+
 def run_config(spec: SweepSpec, run: SweepRun):
     """The full experiment config of one run (W&B tags and group filled in)."""
     from lr_core.config import WandbConfig, _build
 
     devices = []
-    if spec.slurm.gpus_per_node:  # Lightning reads ranks from Slurm; devices x nodes must match the allocation
-        devices = [f"trainer.devices={spec.slurm.gpus_per_node}", f"trainer.num_nodes={spec.slurm.nodes}",
-                   "trainer.accelerator=gpu"]
-        if spec.slurm.gpus_per_node * spec.slurm.nodes > 1:
+    tasks = tasks_per_node(spec.slurm)
+    if spec.slurm.gpus_per_node or tasks * spec.slurm.nodes > 1:
+        # Lightning reads ranks from Slurm; devices x nodes must match the tasks of the allocation
+        devices = [f"trainer.devices={tasks}", f"trainer.num_nodes={spec.slurm.nodes}",
+                   f"trainer.accelerator={'gpu' if spec.slurm.gpus_per_node else 'cpu'}"]
+        if tasks * spec.slurm.nodes > 1:
             devices.append("trainer.strategy=ddp")
     cfg = load_config(spec.base_config, [*devices, *run.overrides, f"run_dir={run.run_dir}"])
     wb = _build(WandbConfig, {**spec.wandb}, f"{spec.source}: wandb")
@@ -364,7 +392,7 @@ def status(spec: SweepSpec) -> list[dict]:
 
 def sbatch_script(spec: SweepSpec, manifest: Path, indices: list[int]) -> str:
     s = spec.slurm
-    tasks = max(1, s.gpus_per_node)  # one task per device (Lightning DDP under srun)
+    tasks = tasks_per_node(s)  # one task per device (Lightning DDP under srun)
     lines = ["#!/bin/bash",
              f"#SBATCH --job-name={s.job_name or 'lr-' + spec.name}",
              f"#SBATCH --partition={s.partition}",
@@ -457,9 +485,10 @@ class _Preemption:
     """SIGUSR1 (Slurm's warning before the time limit or pre-emption) -> stop at the next step;
     SIGTERM (scancel, the time limit) -> record the run as interrupted and exit."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, owner: bool = True):
         self.requested = False
         self.run_dir = run_dir
+        self.owner = owner  # global rank 0: the only rank that writes status.json
 
     def install(self):
         signal.signal(signal.SIGUSR1, self._handle)
@@ -470,7 +499,7 @@ class _Preemption:
         self.requested = True
 
     def _terminate(self, signum, frame):
-        if not self.requested:  # after our own requeue request the SIGTERM is expected: stay "requeued"
+        if self.owner and not self.requested:  # after our own requeue the SIGTERM is expected: stay "requeued"
             _write_status(self.run_dir, "interrupted", message="SIGTERM (cancelled or out of time); resubmit to resume")
         raise SystemExit(128 + signum)
 
@@ -480,8 +509,16 @@ class _Preemption:
         flag = self
 
         class StopOnSignal(L.Callback):
+            """Stop every rank after the same step when any of them got USR1 (an all-reduced flag)."""
+
             def on_train_batch_end(self, trainer, *args):
-                if flag.requested:
+                from lr_core.distributed import any_rank
+
+                if any_rank(flag.requested, trainer.strategy.root_device):
+                    if not trainer.should_stop:
+                        print(f"lr: USR1 stop after step {trainer.global_step} on rank {trainer.global_rank}",
+                              flush=True)
+                    flag.requested = True  # also on ranks the signal did not reach: their SIGTERM is expected
                     trainer.should_stop = True
 
         return StopOnSignal()
@@ -504,12 +541,14 @@ def evaluate_run(spec: SweepSpec, cfg, run_dir: Path) -> dict:
         records = [evaluate_bm25(ds, run_dir / "eval", split=spec.split, data_dir=spec.data_dir) for ds in spec.datasets]
     else:
         if cfg.variant == "untrained":
-            model = load_model_for_eval(backbone=cfg.model.backbone, work_dir=run_dir, max_doc_len=cfg.data.max_doc_len)
+            model = load_model_for_eval(backbone=cfg.model.backbone, work_dir=run_dir, max_doc_len=cfg.data.max_doc_len,
+                                        device=spec.eval_device)
             reps = spec.representations_for(cfg.variant) or ["symmetric"]
         else:
-            model = load_model_for_eval(run_dir)
+            model = load_model_for_eval(run_dir, device=spec.eval_device)
             reps = spec.representations_for(cfg.variant)
-        settings = EvalSettings(split=spec.split, representations=tuple(reps) if reps else None)
+        settings = EvalSettings(split=spec.split, representations=tuple(reps) if reps else None,
+                                batch_size=spec.eval_batch_size)
         for ds in spec.datasets:
             records += evaluate(model, ds, run_dir / "eval", settings, spec.data_dir)
         if cfg.variant == "mrl":  # the same model served at smaller widths (dense only)
@@ -517,8 +556,8 @@ def evaluate_run(spec: SweepSpec, cfg, run_dir: Path) -> dict:
                 for ds in spec.datasets:
                     records += [{**r, "representation": f"{r['representation']}@{dim}"} for r in
                                 evaluate(model, ds, run_dir / f"eval-mrl{dim}",
-                                         EvalSettings(split=spec.split, representations=("dense",), mrl_dim=dim),
-                                         spec.data_dir)]
+                                         EvalSettings(split=spec.split, representations=("dense",), mrl_dim=dim,
+                                                      batch_size=spec.eval_batch_size), spec.data_dir)]
     return {f"{r['dataset']}/{r['representation']}/{m}": r[m] for r in records
             for m in ("ndcg@10", "recall@20", "recall@50", "recall@100")}
 
@@ -526,6 +565,7 @@ def evaluate_run(spec: SweepSpec, cfg, run_dir: Path) -> dict:
 def run_task(manifest_path: str | os.PathLike, index: int) -> int:
     """Train (or resume) and evaluate run ``index`` of a sweep manifest; requeue on SIGUSR1.
     Baselines (``bm25``, ``untrained``) are only evaluated."""
+    from lr_core.distributed import launch_rank
     from lr_core.tracking import log_summary
     from lr_core.train import fit
 
@@ -542,22 +582,31 @@ def run_task(manifest_path: str | os.PathLike, index: int) -> int:
         import torch
 
         torch.set_num_threads(int(os.environ["SLURM_CPUS_PER_TASK"]))
-    preempt = _Preemption(run_dir)
+    rank = launch_rank()
+    owner = rank == 0  # the one rank with side effects (status, W&B, evaluation, requeue)
+    preempt = _Preemption(run_dir, owner)
     preempt.install()
-    _write_status(run_dir, "running")
+    if owner:
+        _write_status(run_dir, "running")
     try:
         if cfg.variant not in BASELINES:
             fit(cfg, extra_callbacks=[preempt.callback()])
+            # fit returns on every rank only after rank 0 wrote train_done.json (a barrier)
             if preempt.requested or not (run_dir / "train_done.json").is_file():
-                _write_status(run_dir, "requeued")
-                _requeue()
+                if owner:
+                    _requeue(run_dir, spec.slurm.max_requeues)
                 return 0
+        if not owner:
+            return 0
+        print(f"lr: rank {rank} evaluates {run.name}", flush=True)
         summary = evaluate_run(spec, cfg, run_dir)
         log_summary(cfg, run_dir, summary)
         atomic_write_text(run_dir / DONE_FILE, json.dumps({"metrics": summary}, indent=2) + "\n")
         _write_status(run_dir, "done")
         return 0
     except Exception as exc:
+        if not owner:  # the Slurm log has it; rank 0 fails too, in its next collective, and records it
+            raise
         if json.loads((run_dir / STATUS_FILE).read_text()).get("state") != "interrupted":
             _write_status(run_dir, "failed", message=f"{type(exc).__name__}: {exc}"[:500])
         raise
@@ -644,12 +693,22 @@ def _record_wall_time(run_dir: Path, seconds: float) -> None:
     atomic_write_text(path, json.dumps(old, indent=2) + "\n")
 
 
-def _requeue() -> None:
+def _requeue(run_dir: Path, max_requeues: int) -> bool:
+    """Requeue this array task (rank 0 only) unless it has been requeued ``max_requeues`` times already;
+    records the outcome in ``status.json``. Returns whether a requeue was asked for."""
+    restarts = int(os.environ.get("SLURM_RESTART_COUNT") or 0)
+    if restarts >= max_requeues:
+        _write_status(run_dir, "interrupted", message=f"requeue limit reached ({restarts} of slurm.max_requeues="
+                      f"{max_requeues}); run `lr sweep` again to resubmit it")
+        return False
+    _write_status(run_dir, "requeued")
     job = os.environ.get("SLURM_JOB_ID")
     if os.environ.get("SLURM_ARRAY_JOB_ID"):
         job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
     if not job or os.environ.get("SLURM_PROCID", "0") != "0":
-        return
+        return False
     out = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, timeout=60)
     if out.returncode != 0:
         log.warning("scontrol requeue %s failed (%s); rerun `lr sweep` to resubmit", job, out.stderr.strip())
+        return False
+    return True

@@ -1,5 +1,9 @@
 """Building and running a training run from an :class:`~lr_core.config.ExperimentConfig`.
 
+Data parallelism (``trainer.strategy: ddp``, several devices or ``srun`` tasks): the data
+module splits each global batch across the ranks (so Lightning's distributed sampler is
+off), and global rank 0 alone writes the run files and opens the W&B run.
+
 >>> run_dir = fit(load_config("experiments/lightretriever_scifact.yaml"))   # doctest: +SKIP
 
 A run directory holds ``config.yaml`` (resolved), ``checkpoints/last.ckpt`` (adapters,
@@ -26,6 +30,7 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lr_core.config import ExperimentConfig, config_from_dict, save_config
 from lr_core.io import atomic_path, atomic_write_text
 from lr_core.datamodule import RetrievalDataModule
+from lr_core.distributed import is_rank_zero
 from lr_core.errors import ConfigError
 from lr_core.variants import get_variant
 
@@ -98,7 +103,8 @@ def build_trainer(cfg: ExperimentConfig, run_dir: Path, extra_callbacks=(), logg
     if logger is None:
         # flush the CSV log as often as checkpoints are written, so a kill loses neither
         logger = [RunLogger(run_dir, name="logs", version="", flush_logs_every_n_steps=t.checkpoint_every_n_steps)]
-        wb = wandb_logger(cfg, run_dir)
+        # one W&B run per run directory: only rank 0 opens it (the other ranks would start their own)
+        wb = wandb_logger(cfg, run_dir) if is_rank_zero() else None
         if wb is not None:
             logger.append(wb)
     plugins = [AtomicCheckpointIO()]
@@ -167,7 +173,8 @@ def fit(cfg: ExperimentConfig, extra_callbacks=(), logger=None) -> Path:
     if done.exists() and json.loads(done.read_text())["global_step"] >= cfg.trainer.max_steps:
         log.info("%s already trained to step %d; nothing to do", run_dir, cfg.trainer.max_steps)
         return run_dir  # finished runs are not reloaded or re-saved (their checkpoint stays byte-identical)
-    save_config(cfg, run_dir / "config.yaml")
+    if is_rank_zero():  # every rank checked it above; one writes it
+        save_config(cfg, run_dir / "config.yaml")
     L.seed_everything(cfg.trainer.seed, workers=True)
     module = build_module(cfg)
     data = RetrievalDataModule(cfg.data, module.tokenizer, seed=cfg.trainer.seed,
@@ -191,6 +198,7 @@ def fit(cfg: ExperimentConfig, extra_callbacks=(), logger=None) -> Path:
             "seconds_this_session": round(time.perf_counter() - start, 1), "resumed_from": str(resume) if resume else None,
             "config_hash": cfg.hash(), "init_from": _recorded_warm_start(run_dir),
         }, indent=2))
+    trainer.strategy.barrier("train_done")  # every rank returns only once the done file is there
     return run_dir
 
 

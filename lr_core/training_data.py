@@ -386,14 +386,38 @@ class HomogeneousBatchSampler(torch.utils.data.Sampler[list[int]]):
     ``sampler.state_dict()`` there: save ``{"epoch": e, "batches_done":
     optimizer steps done in epoch e}`` yourself (one batch per step) and pass
     it to ``load_state_dict`` before building the iterator on resume.
+
+    Data parallelism: ``batch_size`` is the *global* batch. With ``num_replicas=W`` and
+    ``rank=r`` the sampler draws exactly the same global batches as with ``W=1`` and serves
+    rank r the contiguous slice ``batch[r*b/W:(r+1)*b/W]`` of each; the slices of one step are
+    disjoint and, concatenated in rank order, give the global batch (the order in which the
+    contrastive loss gathers them). The state counts *global* batches, so a run resumes
+    identically, and the whole data sequence is the same whatever the world size.
+    ``batch_size`` must be divisible by ``num_replicas``, and ``drop_last`` must stay on with
+    more than one replica (a short batch could not be cut into equal slices).
+
+    >>> s = HomogeneousBatchSampler(["a"] * 8, batch_size=4, seed=0, num_replicas=2, rank=1)
+    >>> [len(b) for b in s]
+    [2, 2]
     """
 
-    def __init__(self, sources: Sequence[str], batch_size: int, seed: int = 42, drop_last: bool = True):
+    def __init__(self, sources: Sequence[str], batch_size: int, seed: int = 42, drop_last: bool = True,
+                 num_replicas: int = 1, rank: int = 0):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if num_replicas < 1 or not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not in [0, num_replicas={num_replicas})")
+        if batch_size % num_replicas:
+            raise ValueError(f"the global batch_size {batch_size} is not divisible by the {num_replicas} "
+                             "data-parallel ranks; choose a multiple of the world size")
+        if num_replicas > 1 and not drop_last:
+            raise ValueError("drop_last=False cannot split a short last batch evenly across ranks; "
+                             "use drop_last=True with more than one replica")
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.drop_last = bool(drop_last)
+        self.num_replicas = int(num_replicas)
+        self.rank = int(rank)
         self._groups: dict[str, list[int]] = {}
         for idx, src in enumerate(sources):
             self._groups.setdefault(src, []).append(idx)
@@ -421,7 +445,7 @@ class HomogeneousBatchSampler(torch.utils.data.Sampler[list[int]]):
             self._batches_done = 0
 
     def batches_for_epoch(self, epoch: int) -> list[list[int]]:
-        """All batches of ``epoch`` in serving order (pure function of seed/epoch)."""
+        """All global batches of ``epoch`` in serving order (pure function of seed/epoch, not of the rank)."""
         rng = random.Random(self.seed + epoch)
         batches: list[list[int]] = []
         for src in self._groups:  # insertion order = first appearance: deterministic
@@ -431,6 +455,11 @@ class HomogeneousBatchSampler(torch.utils.data.Sampler[list[int]]):
             batches.extend(idx[s : s + self.batch_size] for s in range(0, stop, self.batch_size))
         rng.shuffle(batches)
         return batches
+
+    def rank_slice(self, batch: list[int]) -> list[int]:
+        """This rank's part of a global batch (the whole batch with one replica)."""
+        per = len(batch) // self.num_replicas
+        return batch[self.rank * per:(self.rank + 1) * per]
 
     def __iter__(self) -> Iterator[list[int]]:
         if self._batches_done >= len(self):
@@ -442,7 +471,7 @@ class HomogeneousBatchSampler(torch.utils.data.Sampler[list[int]]):
             if self._epoch != epoch:  # set_epoch/load_state_dict called mid-iteration
                 return
             self._batches_done = b + 1
-            yield batches[b]
+            yield self.rank_slice(batches[b])
         if self._epoch == epoch:
             self._epoch += 1
             self._batches_done = 0

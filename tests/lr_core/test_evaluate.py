@@ -152,3 +152,47 @@ def test_exact_sparse_search_and_lucene_agree_on_scifact(tiny_encoder, shared_da
     float_run = run_from_results(list(queries), fs, fh)
     overlap = sum(len(set(float_run[q]) & set(exact[q])) for q in exact) / (10 * len(exact))
     assert overlap > 0.8
+
+
+# --------------------------------------------------------------------------- on the device
+
+
+def test_evaluate_device_cuda_is_refused_without_a_gpu(trained_tiny, shared_data, tmp_path):
+    """CPU stays the default; `--device cuda` on a machine without CUDA is one clear error."""
+    import torch
+
+    from lr_core.errors import ConfigError
+
+    if torch.cuda.is_available():
+        assert load_model_for_eval(trained_tiny, device="cuda").encoder.device.type == "cuda"
+    else:
+        with pytest.raises(ConfigError, match="no CUDA device"):
+            load_model_for_eval(trained_tiny, device="cuda")
+    assert load_model_for_eval(trained_tiny).encoder.device.type == "cpu"
+
+
+@pytest.mark.gpu
+def test_evaluate_on_cuda_matches_the_cpu(trained_tiny, shared_data, tmp_path):
+    """The trained tiny run evaluated on the GPU (bf16 autocast, corpus encoding, vocabulary cache and Faiss
+    there) scores like the CPU evaluation."""
+    import torch
+
+    data_root = tmp_path / "data"
+    write_subset(shared_data, "scifact", data_root)
+    cpu_model = load_model_for_eval(trained_tiny, work_dir=tmp_path / "cpu")
+    gpu_model = load_model_for_eval(trained_tiny, work_dir=tmp_path / "gpu", device="cuda")
+    assert gpu_model.encoder.device.type == "cuda"
+    cpu = {r["representation"]: r for r in evaluate(cpu_model, "scifact", tmp_path / "e-cpu", data_dir=data_root)}
+    settings = EvalSettings(faiss_gpu="shard", faiss_fp16=True, cache_batch_size=1024, batch_size=64)
+    gpu = {r["representation"]: r for r in evaluate(gpu_model, "scifact", tmp_path / "e-gpu", settings, data_root)}
+    assert cpu.keys() == gpu.keys()
+    for rep in cpu:
+        assert abs(cpu[rep]["ndcg@10"] - gpu[rep]["ndcg@10"]) < 0.05, rep
+    from lr_core.cache import VocabCache
+
+    cached = sorted((tmp_path / "gpu" / "cache").glob("*.npz"))
+    assert cached and torch.cuda.is_available()
+    ref = sorted((tmp_path / "cpu" / "cache").glob("*.npz"))
+    a, b = VocabCache.load(ref[0]).vectors, VocabCache.load(cached[0]).vectors
+    cos = (a * b).sum(1) / ((a * a).sum(1) ** 0.5 * (b * b).sum(1) ** 0.5 + 1e-12)
+    assert cos.min() > 0.98

@@ -102,3 +102,62 @@ def test_world_size_scaling_is_needed(tmp_path):
     contrastive_loss(encode(w, xq), encode(w, xp), G, temperature=0.05, gather=False)["loss"].backward()
     unscaled = torch.load(tmp_path / "unscaled0.pt")
     torch.testing.assert_close(unscaled * 2, w.grad, atol=1e-6, rtol=1e-5)
+
+
+# --------------------------------------------------------------------------- FLOPs over the global batch
+
+
+def _flops_worker(rank: int, world: int, port: int, out_dir: str, gather: bool):
+    from lr_core.losses import flops_loss
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    w, _, xp = make_inputs()
+    w = w.clone().requires_grad_(True)
+    per = B * G // world
+    out = flops_loss(torch.relu(xp[rank * per:(rank + 1) * per] @ w), gather=gather)
+    out["backward"].backward()
+    dist.all_reduce(w.grad)
+    w.grad /= world
+    torch.save({"loss": out["loss"].detach(), "grad": w.grad}, os.path.join(out_dir, f"flops{rank}.pt"))
+    dist.destroy_process_group()
+
+
+def _flops_reference():
+    from lr_core.sparse import flops_regularizer
+
+    w, _, xp = make_inputs()
+    w = w.clone().requires_grad_(True)
+    loss = flops_regularizer(torch.relu(xp @ w))
+    loss.backward()
+    return loss.detach(), w.grad
+
+
+def test_gathered_flops_on_two_ranks_equals_one_process(tmp_path):
+    mp.spawn(_flops_worker, args=(2, _free_port(), str(tmp_path), True), nprocs=2, join=True)
+    loss, grad = _flops_reference()
+    for rank in range(2):
+        got = torch.load(tmp_path / f"flops{rank}.pt")
+        torch.testing.assert_close(got["loss"], loss, atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(got["grad"], grad, atol=1e-6, rtol=1e-5)
+
+
+def test_per_rank_flops_differs_from_the_global_batch(tmp_path):
+    """``gather=False`` (the authors' per-rank FLOPs): a different loss and gradient, so the test above can fail."""
+    mp.spawn(_flops_worker, args=(2, _free_port(), str(tmp_path), False), nprocs=2, join=True)
+    loss, grad = _flops_reference()
+    got = torch.load(tmp_path / "flops0.pt")
+    assert not torch.allclose(got["loss"], loss, atol=1e-4) and not torch.allclose(got["grad"], grad, atol=1e-4)
+
+
+def test_flops_loss_on_one_process_is_the_regulariser():
+    from lr_core.losses import flops_loss
+    from lr_core.sparse import flops_regularizer
+
+    x = torch.rand(6, 9)
+    for gather in (True, False):
+        out = flops_loss(x, gather=gather)
+        torch.testing.assert_close(out["loss"], flops_regularizer(x))
+        torch.testing.assert_close(out["backward"], out["loss"])
+    with pytest.raises(ValueError, match="non-empty"):
+        flops_loss(torch.zeros(0, 3))

@@ -202,3 +202,19 @@ def test_lora_dropout_setting_reaches_the_adapters(dropout, tmp_path):
     module = build_module(fast_config(TINY, tmp_path, [f"model.lora.dropout={dropout}"]))
     drops = [m for n, m in module.named_modules() if n.endswith("lora_dropout.default")]
     assert drops and all((getattr(m, "p", 0.0) == dropout) for m in drops)
+
+
+def test_gathered_loss_scale_selects_what_goes_backward(tmp_path):
+    """`world_size` back-propagates the world-size scaled terms; `none` (the authors') the plain ones."""
+    from lr_core.errors import ConfigError
+    from lr_core.modules import LossTerm, LightRetrieverModule
+
+    terms = {"ce": LossTerm(torch.tensor(1.0), torch.tensor(2.0)), "flops": LossTerm(torch.tensor(3.0),
+                                                                                   torch.tensor(6.0), 0.5)}
+    weights = {n: t.weight for n, t in terms.items()}
+    scaled = LightRetrieverModule(fast_config(TINY, tmp_path))
+    assert scaled.backward_total(terms, weights).item() == pytest.approx(2.0 + 0.5 * 6.0)
+    plain = LightRetrieverModule(fast_config(TINY, tmp_path, ["loss.gathered_loss_scale=none"]))
+    assert plain.backward_total(terms, weights).item() == pytest.approx(1.0 + 0.5 * 3.0)
+    with pytest.raises(ConfigError, match="gathered_loss_scale"):
+        LightRetrieverModule(fast_config(TINY, tmp_path, ["loss.gathered_loss_scale=sum"]))

@@ -238,3 +238,35 @@ def test_sparse_index_postings_layout_round_trip(tmp_path):
     (tmp_path / "post.npz.ids.json").write_text(json.dumps(meta))
     with pytest.raises(DataError, match="layout"):
         SparseIndex.load(str(tmp_path / "post.npz"))
+
+
+# --------------------------------------------------------------------------- Faiss on GPUs
+
+
+def test_faiss_gpu_mode_is_checked_without_a_gpu():
+    import numpy as np
+
+    from lr_core.search import DenseIndex
+
+    with pytest.raises(ValueError, match="replicate"):
+        DenseIndex(np.eye(3, dtype=np.float32), ["a", "b", "c"], gpu_mode="mirror")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("mode, fp16", [("replicate", False), ("shard", False), ("shard", True)])
+def test_faiss_gpu_index_matches_the_cpu_one(mode, fp16):
+    import numpy as np
+
+    from lr_core.search import DenseIndex, l2_normalize
+
+    rng = np.random.default_rng(0)
+    docs = l2_normalize(rng.standard_normal((2000, 64)).astype(np.float32))
+    queries = l2_normalize(rng.standard_normal((50, 64)).astype(np.float32))
+    ids = [f"d{i}" for i in range(len(docs))]
+    cpu = DenseIndex(docs, ids, use_gpu=False)
+    gpu = DenseIndex(docs, ids, use_gpu=True, gpu_mode=mode, gpu_fp16=fp16)
+    assert gpu.on_gpu
+    s_cpu, h_cpu = cpu.search(queries, 10)
+    s_gpu, h_gpu = gpu.search(queries, 10)
+    assert [h[0] for h in h_cpu] == [h[0] for h in h_gpu]
+    np.testing.assert_allclose(s_gpu, s_cpu, atol=2e-3 if fp16 else 1e-5)

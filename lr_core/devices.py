@@ -1,0 +1,49 @@
+"""Where inference runs: the device name of a setting, and bf16 autocast on CUDA.
+
+Evaluation, corpus encoding and the vocabulary cache all follow the encoder's device
+(``RetrievalEncoder.device``), so placing the model is the only switch. ``cpu`` stays the
+default everywhere (results on this suite's CPU machines do not move); ``auto`` picks CUDA
+when torch sees it.
+
+>>> resolve_device("cpu")
+device(type='cpu')
+>>> with inference_autocast("cpu"):   # a no-op off CUDA
+...     pass
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from lr_core.errors import ConfigError
+
+DEVICE_CHOICES = ("cpu", "auto", "cuda", "cuda:N")
+
+
+def resolve_device(name: str | torch.device) -> torch.device:
+    """``cpu``, ``auto`` (CUDA when available), ``cuda`` or ``cuda:N``; CUDA without a GPU is an error."""
+    if isinstance(name, torch.device):
+        return name
+    text = str(name).strip().lower()
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(text)
+    except RuntimeError:
+        raise ConfigError(f"device {name!r}: expected one of {', '.join(DEVICE_CHOICES)}") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {name!r}: expected one of {', '.join(DEVICE_CHOICES)}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r}: torch sees no CUDA device here (use cpu, or auto)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s)")
+    return dev
+
+
+def inference_autocast(device: str | torch.device):
+    """bf16 autocast on CUDA (the paper trains and serves in bf16); nothing on the CPU (float32 there)."""
+    dev = torch.device(device) if not isinstance(device, torch.device) else device
+    if dev.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
