@@ -331,51 +331,72 @@ def _add_global_flags(p, subparser: bool) -> None:
     g.add_argument("--no-progress", action="store_true", help="no progress bars (periodic status lines instead)", **d)
 
 
-# name: (one-line description, example). `lr --help` and every `lr NAME --help` come from here.
+# name: (one-line description, examples). `lr --help`, every `lr NAME --help` and README.md's
+# command list (commands_markdown) all come from here.
 COMMANDS = {
     "fit": ("train a model from an experiment config (rerun to resume)",
-            "lr fit experiments/lightretriever_scifact.yaml trainer.max_steps=200"),
+            ["lr fit experiments/lightretriever_scifact.yaml [key.sub=value ...]"]),
     "config": ("show a resolved config, or list every config key with its default and meaning",
-               "lr config show experiments/tiny.yaml trainer.max_steps=2"),
+               ["lr config show experiments/lightretriever_scifact.yaml trainer.max_steps=200",
+                "lr config keys [loss]"]),
     "config show": ("print the resolved config (file + overrides) as YAML",
-                    "lr config show experiments/lightretriever_scifact.yaml optim.lr=1e-4"),
+                    ["lr config show experiments/lightretriever_scifact.yaml optim.lr=1e-4"]),
     "config keys": ("list every config key with its type, default and meaning",
-                    "lr config keys loss"),
+                    ["lr config keys model.lora"]),
     "cache": ("build the vocabulary cache of a trained run",
-              "lr cache runs/lightretriever_scifact --dataset scifact"),
+              ["lr cache runs/lightretriever_scifact --dataset scifact"]),
     "evaluate": ("dense / sparse / hybrid / symmetric evaluation of a run (or an untrained backbone)",
-                 "lr evaluate runs/lightretriever_scifact --dataset scifact --dataset cranfield"),
+                 ["lr evaluate runs/lightretriever_scifact --dataset scifact [--dataset cranfield] [--out DIR]",
+                  "lr evaluate --backbone smollm2-135m-instruct --dataset scifact --out DIR"]),
     "encode": ("encode corpus shards only (parallel workers, Slurm arrays)",
-               "lr encode runs/lightretriever_scifact --dataset scifact --num-shards 8 --shard 3"),
+               ["lr encode RUN_DIR --dataset scifact --num-shards 8 --shard 3"]),
     "bm25": ("BM25 baseline through Lucene (Anserini k1=0.9, b=0.4)",
-             "lr bm25 --dataset scifact --out runs/bm25"),
-    "mteb": ("evaluate a trained run with mteb; results join the metrics ledger",
-             "lr mteb runs/lightretriever_scifact --task SciFact --representation dense"),
-    "data": ("data set commands: download BEIR / CMTEB-Retrieval sets into the BEIR layout",
-             "lr data download scifact nfcorpus --dest /data/beir"),
-    "data download": ("download registered BEIR / CMTEB-Retrieval sets into DEST (BEIR layout; checked, atomic, resumable)",
-                      "lr data download scifact fiqa --dest $LR_DATA_DIR"),
+             ["lr bm25 --dataset scifact --out DIR"]),
+    "mteb": ("evaluate a trained run with mteb; results join the metrics ledger (lr report reads them)",
+             ["lr mteb runs/lightretriever_scifact --task SciFact [--representation dense|sparse|hybrid]"]),
+    "data": ("fetch registered BEIR / CMTEB-Retrieval data sets into the BEIR layout (`lr data download`)",
+             ["lr data download scifact t2retrieval --dest $LR_DATA_DIR"]),
+    "data download": ("download registered BEIR / CMTEB-Retrieval sets (BEIR layout; checked, atomic, resumable)",
+                      ["lr data download scifact fiqa --dest $LR_DATA_DIR"]),
     "demo": ("BM25 + train LightRetriever and the symmetric baseline + evaluate (SciFact, CPU-sized)",
-             "lr demo --steps 20 --out runs/demo"),
+             ["lr demo [--steps 20] [--out runs/demo]"]),
     "compare": ("train several variants with one budget and evaluate them side by side",
-                "lr compare experiments/lightretriever_scifact.yaml --variant lightretriever "
-                "--variant a2_embedding_query --steps 40 --out runs/cmp"),
-    "variants": ("list every model variant", "lr variants"),
+                ["lr compare experiments/lightretriever_scifact.yaml --variant lightretriever "
+                 "--variant a2_embedding_query --steps 40 --out runs/cmp [key=value ...]"]),
+    "variants": ("list every model variant", ["lr variants"]),
     "sweep": ("run a sweep spec: submit to Slurm, run here (--local), or show its progress (--status)",
-              "lr sweep experiments/sweeps/tiny_grid.yaml --status"),
+              ["lr sweep experiments/sweeps/tiny_grid.yaml [--dry-run]",
+               "lr sweep experiments/sweeps/paper_findings_cpu.yaml --local",
+               "lr sweep experiments/sweeps/tiny_grid.yaml --status"]),
     "sweep-task": ("(run by Slurm) train and evaluate one run of a sweep manifest",
-                   "lr sweep-task runs/sweep/manifest.json 3"),
-    "bench": ("benchmarks: sparse-memory, train-step, cache-build, train-resume, speed, scaling",
-              "lr bench speed runs/lightretriever_scifact --out reports/benchmarks/speed"),
+                   ["lr sweep-task runs/sweeps/tiny_grid/manifest.json 3"]),
+    "bench": ("run a benchmark (sparse-memory, train-step, cache-build, train-resume, speed, scaling)",
+              ["lr bench speed RUN_DIR [--a3-run-dir A3_RUN] [--fp16-check]",
+               "lr bench scaling RUN_DIR",
+               "lr bench sparse-memory|train-step|cache-build|train-resume"]),
     "report": ("tables, figures and a PDF report from metrics.json / speed.json results",
-               "lr report runs --out reports/out"),
+               ["lr report runs --out reports/out [--paper-backbone Llama3.2-1b]"]),
     "export-serving": ("write an LLM-free serving bundle of a trained run",
-                       "lr export-serving runs/lightretriever_scifact bundles/scifact --dataset scifact"),
+                       ["lr export-serving RUN_DIR bundles/scifact --dataset scifact [--dtype float16]"]),
     "serve": ("serve a bundle over HTTP without an LLM (POST /search, GET /health)",
-              "lr serve bundles/scifact --port 8000"),
+              ["lr serve bundles/scifact [--port 8000]"]),
     "loadtest": ("QPS and latency percentiles of the local query server (loopback only)",
-                 "lr loadtest bundles/scifact --concurrency 1,4,16,64"),
+                 ["lr loadtest bundles/scifact --concurrency 1,4,16,64"]),
 }
+
+
+def commands_markdown() -> str:
+    """README.md's command list: every top-level command's description (a comment), then its examples.
+
+    Regenerate with ``python -c "from lr_core.cli import commands_markdown; print(commands_markdown())"``;
+    tests/lr_core/test_cli.py fails when README.md and this disagree.
+    """
+    lines = []
+    for name, (desc, examples) in COMMANDS.items():
+        if " " in name:
+            continue
+        lines += [f"# {name}: {desc}", *examples]
+    return "```\n" + "\n".join(lines) + "\n```\n"
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -383,9 +404,11 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def _command(sub, name: str, func=None, **kw) -> argparse.ArgumentParser:
-    desc, example = COMMANDS[name]
+    desc, examples = COMMANDS[name]
     leaf = name.split()[-1]
-    p = sub.add_parser(leaf, help=desc, description=desc, epilog=f"example:\n  {example}" + kw.pop("epilog", ""),
+    label = "examples" if len(examples) > 1 else "example"
+    epilog = f"{label}:\n" + "\n".join(f"  {ex}" for ex in examples) + kw.pop("epilog", "")
+    p = sub.add_parser(leaf, help=desc, description=desc, epilog=epilog,
                        formatter_class=_Formatter, **kw)
     _add_global_flags(p, subparser=True)
     if func is not None:
@@ -574,6 +597,18 @@ def _user_message(exc: BaseException) -> str:
 CLI_FLAGS = {"instruction": "--instruction TEXT", "split": "--split NAME"}
 
 
+def _log_to_stderr(level: int) -> None:
+    """One stderr handler on the root logger (replacing ours from an earlier call, keeping others')."""
+    root = logging.getLogger()
+    for h in [h for h in root.handlers if getattr(h, "_lr_cli", False)]:
+        root.removeHandler(h)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler._lr_cli = True
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> int:
     from lr_core import progress
 
@@ -583,12 +618,12 @@ def main(argv: list[str] | None = None) -> int:
     cmd_index = next((i for i, t in enumerate(argv) if t == args.command_name), 0)
     args.argv_tail = argv[cmd_index + 1:]
     level = logging.INFO if args.verbose else logging.ERROR if args.quiet else progress.NOTICE
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    _log_to_stderr(level)
     progress.configure(disabled=args.no_progress, quiet=args.quiet)
     try:
         args.func(args)
-    except SystemExit:
-        raise
+    except SystemExit as exc:  # a command's own exit status (sweep --local, bench, serving commands)
+        return exc.code if isinstance(exc.code, int) else 1
     except KeyboardInterrupt:
         print(f"lr {name}: interrupted", file=sys.stderr)
         return 130
