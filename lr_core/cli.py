@@ -260,8 +260,10 @@ def cmd_data_download(args) -> None:
     from lr_core.download import download_dataset, default_data_dir
 
     dest = Path(args.dest) if args.dest else default_data_dir()
+    if args.md5 is not None and len(args.names) != 1:
+        raise ConfigError("--md5 checks one archive: give one NAME with it")
     for name in args.names:
-        path = download_dataset(name, dest, base_url=args.base_url, force=args.force)
+        path = download_dataset(name, dest, base_url=args.base_url, md5=args.md5, force=args.force)
         print(f"{name}: {path}")
 
 
@@ -507,10 +509,12 @@ def build_parser() -> argparse.ArgumentParser:
     dd = _command(dsub, "data download", cmd_data_download,
                   epilog="\n\nsource: BEIR zips from the BEIR mirror; CMTEB-Retrieval from the C-MTEB datasets "
                          "on the Hugging Face Hub.\n$LR_DOWNLOAD_BASE_URL (or --base-url) replaces the server.")
-    dd.add_argument("names", nargs="+", metavar="NAME", help="registered data set (`lr data download --list`)")
+    dd.add_argument("names", nargs="+", metavar="NAME", help="registered BEIR or CMTEB-Retrieval task (e.g. scifact, fiqa, t2retrieval)")
     dd.add_argument("--dest", help="directory that receives DEST/NAME (default $LR_DATA_DIR)")
     dd.add_argument("--base-url", default=None, help="another server with the same file layout (mirror, tests)")
     dd.add_argument("--force", action="store_true", help="download again even when DEST/NAME is complete")
+    dd.add_argument("--md5", default=None, metavar="HEX",
+                    help="expected md5 of the archive (default: the sum BEIR publishes; '' skips the check)")
 
     d = _command(sub, "demo", cmd_demo)
     d.add_argument("--out", default="runs/demo")
