@@ -67,7 +67,8 @@ def status_enabled() -> bool:
 class StatusLine:
     """The no-bar fallback: tqdm's small interface (update, set_postfix_str, close, iteration)."""
 
-    def __init__(self, iterable=None, total=None, desc="", unit="it", interval=None, stream=None):
+    def __init__(self, iterable=None, total=None, desc="", unit="it", interval=None, stream=None, silent=False,
+                 clock=time.monotonic):
         self.iterable, self.total, self.desc, self.unit = iterable, total, desc or "progress", unit
         if total is None and iterable is not None and hasattr(iterable, "__len__"):
             self.total = len(iterable)
@@ -75,13 +76,15 @@ class StatusLine:
         self.postfix = ""
         self.interval = STATUS_INTERVAL_S if interval is None else interval
         self.stream = stream
-        self.start = self.last = time.monotonic()
+        self.clock = clock
+        self.start = self.last = clock()
         self.closed = False
+        self.silent = silent
 
     def _write(self, final: bool = False) -> None:
-        if not status_enabled():
+        if self.silent or not status_enabled():
             return
-        elapsed = time.monotonic() - self.start
+        elapsed = self.clock() - self.start
         done = f"{self.n}/{self.total}" if self.total else f"{self.n}"
         pct = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
         rate = f", {self.n / elapsed:.1f} {self.unit}/s" if elapsed > 0 and self.n else ""
@@ -92,7 +95,7 @@ class StatusLine:
 
     def update(self, n: int = 1) -> None:
         self.n += n
-        now = time.monotonic()
+        now = self.clock()
         if now - self.last >= self.interval:
             self.last = now
             self._write()
@@ -104,7 +107,7 @@ class StatusLine:
         if not self.closed:
             self.closed = True
             # a closing line only for loops long enough to matter (short ones would flood the log)
-            if time.monotonic() - self.start >= min(self.interval, FINAL_LINE_AFTER_S):
+            if self.clock() - self.start >= min(self.interval, FINAL_LINE_AFTER_S):
                 self._write(final=True)
 
     def __iter__(self) -> Iterator:
@@ -123,8 +126,13 @@ class StatusLine:
 
 
 def progress(iterable: Iterable | None = None, total: int | None = None, desc: str = "", unit: str = "it",
-             leave: bool = False, interval: float | None = None):
-    """A tqdm bar when :func:`bars_enabled`, else a :class:`StatusLine`; iterate it or use ``update``."""
+             leave: bool = False, interval: float | None = None, enabled: bool = True):
+    """A tqdm bar when :func:`bars_enabled`, else a :class:`StatusLine`; iterate it or use ``update``.
+
+    ``enabled=False`` (a caller's own ``progress=False``) gives a silent object with the same interface.
+    """
+    if not enabled:
+        return StatusLine(iterable, total=total, desc=desc, unit=unit, silent=True)
     if bars_enabled():
         from tqdm.auto import tqdm
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from lr_core.progress import progress
 
 from lr_core.beir import BeirDataset, Passage, iter_jsonl, load_beir, resolve_dataset_dir
 from lr_core.io import atomic_write_text
@@ -267,8 +267,8 @@ def mine_hard_negatives(
     tie_rank = np.random.default_rng(seed).permutation(len(doc_ids))
     k = min(depth, len(doc_ids))
     examples: list[TrainExample] = []
-    for (qid, positives, judged), tokens in tqdm(
-        list(zip(jobs, query_tokens)), desc=f"BM25 negatives ({src})", unit="q", mininterval=1.0
+    for (qid, positives, judged), tokens in progress(
+        list(zip(jobs, query_tokens)), desc=f"mining BM25 negatives ({src})", unit="q"
     ):
         negatives: list[Passage] = []
         token_ids = retriever.get_tokens_ids(tokens)

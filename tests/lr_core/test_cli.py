@@ -307,10 +307,13 @@ def test_unregistered_data_set_names_the_flag(capsys, tmp_path):
     assert "Traceback" not in err
 
 
-def test_resume_prints_one_line_with_checkpoint_and_step(tmp_path, capsys):
+def test_resume_prints_one_line_with_checkpoint_and_step(tmp_path, capsys, monkeypatch):
+    from lr_core import progress
+
+    monkeypatch.setattr(progress, "STATUS_INTERVAL_S", 0.0)  # stderr is no terminal here: status lines
     run = tmp_path / "run"
     code, _, err = run_cli(capsys, "fit", TINY, f"run_dir={run}", *FAST)
-    assert code == 0 and "resuming" not in err
+    assert code == 0 and "resuming" not in err and "training: 1/1 step (100%)" in err
     code, _, err = run_cli(capsys, "fit", TINY, f"run_dir={run}", *FAST[1:], "trainer.max_steps=2")
     lines = [line for line in err.splitlines() if "resuming from" in line]
     assert code == 0 and len(lines) == 1
