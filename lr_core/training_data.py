@@ -98,6 +98,8 @@ def _parse_passage(item: Any, where: str, fieldname: str) -> Passage:
         if isinstance(docid, bool) or not isinstance(docid, (str, int)):
             raise DataError(f"{where}: field '{fieldname}.docid': expected a string, got {type(docid).__name__}")
         docid = str(docid)
+        if not docid.strip():
+            raise DataError(f"{where}: field '{fieldname}.docid': empty")
     return Passage(docid=docid, title=title, text=text)
 
 
