@@ -13,8 +13,10 @@ class CacheMismatchError(ValueError):
     """A cached artifact does not match the settings it is being reused with."""
 
 
-class MissingSettingError(ConfigError):
+class MissingSettingError(ConfigError, DataError):
     """A setting the caller must supply (e.g. the instruction of an unregistered data set).
+
+    Both a ConfigError and a DataError: the setting is missing because of what the data is.
 
     ``str(exc)`` names the library argument (``pass instruction=...``); the command line
     renders it with its own flag through :meth:`with_flag` (``pass --instruction TEXT``).
