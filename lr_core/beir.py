@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -125,9 +126,51 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}:{lineno}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+        except RecursionError:
+            raise DataError(f"{path}:{lineno}: malformed JSON (nested too deeply)") from None
         if not isinstance(obj, dict):
             raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+        if "\\u" in line and _SURROGATE_ESCAPE.search(line):  # cheap test first: escapes are rare
+            bad = _field_with_lone_surrogate(obj)
+            if bad is not None:
+                raise DataError(f"{path}:{lineno}: field '{bad}': a lone surrogate escape (\\ud800-\\udfff) "
+                                "is not valid Unicode text")
         yield lineno, obj
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _field_with_lone_surrogate(value, where: str = "") -> str | None:
+    """The dotted name of the first string holding a lone surrogate (JSON allows the escape; UTF-8 does not)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return where or "(value)"
+        return None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = ((f"[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for key, v in items:
+        if isinstance(key, str) and _field_with_lone_surrogate(key) is not None:
+            return f"{where}.{key}" if where else key
+        name = f"{where}{key}" if str(key).startswith("[") else (f"{where}.{key}" if where else str(key))
+        found = _field_with_lone_surrogate(v, name)
+        if found is not None:
+            return found
+    return None
+
+
+def check_trec_id(value: str, where: str, field: str) -> str:
+    """An id must fit a TREC run / qrels line: no whitespace, no control characters."""
+    if any(c.isspace() or ord(c) < 32 or c == "\x7f" for c in value):
+        raise DataError(f"{where}: field '{field}': id {value!r} contains whitespace or a control character "
+                        "(ids are written to TREC run files, whose columns are separated by whitespace)")
+    return value
 
 
 def _get_id(obj: dict, path: Path, lineno: int) -> str:
@@ -139,7 +182,7 @@ def _get_id(obj: dict, path: Path, lineno: int) -> str:
     value = str(value)
     if not value.strip():
         raise DataError(f"{path}:{lineno}: field '_id': empty")
-    return value
+    return check_trec_id(value, f"{path}:{lineno}", "_id")
 
 
 def _get_str(obj: dict, field: str, path: Path, lineno: int, *, required: bool, nonempty: bool = False) -> str:
@@ -216,6 +259,8 @@ def _load_qrels(
             raise DataError(f"{path}:{lineno}: field 'query-id': empty")
         if not docid:
             raise DataError(f"{path}:{lineno}: field 'corpus-id': empty")
+        check_trec_id(qid, f"{path}:{lineno}", "query-id")
+        check_trec_id(docid, f"{path}:{lineno}", "corpus-id")
         try:
             score = int(score_s)
         except ValueError:
@@ -323,5 +368,20 @@ def read_query_file(path: str | os.PathLike) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"query file not found: {path}")
-    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    return [json.loads(ln)["text"] if ln.startswith("{") else ln for ln in lines]
+    texts = []
+    for lineno, line in _iter_lines(path):
+        line = line.strip()
+        if not line.startswith("{"):
+            texts.append(line)
+            continue
+        try:
+            obj = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            raise DataError(f"{path}:{lineno}: malformed JSON (a line starting with '{{' must be a JSON object)") from None
+        text = obj.get("text") if isinstance(obj, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"{path}:{lineno}: field 'text': missing, empty or not a string")
+        texts.append(text)
+    if not texts:
+        raise DataError(f"{path}: no queries (empty file)")
+    return texts

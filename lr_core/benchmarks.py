@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Callable
 
 from lr_core.validation import SOURCE_SPLIT, VALIDATION_SPLIT
-from lr_core.errors import ConfigError, DataError
+from lr_core.errors import ConfigError, DataError, MissingSettingError
 from lr_core.instructions import BEIR_INSTRUCTIONS, CMTEB_INSTRUCTIONS, LOCAL_INSTRUCTIONS
 
 __all__ = [
@@ -241,13 +241,13 @@ def benchmark_for_path(path: str | os.PathLike, instruction: str | None = None,
                          instruction=instruction or known.instruction, mteb_name=known.mteb_name,
                          beir_url=known.beir_url, ignore_identical_ids=known.ignore_identical_ids)
     if not instruction:
-        raise ConfigError(
-            f"{path.name!r} is not a registered benchmark (known: {', '.join(sorted(BENCHMARKS))}); "
-            "pass instruction=... for this directory")
+        raise MissingSettingError(
+            f"{path.name!r} is not a registered benchmark, so its query instruction is unknown "
+            f"(known: {', '.join(sorted(BENCHMARKS))})", "instruction")
     if split is None:
         split = next((s for s in ("test", "dev") if s in available), available[0] if len(available) == 1 else None)
         if split is None:
-            raise DataError(f"{path}: several qrels splits {available} and none is test/dev; pass split=...")
+            raise MissingSettingError(f"{path}: several qrels splits {available} and none is test/dev", "split")
     elif split not in available:
         raise DataError(f"{path}: no qrels/{split}.tsv (available splits: {available})")
     return Benchmark(name=path.resolve().name, suite="local", eval_split=split, instruction=instruction)

@@ -126,7 +126,7 @@ def build_vocab_cache(encoder, instruction: str, model_id: str, checkpoint_hash:
     import time
 
     import torch
-    from tqdm.auto import tqdm
+    from lr_core.progress import progress as progress_bar
 
     vocab = encoder.tokenizer.vocab_size
     was_training = encoder.training
@@ -134,7 +134,7 @@ def build_vocab_cache(encoder, instruction: str, model_id: str, checkpoint_hash:
     start = time.perf_counter()
     out = np.empty((vocab, encoder.hidden_size), dtype=np.float32)
     with torch.no_grad():
-        for lo in tqdm(range(0, vocab, batch_size), desc="vocabulary cache", unit="batch", disable=not progress):
+        for lo in progress_bar(range(0, vocab, batch_size), desc="vocabulary cache", unit="batch", enabled=progress):
             ids = torch.arange(lo, min(lo + batch_size, vocab))
             vecs = (encoder.token_vectors_block(instruction, ids) if method == "block"
                     else encoder.token_vectors_prefix_kv(instruction, ids))

@@ -28,25 +28,25 @@ from lr_core.io import atomic_write_text
 
 @dataclass
 class ModelConfig:
-    backbone: str = DEFAULT_BACKBONE
+    backbone: str = DEFAULT_BACKBONE  # registered backbone name or model directory (e.g. smollm2-135m-instruct, tiny-llama)
     dtype: str = "auto"  # auto = float32 on CPU, bfloat16 on CUDA
     attn: str = "auto"  # auto = flash_attention_2 on CUDA when installed, else sdpa
-    lora: LoraSettings = field(default_factory=LoraSettings)
-    gradient_checkpointing: bool = False
-    sparse_chunk_size: int = 16
+    lora: LoraSettings = field(default_factory=LoraSettings)  # LoRA adapters (section model.lora)
+    gradient_checkpointing: bool = False  # recompute activations in backward to save memory
+    sparse_chunk_size: int = 16  # documents per chunk when projecting hidden states onto the vocabulary (memory bound)
 
 
 @dataclass
 class DataConfig:
     # Each source: {"jsonl": path} or {"beir": name, "split": "train", "depth": 100, "n_negatives": 30, "cache": path}
-    train: list[dict] = field(default_factory=lambda: [{"beir": "scifact", "split": "train"}])
+    train: list[dict] = field(default_factory=lambda: [{"beir": "scifact", "split": "train"}])  # training sources: {jsonl: path}, {beir: name, split: train, ...} or {titles: name, ...}
     data_dir: str | None = None  # None: $LR_DATA_DIR
     instruction: str | None = None  # None: the example's own, else its source's training instruction (lr_core/instructions.py)
-    n_negatives: int = 7
-    batch_size: int = 128  # global batch per forward pass, split evenly over data-parallel ranks
-    max_doc_len: int = 512
-    max_query_tokens: int = 512
-    num_workers: int = 0
+    n_negatives: int = 7  # hard negatives per query in a training group
+    batch_size: int = 128  # global queries per training batch (each with 1 positive + n_negatives documents), split evenly over data-parallel ranks
+    max_doc_len: int = 512  # document tokens kept, training and corpus encoding
+    max_query_tokens: int = 512  # query tokens kept (instruction excluded)
+    num_workers: int = 0  # DataLoader worker processes
 
 
 @dataclass
@@ -57,9 +57,9 @@ class LossConfig:
     tau_dense_end: float | None = None  # anneal tau_dense linearly to this over tau_anneal_steps; None = constant
     tau_anneal_steps: int = 0  # length of the temperature anneal
     tau_light_dense: float | None = None  # the light dense loss's own temperature (constant); None = the tau_dense schedule
-    tau_sparse: float = 1.0  # sparse temperature
-    flops_weight: float = 1e-3  # FLOPs coefficient after the ramp
-    flops_warmup_steps: int = 4000  # quadratic ramp length (paper: 4000 of 12000 steps)
+    tau_sparse: float = 1.0  # temperature of the sparse contrastive loss
+    flops_weight: float = 1e-3  # weight of the FLOPs sparsity regulariser on document vectors, after its ramp
+    flops_warmup_steps: int = 4000  # steps over which the FLOPs weight ramps up quadratically from 0 (paper: 4000 of 12000)
     flops_start_step: int = 0  # the FLOPs weight is 0 before this step; the ramp counts from here
     flops_start_below: float | None = None  # or start the ramp once every dense CE (moving average) is below this
     term_weights: dict = field(default_factory=dict)  # weight per loss term, e.g. {light_dense: 2.0}; unlisted = 1
@@ -72,25 +72,25 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
-    lr: float = 2e-5
-    weight_decay: float = 0.01
-    warmup_steps: int = 100
+    lr: float = 2e-5  # peak learning rate (after warmup)
+    weight_decay: float = 0.01  # AdamW weight decay
+    warmup_steps: int = 100  # linear warmup steps before the cosine decay
     min_lr_ratio: float = 0.1  # cosine decays to this fraction of lr
 
 
 @dataclass
 class TrainerConfig:
-    max_steps: int = 12000
-    accelerator: str = "auto"
-    devices: Any = "auto"
-    num_nodes: int = 1
-    strategy: str = "auto"
+    max_steps: int = 12000  # optimizer steps to train (may grow when resuming)
+    accelerator: str = "auto"  # Lightning accelerator: auto, cpu, gpu
+    devices: Any = "auto"  # Lightning devices: auto, a count or a list of ids
+    num_nodes: int = 1  # machines in a multi-node run
+    strategy: str = "auto"  # Lightning strategy: auto, ddp, fsdp ...
     precision: str = "auto"  # auto = 32-true on CPU, bf16-mixed on CUDA
-    accumulate_grad_batches: int = 1
-    gradient_clip_val: float = 1.0
-    log_every_n_steps: int = 10
-    checkpoint_every_n_steps: int = 500
-    seed: int = 42
+    accumulate_grad_batches: int = 1  # batches whose gradients are summed per optimizer step
+    gradient_clip_val: float = 1.0  # gradient norm clipping threshold
+    log_every_n_steps: int = 10  # steps between rows of logs/metrics.csv
+    checkpoint_every_n_steps: int = 500  # steps between checkpoints/last.ckpt writes (resume points)
+    seed: int = 42  # random seed (model init, data order, dropout)
 
 
 @dataclass
@@ -98,27 +98,27 @@ class WandbConfig:
     """Weights & Biases logging (off unless enabled; sweeps turn it on). ``mode``: ``auto`` =
     online when an API key is configured, else offline into the run directory."""
 
-    enabled: bool = False
-    project: str = "lightretriever-suite"
-    entity: str = ""
+    enabled: bool = False  # log to Weights & Biases
+    project: str = "lightretriever-suite"  # W&B project name
+    entity: str = ""  # W&B entity (user or team); empty: the default one
     group: str = ""  # the sweep's name
-    job_type: str = "train"
-    tags: list[str] = field(default_factory=list)
+    job_type: str = "train"  # W&B job type of the run
+    tags: list[str] = field(default_factory=list)  # W&B tags of the run
     mode: str = "auto"  # auto | online | offline | disabled
 
 
 @dataclass
 class ExperimentConfig:
-    name: str = "lightretriever"
-    variant: str = "lightretriever"
-    run_dir: str = "runs/{name}"
-    init_from: str | None = None  # warm start: another run's directory (its last checkpoint) or a .ckpt file
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    wandb: WandbConfig = field(default_factory=WandbConfig)
+    name: str = "lightretriever"  # run name (fills {name} in run_dir)
+    variant: str = "lightretriever"  # model variant (`lr variants` lists them)
+    run_dir: str = "runs/{name}"  # run directory ({name} is replaced by name)
+    init_from: str | None = None  # warm start: a run directory (its last checkpoint), a .ckpt file or a published adapter directory
+    model: ModelConfig = field(default_factory=ModelConfig)  # backbone and adapters (section model)
+    data: DataConfig = field(default_factory=DataConfig)  # training data (section data)
+    loss: LossConfig = field(default_factory=LossConfig)  # loss settings (section loss)
+    optim: OptimConfig = field(default_factory=OptimConfig)  # optimizer and schedule (section optim)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)  # Lightning trainer (section trainer)
+    wandb: WandbConfig = field(default_factory=WandbConfig)  # Weights & Biases logging (section wandb)
 
     @property
     def resolved_run_dir(self) -> Path:

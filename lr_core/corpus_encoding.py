@@ -79,7 +79,7 @@ def encode_corpus(encoder, corpus: Mapping[str, Passage], out_dir: str | os.Path
     here, it also keeps untrained models' nearly dense vectors from filling memory and disk.
     """
     import torch
-    from tqdm.auto import tqdm
+    from lr_core.progress import progress as progress_bar
 
     if not corpus:
         raise DataError("the corpus is empty")
@@ -100,7 +100,7 @@ def encode_corpus(encoder, corpus: Mapping[str, Passage], out_dir: str | os.Path
     total_docs = sum(ranges[s][1] - ranges[s][0] for s in todo)
     was_training = encoder.training
     encoder.eval()
-    bar = tqdm(total=total_docs, desc=f"encoding {out_dir.name}", unit="doc", disable=not progress)
+    bar = progress_bar(total=total_docs, desc=f"encoding corpus {out_dir.name}", unit="doc", enabled=progress)
     try:
         for s in todo:
             lo, hi = ranges[s]

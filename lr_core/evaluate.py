@@ -263,13 +263,16 @@ def _batched(fn, texts: list[str], batch_size: int) -> np.ndarray | None:
     """``fn`` over ``texts`` in batches, as one float32 array; ``None`` if ``fn`` answers ``None``."""
     import torch
 
+    from lr_core.progress import progress
+
     parts = []
-    with torch.no_grad():
+    with torch.no_grad(), progress(total=len(texts), desc="encoding queries", unit="query") as bar:
         for b in range(0, len(texts), batch_size):
             out = fn(texts[b:b + batch_size])
             if out is None:
                 return None
             parts.append(np.asarray(out.float().cpu().numpy(), dtype=np.float32))
+            bar.update(len(texts[b:b + batch_size]))
     return np.concatenate(parts)
 
 

@@ -259,8 +259,13 @@ async def run_loadtest(url: str, levels: list[int], requests: int, duration: flo
     return health, results
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lr loadtest", description=__doc__.splitlines()[0])
+DESCRIPTION = "QPS and latency percentiles of the local query server, per concurrency level (loopback only)"
+EXAMPLE = "lr loadtest bundles/scifact --concurrency 1,4,16,64 --requests 2000"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``lr loadtest`` (shared by ``lr``'s parser and :func:`_parser`)."""
+    p.add_argument("bundle_pos", nargs="?", metavar="BUNDLE", help="same as --bundle BUNDLE")
     target = p.add_mutually_exclusive_group()
     target.add_argument("--url", default=None, help="a running local server (default http://127.0.0.1:8000)")
     target.add_argument("--bundle", help="start `lr serve BUNDLE` on a free loopback port for this run")
@@ -277,16 +282,29 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--query-file", help="queries from a file instead (one per line, or JSONL with 'text')")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per request before it counts as an error")
     p.add_argument("--out", type=Path, default=Path("reports/benchmarks/loadtest.json"), help="JSON report path")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lr loadtest", description=DESCRIPTION, epilog=f"example: {EXAMPLE}")
+    add_arguments(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """``lr loadtest``: writes the JSON report; 2 on a user error (non-loopback host, bad bounds, no server)."""
+    return run(_parser().parse_args(argv), argv)
+
+
+def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
+    """Run ``lr loadtest`` with parsed arguments; ``argv`` is recorded in the report."""
     from lr_core.io import atomic_write_json
 
-    args = _parser().parse_args(argv)
     proc = memory = None
     try:
+        if args.bundle_pos:
+            if (args.bundle and args.bundle != args.bundle_pos) or args.url:
+                raise ConfigError("give one target: BUNDLE (or --bundle BUNDLE), or --url URL")
+            args.bundle = args.bundle_pos
         url = check_loopback_url(args.url or "http://127.0.0.1:8000")
         levels = parse_levels(args.concurrency)
         if not 1 <= args.requests <= MAX_REQUESTS:

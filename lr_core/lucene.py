@@ -173,20 +173,51 @@ def anserini_jar() -> Path:
     raise ConfigError(f"no anserini-*-fatjar.jar under {list(spec.submodule_search_locations)}/resources/jars")
 
 
-def _run_anserini(main_class: str, args: list[str], what: str) -> str:
+def _run_anserini(main_class: str, args: list[str], what: str, on_line=None) -> str:
     """Run one Anserini command line in its own JVM; return its log or raise DataError.
 
     Anserini always runs in a child process: a JVM inside the Python process
     (pyjnius) shares signal handlers and threads with torch and was seen to
-    crash the whole process."""
+    crash the whole process. ``on_line(line)`` sees each log line as it arrives
+    (the indexer's progress)."""
     cmd = [ensure_java(), "-cp", str(anserini_jar()), main_class, *args]
     logger.info("%s: %s", what, " ".join(cmd))
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
-    log = proc.stdout or ""
+    lines = []
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace") as proc:
+        for line in proc.stdout:
+            lines.append(line)
+            if on_line is not None:
+                on_line(line)
+    log = "".join(lines)
     if proc.returncode != 0:
         tail = "\n".join(log.splitlines()[-25:])
         raise DataError(f"Anserini {what} failed (exit status {proc.returncode}):\n{tail}")
     return log
+
+
+# Anserini's progress lines: "<file>: 1234 docs added." per input file finished, and a periodic
+# "12.50% of files completed, 5,000 documents indexed".
+_DOCS_ADDED_RE = re.compile(r":\s+([\d,]+) docs added")
+_DOCS_INDEXED_RE = re.compile(r"([\d,]+) documents indexed")
+
+
+def _indexing_progress(bar):
+    """An ``on_line`` callback that moves ``bar`` with the indexer's own document counts."""
+    state = {"added": 0}
+
+    def on_line(line: str) -> None:
+        m = _DOCS_ADDED_RE.search(line)
+        done = None
+        if m:
+            state["added"] += int(m.group(1).replace(",", ""))
+            done = state["added"]
+        m = _DOCS_INDEXED_RE.search(line)
+        if m:
+            done = max(done or 0, int(m.group(1).replace(",", "")))
+        if done is not None and done > bar.n:
+            bar.update(done - bar.n)
+
+    return on_line
 
 
 # --------------------------------------------------------------------------- terms
@@ -441,8 +472,11 @@ def _check_existing(index_dir: Path, kind: str, settings: dict, fingerprint: str
     return True
 
 
-def _run_indexer(collection_dir: Path, index_dir: Path, collection: str, extra: list[str], threads: int) -> tuple[dict, str]:
-    """Run Anserini's IndexCollection (own JVM); return (counters, log)."""
+def _run_indexer(collection_dir: Path, index_dir: Path, collection: str, extra: list[str], threads: int,
+                 expected_docs: int | None = None, label: str | None = None) -> tuple[dict, str]:
+    """Run Anserini's IndexCollection (own JVM); return (counters, log). Progress: :mod:`lr_core.progress`."""
+    from lr_core.progress import progress
+
     args = [
         "-collection", collection,
         "-input", str(collection_dir),
@@ -452,7 +486,9 @@ def _run_indexer(collection_dir: Path, index_dir: Path, collection: str, extra: 
         *extra,
         "-optimize",
     ]  # fmt: skip
-    log = _run_anserini("io.anserini.index.IndexCollection", args, f"indexer on {collection_dir}")
+    with progress(total=expected_docs, desc=f"Lucene indexing {label or index_dir.name}", unit="doc") as bar:
+        log = _run_anserini("io.anserini.index.IndexCollection", args, f"indexer on {collection_dir}",
+                            on_line=_indexing_progress(bar))
     tail = "\n".join(log.splitlines()[-25:])
     # a document that fails to parse is logged at ERROR level and the exit status stays 0
     error_lines = [line for line in log.splitlines() if " ERROR " in line or " FATAL " in line]
@@ -479,7 +515,7 @@ def _build_index(
     tmp = _tmp_sibling(index_dir)
     try:
         t0 = time.perf_counter()
-        counters, _ = _run_indexer(collection_dir, tmp, collection, extra, threads)
+        counters, _ = _run_indexer(collection_dir, tmp, collection, extra, threads, expected_docs, index_dir.name)
         seen = counters.get("indexed", 0) + counters.get("empty", 0) + counters.get("skipped", 0)
         if counters.get("errors", 0) or counters.get("unindexable", 0):
             raise DataError(f"Anserini indexer: {counters} on {collection_dir}")

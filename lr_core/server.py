@@ -316,15 +316,25 @@ def start_server_process(bundle: str | os.PathLike, host: str = "127.0.0.1", por
                        f"{message or line or 'no output'}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lr serve", description="serve a bundle over HTTP without an LLM")
-    p.add_argument("bundle", help="directory written by `lr export-serving`")
+DESCRIPTION = "serve a bundle over HTTP without an LLM (POST /search, GET /health)"
+EXAMPLE = "lr serve bundles/scifact --port 8000"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``lr serve`` (shared by ``lr``'s parser and :func:`build_parser`)."""
+    p.add_argument("bundle", nargs="?", metavar="BUNDLE", help="directory written by `lr export-serving` (or --bundle)")
+    p.add_argument("--bundle", dest="bundle_opt", metavar="BUNDLE", help="same as the BUNDLE positional")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback; the API has no auth)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (0: pick a free one)")
     p.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="most queries in one request")
     p.add_argument("--workers", type=int, default=1, help="search threads")
     p.add_argument("--no-verify", action="store_true", help="skip the sha256 check of the bundle files")
-    p.add_argument("-v", "--verbose", action="store_true")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lr serve", description=DESCRIPTION, epilog=f"example: {EXAMPLE}")
+    add_arguments(p)
+    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     return p
 
 
@@ -333,6 +343,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``lr serve`` with parsed arguments (logging is the caller's)."""
+    if args.bundle and args.bundle_opt and args.bundle != args.bundle_opt:
+        print(f"lr serve: error: the bundle given twice ({args.bundle!r} and {args.bundle_opt!r})", file=sys.stderr)
+        return 2
+    args.bundle = args.bundle or args.bundle_opt
+    if not args.bundle:
+        print("lr serve: error: give the bundle directory: BUNDLE (or --bundle BUNDLE)", file=sys.stderr)
+        return 2
     try:
         bundle = load_bundle(args.bundle, verify=not args.no_verify)
         app = create_app(bundle, max_batch=args.max_batch, workers=args.workers)

@@ -500,10 +500,16 @@ def _needs_network(model) -> bool:
 # --------------------------------------------------------------------------- command line
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lr export-serving", description="write an LLM-free serving bundle of a run")
-    p.add_argument("run_dir", nargs="?", help="trained run directory (or use --backbone)")
-    p.add_argument("out", help="bundle directory to create")
+DESCRIPTION = "write an LLM-free serving bundle of a trained run"
+EXAMPLE = "lr export-serving runs/lightretriever_scifact bundles/scifact --dataset scifact --dtype float16"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``lr export-serving`` (shared by ``lr``'s parser and :func:`build_parser`)."""
+    p.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="trained run directory (or --run-dir; or --backbone)")
+    p.add_argument("out", nargs="?", metavar="BUNDLE", help="bundle directory to create (or --bundle)")
+    p.add_argument("--run-dir", dest="run_dir_opt", metavar="RUN_DIR", help="same as the RUN_DIR positional")
+    p.add_argument("--bundle", dest="out_opt", metavar="BUNDLE", help="same as the BUNDLE positional")
     p.add_argument("--backbone", help="export this untrained backbone instead of a run (needs --work-dir)")
     p.add_argument("--work-dir", help="cache/corpus directory (default: RUN_DIR; required with --backbone)")
     p.add_argument("--checkpoint", help="default: RUN_DIR/checkpoints/last.ckpt")
@@ -523,15 +529,38 @@ def build_parser() -> argparse.ArgumentParser:
                    help="list depth fused per side (lr evaluate's --top-k; default 1000)")
     p.add_argument("--sparse-query-mode", choices=SPARSE_QUERY_MODES, default="counts")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lr export-serving", description=DESCRIPTION, epilog=f"example: {EXAMPLE}")
+    add_arguments(p)
     return p
+
+
+def _positional_or_named(args, dest: str, label: str) -> str | None:
+    pos, named = getattr(args, dest), getattr(args, f"{dest}_opt", None)
+    if pos and named and pos != named:
+        raise ConfigError(f"{label} given twice ({pos!r} and {named!r})")
+    return pos or named
 
 
 def main(argv: list[str] | None = None) -> int:
     """``lr export-serving``: 0 on success, 2 on a user error (message on stderr)."""
-    args = build_parser().parse_args(argv)
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``lr export-serving`` with parsed arguments (see :func:`add_arguments`)."""
     try:
         from lr_core.evaluate import EvalSettings, load_model_for_eval
 
+        # one positional with --run-dir/--backbone given is the bundle, not the run directory
+        if args.run_dir and not args.out and (args.run_dir_opt or args.backbone):
+            args.run_dir, args.out = None, args.run_dir
+        args.run_dir = _positional_or_named(args, "run_dir", "the run directory")
+        args.out = _positional_or_named(args, "out", "the bundle directory")
+        if not args.out:
+            raise ConfigError("give the bundle directory to create: BUNDLE (or --bundle BUNDLE)")
         if bool(args.run_dir) == bool(args.backbone):
             raise ConfigError("give a trained RUN_DIR, or --backbone NAME with --work-dir (not both)")
         if args.backbone and not args.work_dir:

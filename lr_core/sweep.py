@@ -217,9 +217,7 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
     slurm_raw = raw.get("slurm") or {}
     from lr_core.config import _build
 
-    slurm = _build(SlurmSettings, slurm_raw, f"{path}: slurm")
-    if not slurm.partition:
-        raise _err(path, "slurm.partition", "required (sinfo lists the partitions)")
+    slurm = _build(SlurmSettings, slurm_raw, f"{path}: slurm")  # partition: checked by submit (not needed --local)
     wandb = raw.get("wandb") or {}
     if not isinstance(wandb, dict):
         raise _err(path, "wandb", "must be a mapping")
@@ -448,6 +446,9 @@ def submit(spec_path: str | os.PathLike, dry_run: bool = False, check_partition:
     """Validate, then submit the runs that are neither done nor queued (and the speed job, after
     them, if the spec has one and it is not done); returns the array's job id (or None)."""
     spec = load_spec(spec_path)
+    if not spec.slurm.partition:
+        raise _err(spec.source, "slurm.partition", "required to submit to Slurm (sinfo lists the partitions; "
+                   "`lr sweep SPEC --local` runs without it)")
     runs = expand(spec)
     validate(spec, runs, check_partition=check_partition and not dry_run)
     todo = [r.index for r in runs if run_state(Path(r.run_dir))["state"] != "done"]

@@ -32,6 +32,7 @@ from lr_core.io import atomic_path, atomic_write_text
 from lr_core.datamodule import RetrievalDataModule
 from lr_core.distributed import is_rank_zero
 from lr_core.errors import ConfigError
+from lr_core.progress import NOTICE, StatusLine, bars_enabled
 from lr_core.variants import get_variant
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,8 @@ def build_trainer(cfg: ExperimentConfig, run_dir: Path, extra_callbacks=(), logg
         max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes,
         strategy=t.strategy, precision=_precision(cfg), accumulate_grad_batches=t.accumulate_grad_batches,
         gradient_clip_val=t.gradient_clip_val, log_every_n_steps=t.log_every_n_steps,
-        callbacks=[ckpt, *extra_callbacks],
+        callbacks=[ckpt, *extra_callbacks, *([] if bars_enabled() else [_TrainStatus()])],
+        enable_progress_bar=bars_enabled(),
         logger=logger,
         default_root_dir=run_dir, enable_model_summary=False, use_distributed_sampler=False,
         num_sanity_val_steps=0, limit_val_batches=0, plugins=plugins,
@@ -164,6 +166,37 @@ def _recorded_warm_start(run_dir: Path) -> dict | None:
     return json.loads(info.read_text()) if info.is_file() else None
 
 
+class _TrainStatus(L.Callback):
+    """Without a progress bar (Slurm, a log file): a periodic one-line status of the training steps."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.line = StatusLine(total=trainer.max_steps, desc="training", unit="step")
+        self.line.n = trainer.global_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_rank != 0 or not hasattr(self, "line"):
+            return
+        loss = trainer.callback_metrics.get("train/loss", trainer.callback_metrics.get("loss"))
+        if loss is not None:
+            self.line.set_postfix_str(f"loss {float(loss):.4f}")
+        self.line.update(trainer.global_step - self.line.n)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if trainer.global_rank == 0 and hasattr(self, "line"):
+            self.line.close()
+
+
+class _ResumeNotice(L.Callback):
+    """One line at the default log level once the checkpoint is restored: which file, which step."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if trainer.global_rank == 0:
+            log.log(NOTICE, "resuming from %s at step %d of %d", self.path, trainer.global_step, trainer.max_steps)
+
+
 def fit(cfg: ExperimentConfig, extra_callbacks=(), logger=None) -> Path:
     """Train (or resume) the run described by ``cfg``; returns its run directory."""
     run_dir = cfg.resolved_run_dir
@@ -179,13 +212,15 @@ def fit(cfg: ExperimentConfig, extra_callbacks=(), logger=None) -> Path:
     module = build_module(cfg)
     data = RetrievalDataModule(cfg.data, module.tokenizer, seed=cfg.trainer.seed,
                                sparse_query_mode=cfg.loss.sparse_query_mode)
-    trainer = build_trainer(cfg, run_dir, extra_callbacks, logger)
     last = run_dir / "checkpoints" / "last.ckpt"
     resume = last if last.exists() else None
     if resume:
-        log.info("resuming from %s", resume)
+        extra_callbacks = (*extra_callbacks, _ResumeNotice(resume))
     if cfg.init_from and not resume:  # a resumed run already holds the warm-started weights
-        atomic_write_text(run_dir / "warm_start.json", json.dumps(warm_start(module, cfg), indent=2))
+        warm = warm_start(module, cfg)  # every rank loads them; one records where they came from
+        if is_rank_zero():
+            atomic_write_text(run_dir / "warm_start.json", json.dumps(warm, indent=2))
+    trainer = build_trainer(cfg, run_dir, extra_callbacks, logger)
     start = time.perf_counter()
     trainer.fit(module, datamodule=data, ckpt_path=resume)
     trainer.save_checkpoint(last)  # collective: every rank calls it, rank 0 writes

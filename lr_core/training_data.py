@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from lr_core.progress import progress
 
 from lr_core.beir import BeirDataset, Passage, iter_jsonl, load_beir, load_corpus, resolve_dataset_dir
 from lr_core.io import atomic_write_text
@@ -101,6 +101,8 @@ def _parse_passage(item: Any, where: str, fieldname: str) -> Passage:
         if isinstance(docid, bool) or not isinstance(docid, (str, int)):
             raise DataError(f"{where}: field '{fieldname}.docid': expected a string, got {type(docid).__name__}")
         docid = str(docid)
+        if not docid.strip():
+            raise DataError(f"{where}: field '{fieldname}.docid': empty")
     return Passage(docid=docid, title=title, text=text)
 
 
@@ -270,8 +272,8 @@ def mine_hard_negatives(
     tie_rank = np.random.default_rng(seed).permutation(len(doc_ids))
     k = min(depth, len(doc_ids))
     examples: list[TrainExample] = []
-    for (qid, positives, judged), tokens in tqdm(
-        list(zip(jobs, query_tokens)), desc=f"BM25 negatives ({src})", unit="q", mininterval=1.0
+    for (qid, positives, judged), tokens in progress(
+        list(zip(jobs, query_tokens)), desc=f"mining BM25 negatives ({src})", unit="q"
     ):
         negatives: list[Passage] = []
         token_ids = retriever.get_tokens_ids(tokens)

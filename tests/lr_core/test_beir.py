@@ -287,3 +287,55 @@ def test_write_beir_subset_keeps_judged_docs_and_splits(shared_data, tmp_path):
     assert all(test.qrels[q] == full.qrels[q] for q in test.qrels)  # nothing judged was lost
     again = write_beir_subset(shared_data / "scifact", tmp_path / "again", {"test": 10, "train": 5}, 30, seed=1)
     assert (again / "corpus.jsonl").read_bytes() == (out / "corpus.jsonl").read_bytes()
+
+
+# -- found by tests/lr_core/test_loader_fuzz.py --------------------------------------------------
+def _beir_dir(root, corpus_line: str, qrels_row: str = "q1\td1\t1"):
+    from pathlib import Path
+
+    root = Path(root)
+    (root / "qrels").mkdir(parents=True, exist_ok=True)
+    (root / "corpus.jsonl").write_text(corpus_line + "\n")
+    (root / "queries.jsonl").write_text('{"_id": "q1", "text": "a question"}\n')
+    (root / "qrels" / "test.tsv").write_text(f"query-id\tcorpus-id\tscore\n{qrels_row}\n")
+    return root
+
+
+def test_ids_a_trec_run_cannot_hold_are_refused(tmp_path):
+    import pytest as _pytest
+
+    from lr_core.beir import load_beir as _load
+    from lr_core.errors import DataError as _DataError
+
+    for bad in ("d 1", "d\\u20281", "d\\u00a01", "d\\t1"):
+        root = _beir_dir(tmp_path / f"c{len(list(tmp_path.iterdir()))}", '{"_id": "%s", "text": "x"}' % bad)
+        with _pytest.raises(_DataError, match=r"corpus.jsonl:1: field '_id': id .* whitespace"):
+            _load(root, "test")
+    root = _beir_dir(tmp_path / "q", '{"_id": "d1", "text": "x"}', qrels_row="q1\td 1\t1")
+    with _pytest.raises(_DataError, match=r"test.tsv:2: field 'corpus-id'"):
+        _load(root, "test", load_corpus=False)
+
+
+def test_lone_surrogates_and_deep_nesting_are_one_line_errors(tmp_path):
+    import pytest as _pytest
+
+    from lr_core.beir import load_beir as _load, read_query_file
+    from lr_core.errors import DataError as _DataError
+
+    root = _beir_dir(tmp_path / "s", '{"_id": "d1", "title": "ok \\ud83d\\ude00", "text": "bad \\udc80"}')
+    with _pytest.raises(_DataError, match=r"corpus.jsonl:1: field 'text': a lone surrogate"):
+        _load(root, "test")
+    root = _beir_dir(tmp_path / "e", '{"_id": "d1", "title": "emoji \\ud83d\\ude00", "text": "fine"}')
+    assert _load(root, "test").corpus["d1"].title == "emoji \U0001F600"  # a valid pair is text
+    root = _beir_dir(tmp_path / "n", "[" * 100000)
+    with _pytest.raises(_DataError, match=r"corpus.jsonl:1: malformed JSON \(nested too deeply\)"):
+        _load(root, "test")
+    qf = tmp_path / "queries.txt"
+    qf.write_text('plain query\n{"text": "json query"}\n')
+    assert read_query_file(qf) == ["plain query", "json query"]
+    qf.write_text('plain query\n{"txt": "json query"}\n')
+    with _pytest.raises(_DataError, match=r"queries.txt:2: field 'text'"):
+        read_query_file(qf)
+    qf.write_text('{"text": \n')
+    with _pytest.raises(_DataError, match=r"queries.txt:1: malformed JSON"):
+        read_query_file(qf)
