@@ -64,6 +64,7 @@ from pathlib import Path
 import pandas as pd
 
 from lr_core.errors import ConfigError, DataError
+from lr_core.metrics import PER_QUERY_FILE
 
 METRICS = ("ndcg@10", "recall@20", "recall@50", "recall@100", "mrr@10", "ndcg@100")
 REQUIRED_TEXT = ("dataset", "variant", "backbone", "representation")
@@ -72,8 +73,8 @@ REQUIRED_TEXT = ("dataset", "variant", "backbone", "representation")
 KEY = ("dataset", "split", "setting", "backbone", "representation", "mrl_dim", "sparse_top_k",
        "sparse_query_mode", "fusion")
 RECORD_COLUMNS = ("source", "dataset", "split", "variant", "setting", "backbone", "representation", *METRICS,
-                  "num_queries", "mrl_dim", "sparse_top_k", "sparse_query_mode", "fusion", "config_hash",
-                  "checkpoint_hash", "git_commit", "date", "duplicate")
+                  "num_queries", "seed", "mrl_dim", "sparse_top_k", "sparse_query_mode", "fusion", "config_hash",
+                  "checkpoint_hash", "git_commit", "date", "per_query", "duplicate")
 SPEED_REQUIRED = ("tokenize_s", "encode_s", "search_s", "total_s")
 SPEED_COLUMNS = ("source", "model", "variant", "backbone", "dataset", "representation", "num_queries",
                  *SPEED_REQUIRED, "qps", "ndcg@10", "device")
@@ -144,6 +145,11 @@ def record_row(rec: object, source: str) -> dict:
         row[m] = _number(rec, m, source, fraction=True, required=(m == "ndcg@10"))
     nq = rec.get("num_queries")
     row["num_queries"] = nq if isinstance(nq, int) and not isinstance(nq, bool) else None
+    seed = rec.get("seed")  # absent in results written before seeds were recorded: unknown
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise DataError(f"{source}: field 'seed' is not an integer ({seed!r})")
+    row["seed"] = seed
+    row["per_query"] = None  # set by collect() when per_query.json.gz lies beside the metrics.json
     row["mrl_dim"] = _optional_int(settings, "mrl_dim", source)
     row["sparse_top_k"] = _optional_int(settings, "sparse_top_k", source)
     row["sparse_query_mode"] = settings.get("sparse_query_mode")
@@ -268,21 +274,35 @@ def _load(files: list[Path], parse, problems: list[str]) -> list[dict]:
     return rows
 
 
+def are_seeds(seeds: list) -> bool:
+    """Several results of one key are seeds of one experiment when every one records a seed and
+    no two share it; anything else (an unknown seed, a repeated one) is a duplicate."""
+    known = [s for s in seeds if s is not None and not (isinstance(s, float) and math.isnan(s))]
+    return len(known) == len(seeds) and len(set(known)) == len(known)
+
+
 def flag_duplicates(df: pd.DataFrame) -> pd.DataFrame:
-    """Set ``duplicate`` on every row whose ``KEY`` occurs more than once (all of them kept)."""
+    """Set ``duplicate`` on every row whose ``KEY`` occurs more than once, unless the rows of that
+    key are distinct seeds (``are_seeds``); all rows are kept either way."""
     df = df.copy()
     if df.empty:
         df["duplicate"] = pd.Series(dtype=bool)
         return df
     # None and NaN must compare equal inside a key; fill with a sentinel for the grouping only
-    key = df[list(KEY)].astype(object).where(df[list(KEY)].notna(), "<none>").astype(str)
-    df["duplicate"] = key.duplicated(keep=False).to_numpy()
+    key = df[list(KEY)].astype(object).where(df[list(KEY)].notna(), "<none>").astype(str).agg("|".join, axis=1)
+    dup = key.duplicated(keep=False).to_numpy().copy()
+    seeds = df["seed"].astype(object).where(df["seed"].notna(), None).tolist() if "seed" in df else [None] * len(df)
+    for k in set(key[dup]):
+        idx = [i for i, kk in enumerate(key) if kk == k]
+        if are_seeds([seeds[i] for i in idx]):
+            dup[idx] = False
+    df["duplicate"] = dup
     return df
 
 
 def records_frame(rows: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=[c for c in RECORD_COLUMNS if c != "duplicate"])
-    for c in ("mrl_dim", "sparse_top_k", "num_queries"):
+    for c in ("mrl_dim", "sparse_top_k", "num_queries", "seed"):
         df[c] = df[c].astype("Int64")  # nullable: "not set" must stay distinct from 0
     return flag_duplicates(df)
 
@@ -297,6 +317,9 @@ def collect(paths: Iterable[str | Path], wandb_project: str | None = None, wandb
     paths = list(paths)
     problems: list[str] = []
     rows = _load(_files(paths, "metrics.json"), record_row, problems)
+    for row in rows:
+        pq = Path(row["source"]).with_name(PER_QUERY_FILE)
+        row["per_query"] = str(pq) if pq.is_file() else None
     speed = _load(_files(paths, "speed.json"), speed_rows, problems)
     if wandb_project:
         rows += collect_wandb(wandb_project, api=wandb_api, problems=problems)
