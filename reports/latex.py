@@ -58,6 +58,7 @@ def _latex_number(text: str) -> str:
     """A minus sign rather than a hyphen; an en dash for a missing value."""
     if text == "-":
         return "--"
+    text = text.replace("\N{PLUS-MINUS SIGN}", r"$\pm$")  # mean +- std over seeds
     return "$-$" + text[1:] if text.startswith("-") else text
 
 

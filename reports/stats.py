@@ -51,3 +51,38 @@ def paired_scores(a: dict[str, float], b: dict[str, float]) -> tuple[list[float]
     """The two score lists over the queries both sides scored, in one order."""
     common = sorted(set(a) & set(b))
     return [a[q] for q in common], [b[q] for q in common]
+
+
+_CACHE: dict[str, dict] = {}
+
+
+def cell_scores(rows: list[dict], metric: str = "ndcg@10") -> dict[str, float] | None:
+    """Per-query scores of several results of one cell (e.g. seeds), averaged per query over the
+    queries all of them scored; None if any result has no per-query file (older results)."""
+    from lr_core.metrics import read_per_query
+
+    if not rows or any(not r.get("per_query") for r in rows):
+        return None
+    maps = []
+    for r in rows:
+        path = r["per_query"]
+        if path not in _CACHE:
+            _CACHE[path] = read_per_query(path)
+        if metric not in _CACHE[path]:
+            return None
+        maps.append(_CACHE[path][metric])
+    common = set.intersection(*(set(m) for m in maps))
+    return {q: sum(m[q] for m in maps) / len(maps) for q in common}
+
+
+def compare(a: dict[str, float] | None, b: dict[str, float] | None, factor: float = 1.0):
+    """(mean of a - factor * b, two-sided p) over the queries both scored, or None when either
+    side has no per-query scores or fewer than two queries are shared. ``factor`` < 1 turns the
+    test into a retention test (is a at least ``factor`` of b?)."""
+    if a is None or b is None:
+        return None
+    x, y = paired_scores(a, b)
+    if len(x) < 2:
+        return None
+    y = [factor * v for v in y]
+    return math.fsum(p - q for p, q in zip(x, y)) / len(x), paired_t_test(x, y)

@@ -47,7 +47,6 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from lr_core.evaluate import REPRESENTATIONS
-from lr_core.metrics import read_per_query
 from lr_core.variants import REPORT_TABLES, list_variants, variants_in
 from reports import names, paper, stats
 from reports.collect import Results, are_seeds, speed_with_quality
@@ -161,10 +160,10 @@ class Table:
         out, last = [], None
         for row in self.rows:
             labels = list(row.labels)
-            if labels and labels[0] == last:
+            if labels and (row.section, labels[0]) == last:
                 labels[0] = ""
             else:
-                last = labels[0] if labels else None
+                last = (row.section, labels[0]) if labels else None
             out.append(labels)
         return out
 
@@ -268,25 +267,6 @@ def _delta(a: Cell, b: Cell) -> Cell:
 
 # ---------------------------------------------------------------- significance
 
-_PQ_CACHE: dict[str, dict] = {}
-
-
-def _per_query(rows: list[dict], metric: str) -> dict[str, float] | None:
-    """Per-query scores of a cell (averaged over its results, e.g. seeds); None if any result lacks them."""
-    if not rows or any(not r.get("per_query") for r in rows):
-        return None
-    maps = []
-    for r in rows:
-        path = r["per_query"]
-        if path not in _PQ_CACHE:
-            _PQ_CACHE[path] = read_per_query(path)
-        if metric not in _PQ_CACHE[path]:
-            return None
-        maps.append(_PQ_CACHE[path][metric])
-    common = set.intersection(*(set(m) for m in maps))
-    return {q: sum(m[q] for m in maps) / len(maps) for q in common}
-
-
 class _Tests:
     """The paired comparisons of one table; ``finish`` applies Holm's correction over all of them
     and marks the cells that differ significantly from their reference."""
@@ -299,15 +279,11 @@ class _Tests:
     def compare(self, cell: Cell, ref: Cell, metric: str = "ndcg@10") -> None:
         if cell.value is None or ref.value is None:
             return
-        a, b = _per_query(cell.rows, metric), _per_query(ref.rows, metric)
-        if a is None or b is None:
+        result = stats.compare(stats.cell_scores(cell.rows, metric), stats.cell_scores(ref.rows, metric))
+        if result is None:
             self.untested += 1
             return
-        x, y = stats.paired_scores(a, b)
-        if len(x) < 2:
-            self.untested += 1
-            return
-        self.pending.append((cell, stats.paired_t_test(x, y)))
+        self.pending.append((cell, result[1]))
 
     def finish(self) -> list[str]:
         notes = []
@@ -773,8 +749,7 @@ def _our_speed_pairs(results: Results) -> list[tuple[str, str, dict]]:
 
 
 SPEED_MEASURES = (("encode", "Encode speed-up (full / light encode s)"),
-                  ("qps", "QPS ratio (light / full QPS)"),
-                  ("total", "End-to-end speed-up (full / light total s)"))
+                  ("qps", "QPS ratio (light / full QPS)"))  # = the total-time ratio: the same queries
 
 
 def _pvo_speed(results: Results, pb: str) -> Table | None:
