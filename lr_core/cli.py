@@ -215,7 +215,7 @@ def cmd_report(args) -> None:
     with warnings.catch_warnings():  # printed below, once each, with the rest of the summary
         warnings.simplefilter("ignore", SkippedResultWarning)
         out = write_report(args.results, Path(args.out), wandb_project=args.wandb, pdf=not args.no_pdf,
-                           latex_timeout=args.latex_timeout, **kw)
+                           latex_timeout=args.latex_timeout, page_images=args.page_images, **kw)
     for w in out.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(f"tables: {', '.join(out.tables) or '-'}")
@@ -339,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--baseline", metavar="VARIANT:REP", default=None,
                     help="what Tables 9-11 test every row against (default symmetric:symmetric)")
     rp.add_argument("--no-pdf", action="store_true", help="write report.tex without running pdflatex")
+    rp.add_argument("--page-images", action="store_true", help="also write each PDF page as pages/page-<n>.png")
     rp.add_argument("--latex-timeout", type=float, default=120.0, help="seconds pdflatex may take")
     rp.set_defaults(func=cmd_report)
     return p

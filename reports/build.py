@@ -18,6 +18,7 @@ Layout of the output directory (every file written atomically, so a crash never 
                                   with a \\caption and \\label{fig:<name>}
     report.md                     every Markdown table, one after another
     findings.md                   the paper's seven findings: the paper's numbers, ours, a verdict (reports.findings)
+    pages/page-<n>.png            with page_images=True (``lr report --page-images``): each PDF page
     report.tex, report.pdf        the LaTeX report (first page: sources and what was left out;
     report.log                    then one page per table and per figure) and pdflatex's log
 
@@ -54,6 +55,7 @@ class ReportOutput:
     files: list[Path] = field(default_factory=list)
     pdf: Path | None = None
     pages: int | None = None
+    page_images: list[Path] = field(default_factory=list)
 
     @property
     def warnings(self) -> list[str]:
@@ -91,7 +93,8 @@ def _remove_stale(directory: Path, stem: str, suffixes: tuple[str, ...]) -> None
 
 def write_report(paths: list[str | Path], out_dir: str | Path, paper_backbone: str = DEFAULT_PAPER_BACKBONE,
                  wandb_project: str | None = None, pdf: bool = True, latex_timeout: float = 120.0,
-                 wandb_api=None, baseline: tuple[str, str] = tables.DEFAULT_BASELINE) -> ReportOutput:
+                 wandb_api=None, baseline: tuple[str, str] = tables.DEFAULT_BASELINE,
+                 page_images: bool = False) -> ReportOutput:
     """Collect ``paths`` (and the W&B project, if named) and write the report into ``out_dir``.
     Raises DataError when there is nothing to report, LatexError when pdflatex fails."""
     check_backbone(paper_backbone)
@@ -151,4 +154,7 @@ def write_report(paths: list[str | Path], out_dir: str | Path, paper_backbone: s
         out.pdf = latex.compile_pdf(tex, timeout=latex_timeout)
         out.pages = latex.pdf_page_count(out.pdf)
         out.files += [out.pdf, out.out_dir / "report.log"]
+        if page_images:  # pages/page-<n>.png: the compiled report, readable without a PDF viewer
+            out.page_images = latex.page_images(out.pdf, out.out_dir / "pages")
+            out.files += out.page_images
     return out

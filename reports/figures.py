@@ -112,9 +112,9 @@ def fig6_mrl_topk(results: Results) -> Figure | None:
         return None
     fig = _new_figure(figsize=(4.6 * len(panels), 4.4), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    multi = df["backbone"].nunique() > 1
     for ax, (col, xlabel) in zip(axes, panels):
         sub = df[df[col].notna()]
+        multi = sub["backbone"].nunique() > 1  # name the backbone only when lines differ in it
         ax.set_xlabel(xlabel)
         ax.set_ylabel("nDCG@10 x 100")
         for key, g in sub.groupby(["backbone", "variant", "representation", "dataset"]):

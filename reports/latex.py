@@ -197,3 +197,20 @@ def pages_in_log(log: Path) -> int | None:
     """The page count pdflatex printed ("Output written on report.pdf (12 pages, ...)")."""
     m = re.search(r"\((\d+) pages?,", Path(log).read_text(encoding="latin-1"))
     return int(m.group(1)) if m else None
+
+
+def page_images(pdf: Path, out_dir: Path, dpi: int = 50) -> list[Path]:
+    """Every page of ``pdf`` as ``out_dir/page-<n>.png`` (pdftoppm, from poppler-utils), so a reader
+    can see the compiled report without opening it; older page images there are removed first."""
+    exe = shutil.which("pdftoppm")
+    if exe is None:
+        raise ConfigError("pdftoppm not found on PATH (Debian: apt-get install poppler-utils)")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("page-*.png"):
+        old.unlink()
+    proc = subprocess.run([exe, "-png", "-r", str(dpi), str(pdf), str(out_dir / "page")], capture_output=True,
+                          text=True, timeout=300, stdin=subprocess.DEVNULL, check=False)
+    if proc.returncode != 0:
+        raise LatexError(f"pdftoppm failed on {pdf} (exit code {proc.returncode}: {proc.stderr.strip()[:200]})")
+    return sorted(out_dir.glob("page-*.png"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))

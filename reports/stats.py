@@ -10,6 +10,7 @@ Per-query scores come from ``per_query.json.gz`` beside each metrics.json
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 
 ALPHA = 0.05  # significance level after correction
@@ -53,7 +54,7 @@ def paired_scores(a: dict[str, float], b: dict[str, float]) -> tuple[list[float]
     return [a[q] for q in common], [b[q] for q in common]
 
 
-_CACHE: dict[str, dict] = {}
+_CACHE: dict[tuple, dict] = {}
 
 
 def cell_scores(rows: list[dict], metric: str = "ndcg@10") -> dict[str, float] | None:
@@ -66,11 +67,13 @@ def cell_scores(rows: list[dict], metric: str = "ndcg@10") -> dict[str, float] |
     maps = []
     for r in rows:
         path = r["per_query"]
-        if path not in _CACHE:
-            _CACHE[path] = read_per_query(path)
-        if metric not in _CACHE[path]:
+        st = os.stat(path)
+        key = (path, st.st_mtime_ns, st.st_size)  # a file rewritten in place is read again
+        if key not in _CACHE:
+            _CACHE[key] = read_per_query(path)
+        if metric not in _CACHE[key]:
             return None
-        maps.append(_CACHE[path][metric])
+        maps.append(_CACHE[key][metric])
     common = set.intersection(*(set(m) for m in maps))
     return {q: sum(m[q] for m in maps) / len(maps) for q in common}
 
