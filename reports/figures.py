@@ -32,6 +32,7 @@ matplotlib.use("Agg")  # before anything imports pyplot: batch jobs and CI have 
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from lr_core.io import atomic_path
@@ -130,31 +131,57 @@ def fig6_mrl_topk(results: Results) -> Figure | None:
     return fig
 
 
-def _overlaps(a, b, pad: float = 1.0) -> bool:
+def _overlaps(a, b, pad: float = 4.0) -> bool:
     return not (a.x1 + pad <= b.x0 or b.x1 + pad <= a.x0 or a.y1 + pad <= b.y0 or b.y1 + pad <= a.y0)
 
 
 def place_labels(fig: Figure, texts: list, step_points: float = 9.0, tries: int = 40) -> None:
-    """Move annotation labels (offset in points) until no two overlap: each label, in order of
-    its point's height, goes up by ``step_points`` (then alternately down) until it is clear of
-    every label placed before it. The layout engine is frozen first, so positions stay put."""
+    """Move annotation labels (offsets in points) until no two overlap. Each label, in order of
+    its point's height, tries the four corners around its point (right side first; left side
+    first for points in the right half of the axes, so labels stay inside), then moves further
+    up and down by ``step_points`` until it is clear of every label placed before it and, where
+    possible, inside its axes. The layout engine is frozen first, so positions stay put."""
     fig.canvas.draw()  # runs the layout once
     fig.set_layout_engine("none")
     renderer = fig.canvas.get_renderer()
-    placed = []
+    # every other text of the figure (tick labels, axis labels, titles) is an obstacle too
+    placed = [Text.get_window_extent(t, renderer) for t in fig.findobj(Text)
+              if t not in texts and t.get_visible() and t.get_text().strip()]
     for text in sorted(texts, key=lambda t: (t.xy[1], t.xy[0])):
-        x0, y0 = text.xyann
-        for i in range(tries):
-            shift = step_points * ((i + 1) // 2) * (1 if i % 2 else -1) if i else 0.0
-            text.xyann = (x0, y0 + shift)
-            box = text.get_window_extent(renderer)
-            if not any(_overlaps(box, other) for other in placed):
+        ax_box = text.axes.get_window_extent(renderer)
+        point_x = text.axes.transData.transform(text.xy)[0]
+        right = [(5, 3, "left"), (5, -11, "left")]
+        left = [(-5, 3, "right"), (-5, -11, "right")]
+        corners = (left + right) if point_x > (ax_box.x0 + ax_box.x1) / 2 else (right + left)
+        shifts = [step_points * k * sign for k in range(1, tries) for sign in (1, -1)]
+        candidates = corners + [(dx, dy + s, ha) for s in shifts for dx, dy, ha in corners[:1]]
+        best = None
+        for dx, dy, ha in candidates:
+            text.xyann = (dx, dy)
+            text.set_ha(ha)
+            box = Text.get_window_extent(text, renderer)  # the text alone, not its leader line
+            if any(_overlaps(box, other) for other in placed):
+                continue
+            inside = ax_box.x0 <= box.x0 and box.x1 <= ax_box.x1 and ax_box.y0 <= box.y0 and box.y1 <= ax_box.y1
+            if inside:
+                best = (dx, dy, ha)
                 break
-        placed.append(text.get_window_extent(renderer))
+            best = best or (dx, dy, ha)  # clear of the others, though outside the axes
+        dx, dy, ha = best or candidates[0]
+        text.xyann = (dx, dy)
+        text.set_ha(ha)
+        placed.append(Text.get_window_extent(text, renderer))
+
+
+def _common_prefix(labels: list[str]) -> str:
+    """The backbone name all labels start with ("SmolLM2-135M-Instruct "), or ""."""
+    first = labels[0].split(" ", 1)[0] + " " if labels and " " in labels[0] else ""
+    return first if first and len(labels) > 1 and all(x.startswith(first) for x in labels) else ""
 
 
 def speed_quality(results: Results) -> Figure | None:
-    """Scatter of queries per second (log x) against nDCG@10 x 100, one labelled point per model."""
+    """Scatter of queries per second (log x) against nDCG@10 x 100, one labelled point per model;
+    a backbone name shared by every label moves to the title."""
     pts = speed_with_quality(results)
     pts = pts[pts["ndcg@10"].notna()] if not pts.empty else pts
     if pts.empty:
@@ -162,8 +189,16 @@ def speed_quality(results: Results) -> Figure | None:
     fig = _new_figure(figsize=(5.6, 4.0), layout="constrained")
     ax = fig.subplots()
     ax.scatter(pts["qps"], 100 * pts["ndcg@10"])
-    labels = [ax.annotate(r["model"], (r["qps"], 100 * r["ndcg@10"]), textcoords="offset points", xytext=(5, 3),
-                          fontsize=7, annotation_clip=False) for _, r in pts.iterrows()]
+    prefix = _common_prefix(list(pts["model"]))
+    devices = sorted({d for d in pts["device"] if isinstance(d, str)})
+    title = ", ".join(x for x in (prefix.strip(), "; ".join(devices)) if x)
+    if title:
+        ax.set_title(title, fontsize=9)
+    # a thin leader line from each label to its point: a label moved away still says whose it is
+    leader = {"arrowstyle": "-", "lw": 0.5, "color": "0.5", "shrinkA": 1, "shrinkB": 3}
+    labels = [ax.annotate(r["model"][len(prefix):], (r["qps"], 100 * r["ndcg@10"]), textcoords="offset points",
+                          xytext=(5, 3), fontsize=7, annotation_clip=False, arrowprops=leader)
+              for _, r in pts.iterrows()]
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(NullFormatter())  # the default labels every minor tick: unreadable
     ax.margins(x=0.3, y=0.3)  # room for the point labels

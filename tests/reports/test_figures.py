@@ -21,10 +21,11 @@ def results(ledger):
 
 
 def _text_boxes(fig):
-    """Window extents of every visible, non-empty text of a drawn figure."""
+    """Window extents of every visible, non-empty text of a drawn figure (an annotation's own box,
+    without its leader line)."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    return [(t.get_text(), t.get_window_extent(renderer)) for t in fig.findobj(Text)
+    return [(t.get_text(), Text.get_window_extent(t, renderer)) for t in fig.findobj(Text)
             if t.get_visible() and t.get_text().strip()]
 
 
