@@ -199,7 +199,7 @@ def pages_in_log(log: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def page_images(pdf: Path, out_dir: Path, dpi: int = 50) -> list[Path]:
+def page_images(pdf: Path, out_dir: Path, dpi: int = 90) -> list[Path]:
     """Every page of ``pdf`` as ``out_dir/page-<n>.png`` (pdftoppm, from poppler-utils), so a reader
     can see the compiled report without opening it; older page images there are removed first."""
     exe = shutil.which("pdftoppm")
