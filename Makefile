@@ -14,9 +14,9 @@ export LR_DATA_DIR
 setup: system-deps $(STAMP)
 
 # Java 17 for Lucene (pyserini/Anserini), Slurm + munge for the sweep tests (a local
-# single-node cluster, slurm/local_slurm.sh) and pdflatex (booktabs) for `lr report`. Installed with apt where we are root; otherwise
+# single-node cluster, slurm/local_slurm.sh), pdflatex (booktabs) and pdftoppm (poppler-utils, page images) for `lr report`. Installed with apt where we are root; otherwise
 # they must already be there (their tests fail, not skip, without them).
-SYSTEM_PKGS := $(if $(shell command -v java),,openjdk-17-jre-headless) $(if $(shell command -v slurmctld),,slurm-wlm) $(if $(shell command -v munged),,munge) $(if $(shell command -v pdflatex),,texlive-latex-base texlive-latex-recommended)
+SYSTEM_PKGS := $(if $(shell command -v java),,openjdk-17-jre-headless) $(if $(shell command -v slurmctld),,slurm-wlm) $(if $(shell command -v munged),,munge) $(if $(shell command -v pdflatex),,texlive-latex-base texlive-latex-recommended) $(if $(shell command -v pdftoppm),,poppler-utils)
 system-deps:
 	@if [ -n "$(strip $(SYSTEM_PKGS))" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

@@ -1,6 +1,6 @@
 """A2, query encoder = embedding layer: during training *and* serving the light dense query is
 the mean of (adapted) input-embedding rows of its tokens; no transformer layer ever sees the
-query (paper Table 3). The adapter is a query-side low-rank delta of the embedding
+query (paper Tables 3-4). The adapter is a query-side low-rank delta of the embedding
 (``E[t] + B A[t]``, rank and scale of the model's LoRA), so the query side can learn while the
 tied LM head, and with it the sparse side, is untouched."""
 import torch
@@ -27,7 +27,9 @@ class EmbeddingDelta(torch.nn.Module):
 
 
 @register_variant("a2_embedding_query", "A2: light dense query = mean of (adapted) embedding rows, train and serve",
-                  "Table 3: A2")
+                  "Tables 3-4: A2", display="A2 embedding query", table="table3_4",
+                  representations=("dense",), reference=("lightretriever", None),
+                  columns={"Train query": "Emb", "Train doc": "Full", "Infer query": "Emb", "Infer doc": "Full"})
 class EmbeddingQueryModule(LightRetrieverModule):
     def __init__(self, cfg):
         super().__init__(cfg)

@@ -5,6 +5,7 @@ from lr_core.variants import register_variant
 
 
 @register_variant("a4_breakdown", "A4: one LightRetriever reported as dense, sparse, hybrid and symmetric",
-                  "Table 5: A4")
+                  "Table 5: A4", display="A4 breakdown", table="table5",
+                  representations=("dense", "sparse", "hybrid"), reference=("lightretriever", None))
 class BreakdownModule(LightRetrieverModule):
     eval_representations = ("dense", "sparse", "hybrid", "symmetric")

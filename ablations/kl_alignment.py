@@ -1,12 +1,14 @@
 """KL alignment: LightRetriever plus ``kl_weight * KL(teacher || student)`` between softmaxed
 score rows; teacher = the detached symmetric (full-LLM query) dense scores, student = the
-light dense scores, and with ``loss.kl_sparse`` also the light sparse scores (paper Table 4)."""
+light dense scores, and with ``loss.kl_sparse`` also the light sparse scores (paper Table 5)."""
 from lr_core.losses import kl_alignment_loss
 from lr_core.modules import LightRetrieverModule, LossTerm
 from lr_core.variants import register_variant
 
 
-@register_variant("kl", "LightRetriever + KL(full dense || light dense) score alignment", "Table 4: KL")
+@register_variant("kl", "LightRetriever + KL(full dense || light dense) score alignment", "Table 5: KL",
+                  display="LightRetriever + KL", table="table5", representations=("dense", "sparse", "hybrid"),
+                  reference=("lightretriever", None))
 class KLAlignmentModule(LightRetrieverModule):
     def terms_from(self, reps, batch):
         terms = super().terms_from(reps, batch)

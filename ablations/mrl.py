@@ -6,7 +6,8 @@ from lr_core.modules import LightRetrieverModule
 from lr_core.variants import register_variant
 
 
-@register_variant("mrl", "LightRetriever with Matryoshka dense losses over prefix dimensions", "Figure 6: MRL")
+@register_variant("mrl", "LightRetriever with Matryoshka dense losses over prefix dimensions", "Figure 6: MRL",
+                  display="LightRetriever + MRL", table="figure6", representations=("dense",))
 class MRLModule(LightRetrieverModule):
     def mrl_dims(self) -> list[int]:
         width = self.encoder.hidden_size

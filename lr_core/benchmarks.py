@@ -71,6 +71,11 @@ class Benchmark:
     # themselves corpus documents (ArguAna, Quora, CQADupStack, as mteb does); elsewhere
     # equal ids are a coincidence of numbering (Cranfield's query 225 judges doc 225 relevant).
     ignore_identical_ids: bool = False
+    display: str | None = None  # the name tables and figures print; None: mteb_name, else name
+
+    @property
+    def display_name(self) -> str:
+        return self.display or self.mteb_name or self.name
 
     def __post_init__(self):
         if self.suite not in SUITES:
@@ -107,6 +112,7 @@ _CMTEB_MTEB_NAMES = {
     "medicalretrieval": "MedicalRetrieval",
     "videoretrieval": "VideoRetrieval",
 }
+_LOCAL_DISPLAY = {"cranfield": "Cranfield", "cmrc2018_zh": "CMRC2018 (zh)"}
 _DEV_SPLIT_BEIR = {"msmarco"}
 _QUERIES_ARE_DOCUMENTS = {"arguana", "quora", "cqadupstack"}
 
@@ -122,7 +128,8 @@ def _build() -> dict[str, Benchmark]:
         out[name] = Benchmark(name=name, suite="cmteb", eval_split="dev", instruction=inst,
                               mteb_name=_CMTEB_MTEB_NAMES[name])
     for name, inst in LOCAL_INSTRUCTIONS.items():
-        out[name] = Benchmark(name=name, suite="local", eval_split="test", instruction=inst)
+        out[name] = Benchmark(name=name, suite="local", eval_split="test", instruction=inst,
+                              display=_LOCAL_DISPLAY.get(name))
     return out
 
 
@@ -175,6 +182,12 @@ def get_benchmark(name: str | os.PathLike) -> Benchmark:
             "For another BEIR-format directory use benchmark_for_path(path, instruction=...)."
         )
     return found
+
+
+def display_name(name: str | os.PathLike) -> str:
+    """The display name of a data set (``scifact`` -> ``SciFact``); an unregistered one keeps its name."""
+    found = _lookup(name)
+    return found.display_name if found else _key(name) or str(name)
 
 
 def suite_members(suite: str) -> list[str]:

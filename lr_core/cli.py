@@ -182,7 +182,8 @@ def cmd_variants(args) -> None:
     from lr_core.variants import list_variants
 
     for v in list_variants().values():
-        print(f"{v.name:<18} {v.description}  [{v.paper_table}]")
+        shown = f"; report: {v.table} {', '.join(v.representations)}" if v.table else ""
+        print(f"{v.name:<18} {v.display}: {v.description}  [{v.paper_table}{shown}]")
 
 
 BENCHMARKS = {
@@ -223,10 +224,15 @@ def cmd_report(args) -> None:
     if not args.results and not args.wandb:
         raise ConfigError("give at least one RESULTS_DIR (or --wandb ENTITY/PROJECT)")
     kw = {"paper_backbone": args.paper_backbone} if args.paper_backbone else {}
+    if args.baseline:
+        variant, _, rep = args.baseline.partition(":")
+        if not variant or not rep:
+            raise ConfigError(f"--baseline expects VARIANT:REPRESENTATION (e.g. symmetric:symmetric), got {args.baseline!r}")
+        kw["baseline"] = (variant, rep)
     with warnings.catch_warnings():  # printed below, once each, with the rest of the summary
         warnings.simplefilter("ignore", SkippedResultWarning)
         out = write_report(args.results, Path(args.out), wandb_project=args.wandb, pdf=not args.no_pdf,
-                           latex_timeout=args.latex_timeout, **kw)
+                           latex_timeout=args.latex_timeout, page_images=args.page_images, **kw)
     for w in out.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(f"tables: {', '.join(out.tables) or '-'}")
@@ -583,8 +589,12 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("results", nargs="*", metavar="RESULTS_DIR", help="run or evaluation directories (recursive)")
     rp.add_argument("--out", required=True, help="directory for tables/, figures/, report.tex and report.pdf")
     rp.add_argument("--paper-backbone", default=None, help="the paper's backbone to compare with (default Llama3.2-1b)")
-    rp.add_argument("--wandb", metavar="ENTITY/PROJECT", help="also read the run summaries of this W&B project")
+    rp.add_argument("--wandb", metavar="ENTITY/PROJECT",
+                    help="also read the run summaries of this W&B project (or of the offline runs under a directory)")
+    rp.add_argument("--baseline", metavar="VARIANT:REP", default=None,
+                    help="what Tables 9-11 test every row against (default symmetric:symmetric)")
     rp.add_argument("--no-pdf", action="store_true", help="write report.tex without running pdflatex")
+    rp.add_argument("--page-images", action="store_true", help="also write each PDF page as pages/page-<n>.png")
     rp.add_argument("--latex-timeout", type=float, default=120.0, help="seconds pdflatex may take")
 
     from lr_core import loadtest, server, serving

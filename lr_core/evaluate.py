@@ -13,7 +13,9 @@ What "dense" query vectors are is the variant's business (``build_query_cache`` 
 ``serve_dense_queries`` of its module, e.g. A2's embedding cache, A3's one-layer encoder).
 
 Every (dataset, representation) gets ``OUT/<dataset>/<representation>/metrics.json`` (the
-results ledger: see :func:`metrics_record`) and ``run.trec``.
+results ledger: see :func:`metrics_record`; ``seed`` is the run's ``trainer.seed``, null for an
+untrained backbone and BM25), ``run.trec`` and ``per_query.json.gz`` (per-query nDCG@10 and
+recall, for paired significance tests).
 
 >>> model = load_model_for_eval("runs/lightretriever_scifact")           # doctest: +SKIP
 >>> records = evaluate(model, "scifact", "runs/lightretriever_scifact/eval")   # doctest: +SKIP
@@ -38,6 +40,9 @@ from lr_core.io import atomic_write_text
 log = logging.getLogger(__name__)
 
 REPRESENTATIONS = ("dense", "sparse", "hybrid", "symmetric", "light_both", "symmetric_sparse")
+# Representation -> the name tables, figures and W&B summaries print (bm25 is BM25's only one).
+REPRESENTATION_NAMES = {"dense": "Dense", "sparse": "Sparse", "hybrid": "Hybrid", "symmetric": "Full-LLM query",
+                        "light_both": "Both-side light", "symmetric_sparse": "Full-LLM sparse", "bm25": "BM25"}
 LEDGER_METRICS = ("ndcg@10", "recall@20", "recall@50", "recall@100", "mrr@10", "ndcg@100")
 
 
@@ -79,6 +84,7 @@ class EvalModel:
     representations: tuple[str, ...] = ("dense", "sparse", "hybrid", "symmetric")
     extra: dict = field(default_factory=dict)
     module: object = None  # the trained LightningModule (serving hooks); None for an untrained backbone
+    seed: int | None = None  # the run's trainer.seed; None for an untrained backbone or BM25
 
 
 def git_commit() -> str | None:
@@ -129,7 +135,7 @@ def _load_model_for_eval(run_dir, backbone, checkpoint, work_dir, max_doc_len) -
             ckpt = str(checkpoint or Path(run_dir) / "checkpoints" / "last.ckpt")
         module.eval()
         return EvalModel(encoder, cfg.variant, cfg.model.backbone, Path(work_dir or run_dir), ckpt, ckpt_hash,
-                         cfg.hash(), tuple(module.eval_representations), module=module)
+                         cfg.hash(), tuple(module.eval_representations), module=module, seed=cfg.trainer.seed)
     if backbone is None:
         raise ValueError("give a run directory or a backbone")
     lm, tok = load_backbone(backbone, max_doc_len=max_doc_len or 512)
@@ -225,7 +231,7 @@ def metrics_record(dataset: str, split: str, model: EvalModel, representation: s
                    timings: dict, extra: dict | None = None) -> dict:
     """One ledger entry (the ``metrics.json`` schema): identity, metrics as fractions 0-1, provenance."""
     rec = {"dataset": dataset, "split": split, "variant": model.variant, "backbone": model.backbone,
-           "representation": representation}
+           "representation": representation, "seed": model.seed}
     rec.update({k: float(metrics[k]) for k in LEDGER_METRICS if k in metrics})
     rec.update({"num_queries": int(metrics.get("num_queries", 0)), "timings": timings,
                 "config_hash": model.config_hash, "checkpoint": model.checkpoint,
@@ -235,9 +241,15 @@ def metrics_record(dataset: str, split: str, model: EvalModel, representation: s
     return rec
 
 
-def write_result(out_dir: Path, record: dict, run: dict[str, dict[str, float]]) -> Path:
-    """``metrics.json`` + ``run.trec`` (TREC format: qid Q0 docid rank score tag), both atomic."""
+def write_result(out_dir: Path, record: dict, run: dict[str, dict[str, float]],
+                 per_query: dict[str, dict[str, float]] | None = None) -> Path:
+    """``metrics.json`` + ``run.trec`` (TREC format: qid Q0 docid rank score tag) + the per-query
+    scores (``per_query.json.gz``, :func:`lr_core.metrics.write_per_query`), all atomic."""
+    from lr_core.metrics import PER_QUERY_FILE, write_per_query
+
     out_dir.mkdir(parents=True, exist_ok=True)
+    if per_query is not None:
+        write_per_query(out_dir / PER_QUERY_FILE, per_query)
     tag = f"{record['variant']}-{record['representation']}"
     lines = []
     for qid, docs in run.items():
@@ -298,7 +310,7 @@ def _evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings
     import torch
 
     from lr_core.fusion import fuse
-    from lr_core.metrics import evaluate_run
+    from lr_core.metrics import mean_metrics, per_query_metrics
     from lr_core.search import DenseIndex, SparseIndex, run_from_results
     from lr_core.sparse import query_term_vector
 
@@ -398,12 +410,13 @@ def _evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings
         runs["light_both"] = run_from_results(qids, scores, hits)
     records = []
     for rep in reps:
-        metrics = evaluate_run(data.qrels, runs[rep], ignore_identical_ids=bench.ignore_identical_ids)
+        pq = per_query_metrics(data.qrels, runs[rep], ignore_identical_ids=bench.ignore_identical_ids)
+        metrics = mean_metrics(pq)
         extra = {"instruction": instruction, "ignore_identical_ids": bench.ignore_identical_ids,
                  "settings": asdict(settings)}
         rec = metrics_record(data.name, split, model, rep, metrics,
                              {**timings, **rep_timings.get(rep, {})}, extra)
-        write_result(Path(out_dir) / data.name / rep, rec, runs[rep])
+        write_result(Path(out_dir) / data.name / rep, rec, runs[rep], per_query=pq)
         records.append(rec)
     return records
 
@@ -412,7 +425,7 @@ def evaluate_bm25(dataset_name: str, out_dir: Path, split: str | None = None, da
                   variant: str = "multifield", index_root: Path | None = None, top_k: int = 1000) -> dict:
     """BM25 (Lucene, Anserini defaults) on one data set; writes ``OUT/<dataset>/bm25/metrics.json``."""
     from lr_core.lucene import bm25_search
-    from lr_core.metrics import evaluate_run
+    from lr_core.metrics import mean_metrics, per_query_metrics
 
     bench = benchmark_for_path(resolve_dataset_dir(dataset_name, data_dir), split=split,
                                instruction="(not used by BM25)")
@@ -422,10 +435,11 @@ def evaluate_bm25(dataset_name: str, out_dir: Path, split: str | None = None, da
     timings: dict[str, float] = {}
     with _timed(timings, "search_s"):
         run = bm25_search(data, index_dir, k=top_k, variant=variant)
-    metrics = evaluate_run(data.qrels, run, ignore_identical_ids=bench.ignore_identical_ids)
+    pq = per_query_metrics(data.qrels, run, ignore_identical_ids=bench.ignore_identical_ids)
+    metrics = mean_metrics(pq)
     model = EvalModel(encoder=None, variant="bm25", backbone="bm25", work_dir=out_dir, checkpoint=None,
                       checkpoint_hash="-", representations=("bm25",))
     rec = metrics_record(data.name, split, model, "bm25", metrics, timings,
                          {"bm25": {"k1": 0.9, "b": 0.4, "index": variant, "lucene": "Anserini 0.25 (pyserini 0.25.0)"}})
-    write_result(out_dir / data.name / "bm25", rec, run)
+    write_result(out_dir / data.name / "bm25", rec, run, per_query=pq)
     return rec

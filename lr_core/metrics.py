@@ -50,7 +50,11 @@ from collections.abc import Iterable, Mapping
 
 import pytrec_eval
 
-__all__ = ["evaluate_run", "per_query_metrics", "trec_order"]
+__all__ = ["evaluate_run", "mean_metrics", "per_query_metrics", "read_per_query", "trec_order", "write_per_query"]
+
+# Per-query scores kept beside every metrics.json (paired significance tests in `lr report`).
+PER_QUERY_FILE = "per_query.json.gz"
+PER_QUERY_METRICS = ("ndcg@10", "recall@20", "recall@100")
 
 logger = logging.getLogger(__name__)
 
@@ -205,10 +209,58 @@ def evaluate_run(
         ignore_identical_ids=ignore_identical_ids,
         missing_queries=missing_queries,
     )
-    names = _metric_names(ks_ndcg, ks_recall, k_mrr)
+    return mean_metrics(pq, _metric_names(ks_ndcg, ks_recall, k_mrr))
+
+
+def mean_metrics(pq: Mapping[str, Mapping[str, float]], names: Iterable[str] | None = None) -> dict:
+    """The means of per-query metrics (what :func:`evaluate_run` returns), plus ``num_queries``."""
     n = len(pq)
+    if names is None:
+        names = next(iter(pq.values())).keys() if n else ()
     out: dict = {}
     for name in names:
         out[name] = (math.fsum(m[name] for m in pq.values()) / n) if n else 0.0
     out["num_queries"] = n
+    return out
+
+
+def write_per_query(path, pq: Mapping[str, Mapping[str, float]], names: Iterable[str] = PER_QUERY_METRICS):
+    """Per-query scores as compact gzipped JSON, atomically::
+
+        {"queries": ["q1", "q2"], "ndcg@10": [0.5, 0.0], "recall@20": [...], "recall@100": [...]}
+
+    (values rounded to 6 decimals; gzip without a timestamp, so equal scores give equal bytes)."""
+    import gzip
+    import json
+
+    from lr_core.io import atomic_write_bytes
+
+    qids = sorted(pq)
+    obj = {"queries": qids}
+    for name in names:
+        obj[name] = [round(float(pq[q][name]), 6) for q in qids]
+    data = gzip.compress(json.dumps(obj, separators=(",", ":")).encode(), mtime=0)
+    return atomic_write_bytes(path, data)
+
+
+def read_per_query(path) -> dict[str, dict[str, float]]:
+    """``{metric: {qid: value}}`` from a file written by :func:`write_per_query`; ValueError names the
+    file and what is wrong."""
+    import gzip
+    import json
+
+    try:
+        obj = json.loads(gzip.decompress(open(path, "rb").read()).decode())
+    except (OSError, EOFError, ValueError) as exc:
+        raise ValueError(f"{path}: unreadable per-query scores ({exc})") from exc
+    qids = obj.get("queries") if isinstance(obj, dict) else None
+    if not isinstance(qids, list):
+        raise ValueError(f"{path}: field 'queries' is missing or not a list")
+    out = {}
+    for name, values in obj.items():
+        if name == "queries":
+            continue
+        if not isinstance(values, list) or len(values) != len(qids):
+            raise ValueError(f"{path}: field {name!r} does not have one value per query")
+        out[name] = dict(zip(qids, map(float, values)))
     return out

@@ -49,7 +49,8 @@ def trainable_state_hash(module: torch.nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-@register_variant("symmetric", "full LLM on both sides, dense EOS pooling (the baseline)", "Table 2: Full Symmetric")
+@register_variant("symmetric", "full LLM on both sides, dense EOS pooling (the baseline)", "Table 2: Full Symmetric",
+                  display="Full Symmetric", table="table2", representations=("symmetric",))
 class RetrieverModule(L.LightningModule):
     """Symmetric dense baseline: ``<bos> prompt query <eos>`` vs ``<bos> doc <eos>``, contrastive CE."""
 
@@ -180,7 +181,9 @@ class RetrieverModule(L.LightningModule):
 
 
 @register_variant("lightretriever", "joint recipe: symmetric dense + light dense + light sparse CE + FLOPs",
-                  "Table 2: LightRetriever")
+                  "Table 2: LightRetriever", display="LightRetriever", table="table2", representations=("hybrid",),
+                  reference=("symmetric", "symmetric"),
+                  columns={"Train query": "Full", "Train doc": "Full", "Infer query": "Emb", "Infer doc": "Full"})
 class LightRetrieverModule(RetrieverModule):
     """The released recipe: one LoRA trained with full dense + light dense + light sparse CE + lambda*FLOPs.
 

@@ -1,10 +1,31 @@
-"""Registry of model variants: name -> LightningModule class, description, paper table.
+"""Registry of model variants: name -> LightningModule class, description, paper table, and how
+reports show it (display name, report table, representations reported).
 
 A variant registers itself with :func:`register_variant`; configs select it by name
 (``variant: lightretriever``) and ``lr variants`` lists them all.
 
+Reports (``lr report``) build their tables from this registry, so a new variant appears in the
+right table without editing ``reports/``:
+
+    @register_variant("my_variant", "what changes", "Table 5: my change",
+                      display="My change", table="table5", representations=("dense", "hybrid"),
+                      reference=("lightretriever", None))
+    class MyModule(LightRetrieverModule): ...
+
+- ``display``: the one display name used by every table, figure and W&B summary.
+- ``table``: the report table the variant belongs to (a key of ``REPORT_TABLES``), or None.
+- ``representations``: the representations that table reports for it.
+- ``reference``: (variant, representation) its rows are compared with (Delta columns and the
+  significance test); representation None means "the same representation as the row".
+- ``columns``: extra label columns of its row, e.g. the train / infer encoders of Tables 3-4.
+
+Paper numbering (the paper's own, as in ``reports/paper_data/README.md``): Table 1 speed,
+Table 2 main results, Tables 3-4 the symmetry ablations A1-A3, Table 5 the KL alignment ablation
+reported per representation (dense / sparse / hybrid: the A4 breakdown), Tables 9-11 per data
+set, Figure 5 representations, Figure 6 MRL and sparse top-k.
+
 >>> sorted(v for v in list_variants())[:2]      # doctest: +SKIP
-['lightretriever', 'symmetric']
+['a1_both_light', 'a2_embedding_query']
 """
 from __future__ import annotations
 
@@ -13,6 +34,11 @@ from dataclasses import dataclass
 
 from lr_core.errors import ConfigError
 
+# report table key -> the paper's name for it (what `paper_table` must start with)
+REPORT_TABLES = {"table2": "Table 2", "table3_4": "Tables 3-4", "table5": "Table 5", "figure6": "Figure 6"}
+# Rows that are not trained variants (baselines): their display names.
+BASELINES = {"bm25": "BM25", "untrained": "Untrained backbone"}
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -20,6 +46,11 @@ class Variant:
     cls: type
     description: str
     paper_table: str
+    display: str = ""
+    table: str | None = None
+    representations: tuple[str, ...] = ()
+    reference: tuple[str, str | None] | None = None
+    columns: tuple[tuple[str, str], ...] = ()
 
 
 _REGISTRY: dict[str, Variant] = {}
@@ -27,17 +58,30 @@ _REGISTRY: dict[str, Variant] = {}
 _PROVIDERS = ("lr_core.modules", "ablations")
 
 
-def register_variant(name: str, description: str, paper_table: str):
-    """Class decorator adding a LightningModule to the registry under ``name``."""
+def register_variant(name: str, description: str, paper_table: str, *, display: str | None = None,
+                     table: str | None = None, representations: tuple[str, ...] = (),
+                     reference: tuple[str, str | None] | None = None, columns: dict[str, str] | None = None):
+    """Class decorator adding a LightningModule to the registry under ``name`` (module docstring)."""
+    if table is not None and table not in REPORT_TABLES:
+        raise ValueError(f"variant {name!r}: unknown report table {table!r}; known: {', '.join(REPORT_TABLES)}")
+    if table is not None and not paper_table.startswith(REPORT_TABLES[table]):
+        raise ValueError(f"variant {name!r}: paper_table {paper_table!r} does not match table {table!r} "
+                         f"({REPORT_TABLES[table]})")
 
     def wrap(cls):
         if name in _REGISTRY and _REGISTRY[name].cls is not cls:
             raise ValueError(f"variant {name!r} is registered twice")
-        _REGISTRY[name] = Variant(name, cls, description, paper_table)
+        _REGISTRY[name] = Variant(name, cls, description, paper_table, display or name, table,
+                                  tuple(representations), reference, tuple((columns or {}).items()))
         cls.variant_name = name
         return cls
 
     return wrap
+
+
+def unregister_variant(name: str) -> None:
+    """Remove ``name`` (tests register throw-away variants)."""
+    _REGISTRY.pop(name, None)
 
 
 def _load_providers() -> None:
@@ -55,3 +99,17 @@ def get_variant(name: str) -> Variant:
     if name not in variants:
         raise ConfigError(f"unknown variant {name!r}; known: {', '.join(variants)}")
     return variants[name]
+
+
+def variants_in(table: str) -> list[Variant]:
+    """The variants registered for one report table, in registration order."""
+    list_variants()
+    return [v for v in _REGISTRY.values() if v.table == table]
+
+
+def display_name(variant: str) -> str:
+    """The display name of a variant or baseline (the raw name when neither is known)."""
+    if variant in BASELINES:
+        return BASELINES[variant]
+    v = list_variants().get(variant)
+    return v.display if v else variant

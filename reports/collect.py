@@ -15,7 +15,8 @@ multiply by 100.
 Speed results are ``speed.json`` files (found the same way), in either of two shapes.
 
 1. What ``lr bench speed`` writes (experiments/benchmarks/speed.py): one file, several
-   pipelines. Each pipeline becomes one row named "<backbone> <pipeline>": ``full`` (the whole
+   pipelines. Each pipeline becomes one row named "<backbone display name> <pipeline name>"
+(``PIPELINE_NAMES``): ``full`` (the whole
    LLM on the query: representation ``symmetric``), ``light_dense``, ``light_sparse`` and
    ``light_hybrid`` (``dense``, ``sparse``, ``hybrid``), and ``a3`` (a trained A3 run's one-layer query
    encoder: ``dense``, variant from ``a3_model``), with ``model.variant``,
@@ -41,15 +42,23 @@ Speed results are ``speed.json`` files (found the same way), in either of two sh
       "device": "cpu, 2 threads"            # optional, free text
     }
 
+Besides the metrics.json fields, each row carries ``seed`` (the run's ``trainer.seed`` as
+``lr evaluate`` records it; null for BM25, an untrained backbone, and results written before
+seeds were recorded), ``per_query`` (the path of ``per_query.json.gz`` beside the metrics.json,
+or None for older results: no significance test for them) and ``steps`` (the run's
+``train_done.json`` global step: the training budget captions name).
+
 A file that is not valid JSON, or lacks a required field, is skipped with a
 ``SkippedResultWarning`` naming the path and the field; ``warnings`` keeps the same lines so
-that every table can repeat them in a footnote. Two results with the same key (``KEY``) are
-both kept and flagged (``duplicate`` is True): seeds of one experiment look exactly like that,
-and dropping one silently would hide it.
+that every table can repeat them in a footnote. Several results with the same key (``KEY``)
+are seeds of one experiment when each records a different seed (``are_seeds``; tables show
+mean +- std over them); otherwise they are all kept and flagged (``duplicate`` is True):
+dropping one silently would hide it.
 
-W&B (optional, network, only when asked): ``collect(paths, wandb_project="ENTITY/PROJECT")``
-adds the run summaries that ``lr sweep-task`` logs (``<dataset>/<representation>/<metric>``, with
-``variant`` and ``model.backbone`` from the run config) as rows with the same columns;
+W&B (optional, only when asked): ``collect(paths, wandb_project="ENTITY/PROJECT")`` (network)
+or ``wandb_project=DIR`` (offline run directories, no network) adds the run summaries that
+``lr sweep-task`` logs (``<dataset>/<representation>/<metric>``, with ``variant``,
+``model.backbone`` and ``trainer.seed`` from the run config) as rows with the same columns;
 ``wandb_records`` is the conversion alone, for any objects shaped like ``wandb.Api().runs()``.
 """
 from __future__ import annotations
@@ -63,7 +72,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from lr_core.backbone import backbone_display
 from lr_core.errors import ConfigError, DataError
+from lr_core.metrics import PER_QUERY_FILE
 
 METRICS = ("ndcg@10", "recall@20", "recall@50", "recall@100", "mrr@10", "ndcg@100")
 REQUIRED_TEXT = ("dataset", "variant", "backbone", "representation")
@@ -72,8 +83,8 @@ REQUIRED_TEXT = ("dataset", "variant", "backbone", "representation")
 KEY = ("dataset", "split", "setting", "backbone", "representation", "mrl_dim", "sparse_top_k",
        "sparse_query_mode", "fusion")
 RECORD_COLUMNS = ("source", "dataset", "split", "variant", "setting", "backbone", "representation", *METRICS,
-                  "num_queries", "mrl_dim", "sparse_top_k", "sparse_query_mode", "fusion", "config_hash",
-                  "checkpoint_hash", "git_commit", "date", "duplicate")
+                  "num_queries", "seed", "mrl_dim", "sparse_top_k", "sparse_query_mode", "fusion", "config_hash",
+                  "checkpoint_hash", "git_commit", "date", "per_query", "steps", "duplicate")
 SPEED_REQUIRED = ("tokenize_s", "encode_s", "search_s", "total_s")
 SPEED_COLUMNS = ("source", "model", "variant", "backbone", "dataset", "representation", "num_queries",
                  *SPEED_REQUIRED, "qps", "ndcg@10", "device")
@@ -127,6 +138,20 @@ def _optional_int(settings: dict, name: str, path: str):
     return value
 
 
+def training_steps(metrics_path: Path) -> int | None:
+    """The training budget of the run a metrics.json belongs to (``RUN/eval*/<dataset>/<rep>/``):
+    ``global_step`` of ``RUN/train_done.json``; None for baselines and evaluation-only outputs."""
+    parents = metrics_path.parents
+    if len(parents) < 4 or not parents[2].name.startswith("eval"):
+        return None
+    done = parents[3] / "train_done.json"
+    try:
+        step = json.loads(done.read_text()).get("global_step") if done.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
+
+
 def record_row(rec: object, source: str) -> dict:
     """One ledger record (a parsed metrics.json) as a DataFrame row; DataError names the bad field."""
     if not isinstance(rec, dict):
@@ -144,6 +169,11 @@ def record_row(rec: object, source: str) -> dict:
         row[m] = _number(rec, m, source, fraction=True, required=(m == "ndcg@10"))
     nq = rec.get("num_queries")
     row["num_queries"] = nq if isinstance(nq, int) and not isinstance(nq, bool) else None
+    seed = rec.get("seed")  # absent in results written before seeds were recorded: unknown
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise DataError(f"{source}: field 'seed' is not an integer ({seed!r})")
+    row["seed"] = seed
+    row["per_query"] = None  # set by collect() when per_query.json.gz lies beside the metrics.json
     row["mrl_dim"] = _optional_int(settings, "mrl_dim", source)
     row["sparse_top_k"] = _optional_int(settings, "sparse_top_k", source)
     row["sparse_query_mode"] = settings.get("sparse_query_mode")
@@ -157,6 +187,8 @@ def record_row(rec: object, source: str) -> dict:
 # query, i.e. the model used symmetrically.
 BENCH_PIPELINES = {"full": "symmetric", "light_dense": "dense", "light_sparse": "sparse", "light_hybrid": "hybrid",
                    "a3": "dense"}
+PIPELINE_NAMES = {"full": "full LLM query", "light_dense": "light dense", "light_sparse": "light sparse",
+                  "light_hybrid": "light hybrid", "a3": "A3 1-layer query"}  # how the Model column reads
 
 
 def speed_rows(rec: object, source: str) -> list[dict]:
@@ -189,7 +221,8 @@ def bench_speed_rows(rec: dict, source: str) -> list[dict]:
         variant = model.get("variant")
         if name == "a3":  # another model (its own run) timed in the same process on the same queries
             variant = (rec.get("a3_model") or {}).get("variant", "a3_one_layer_query")
-        flat = {"model": f"{model['backbone']} {name}", "num_queries": rec.get("N"), "variant": variant,
+        flat = {"model": f"{backbone_display(model['backbone'])} {PIPELINE_NAMES[name]}", "num_queries": rec.get("N"),
+                "variant": variant,
                 "backbone": model["backbone"], "dataset": dataset, "representation": rep, "device": device,
                 "ndcg@10": quality.get(rep), **{k: timings.get(k) for k in (*SPEED_REQUIRED, "qps")}}
         rows.append(speed_row(flat, f"{source} ({name})"))
@@ -268,21 +301,35 @@ def _load(files: list[Path], parse, problems: list[str]) -> list[dict]:
     return rows
 
 
+def are_seeds(seeds: list) -> bool:
+    """Several results of one key are seeds of one experiment when every one records a seed and
+    no two share it; anything else (an unknown seed, a repeated one) is a duplicate."""
+    known = [s for s in seeds if s is not None and not (isinstance(s, float) and math.isnan(s))]
+    return len(known) == len(seeds) and len(set(known)) == len(known)
+
+
 def flag_duplicates(df: pd.DataFrame) -> pd.DataFrame:
-    """Set ``duplicate`` on every row whose ``KEY`` occurs more than once (all of them kept)."""
+    """Set ``duplicate`` on every row whose ``KEY`` occurs more than once, unless the rows of that
+    key are distinct seeds (``are_seeds``); all rows are kept either way."""
     df = df.copy()
     if df.empty:
         df["duplicate"] = pd.Series(dtype=bool)
         return df
     # None and NaN must compare equal inside a key; fill with a sentinel for the grouping only
-    key = df[list(KEY)].astype(object).where(df[list(KEY)].notna(), "<none>").astype(str)
-    df["duplicate"] = key.duplicated(keep=False).to_numpy()
+    key = df[list(KEY)].astype(object).where(df[list(KEY)].notna(), "<none>").astype(str).agg("|".join, axis=1)
+    dup = key.duplicated(keep=False).to_numpy().copy()
+    seeds = df["seed"].astype(object).where(df["seed"].notna(), None).tolist() if "seed" in df else [None] * len(df)
+    for k in set(key[dup]):
+        idx = [i for i, kk in enumerate(key) if kk == k]
+        if are_seeds([seeds[i] for i in idx]):
+            dup[idx] = False
+    df["duplicate"] = dup
     return df
 
 
 def records_frame(rows: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=[c for c in RECORD_COLUMNS if c != "duplicate"])
-    for c in ("mrl_dim", "sparse_top_k", "num_queries"):
+    for c in ("mrl_dim", "sparse_top_k", "num_queries", "seed", "steps"):
         df[c] = df[c].astype("Int64")  # nullable: "not set" must stay distinct from 0
     return flag_duplicates(df)
 
@@ -297,6 +344,10 @@ def collect(paths: Iterable[str | Path], wandb_project: str | None = None, wandb
     paths = list(paths)
     problems: list[str] = []
     rows = _load(_files(paths, "metrics.json"), record_row, problems)
+    for row in rows:
+        pq = Path(row["source"]).with_name(PER_QUERY_FILE)
+        row["per_query"] = str(pq) if pq.is_file() else None
+        row["steps"] = training_steps(Path(row["source"]))
     speed = _load(_files(paths, "speed.json"), speed_rows, problems)
     if wandb_project:
         rows += collect_wandb(wandb_project, api=wandb_api, problems=problems)
@@ -354,6 +405,8 @@ def wandb_records(runs: Iterable, problems: list[str] | None = None) -> list[dic
         path = getattr(run, "path", None)
         source = "wandb:" + ("/".join(path) if isinstance(path, (list, tuple)) else str(getattr(run, "id", "?")))
         variant, backbone = _config_value(config, "variant"), _config_value(config, "model.backbone")
+        # baselines are only evaluated: their seed is not one (as in metrics.json)
+        seed = None if variant in ("bm25", "untrained") else _config_value(config, "trainer.seed")
         grouped: dict[tuple[str, str], dict] = {}
         for key, value in summary.items():
             parts = key.split("/")
@@ -361,7 +414,7 @@ def wandb_records(runs: Iterable, problems: list[str] | None = None) -> list[dic
                 grouped.setdefault((parts[0], parts[1]), {})[parts[2]] = value
         for (dataset, rep), metrics in sorted(grouped.items()):
             rec = {"dataset": dataset, "representation": rep, "variant": variant, "backbone": backbone,
-                   "split": None, **metrics}
+                   "split": None, "seed": seed, **metrics}
             try:
                 rows.append(record_row(rec, f"{source} ({dataset}/{rep})"))  # same checks as a metrics.json
             except DataError as exc:
@@ -370,7 +423,18 @@ def wandb_records(runs: Iterable, problems: list[str] | None = None) -> list[dic
 
 
 def collect_wandb(project: str, api=None, problems: list[str] | None = None) -> list[dict]:
-    """Rows for every run of ``ENTITY/PROJECT`` (needs network and a W&B API key)."""
+    """Rows for every run of ``ENTITY/PROJECT`` (needs network and a W&B API key), or of the
+    offline runs under a local directory (``reports.wandb_offline``; no network)."""
+    if Path(project).is_dir():
+        from reports.wandb_offline import offline_runs
+
+        try:
+            runs = offline_runs(project)
+        except DataError as exc:
+            raise ConfigError(f"W&B: cannot read the offline runs under {project} ({exc})") from exc
+        if not runs:
+            raise ConfigError(f"W&B: no offline run (run-*.wandb) under {project}")
+        return wandb_records(runs, problems)
     if project.count("/") != 1 or not all(project.split("/")):
         raise ConfigError(f"--wandb expects ENTITY/PROJECT, got {project!r}")
     try:

@@ -11,6 +11,17 @@ the packaged paper tables (BEIR and CMTEB-R averages; ``reports/paper_data``). E
 turns numbers into a verdict is written next to the finding (``RULES``), and a comparison whose
 reference model is itself near chance (nDCG@10 below ``CHANCE``) is "inconclusive": a gap between
 two untrained-looking models says nothing about the method.
+
+Where both sides have per-query scores (``per_query.json.gz``), a verdict rests on a paired
+two-sided t-test on per-query nDCG@10 (``reports.stats``; Holm-corrected over the comparisons
+of one line) rather than on a fixed margin: a difference counts only when p < 0.05 after the
+correction, and a finding whose differences are not significant is "inconclusive (no
+significant difference)". Retention claims (findings 1 and 6) test a - 0.9 b. Results without
+per-query scores (written before they were kept) fall back to the margin rules, and the line
+says "no per-query scores".
+
+Finding numbers name the paper's tables as the paper numbers them: Tables 3-4 hold A1-A3,
+Table 5 the KL alignment per representation (the A4 breakdown).
 """
 from __future__ import annotations
 
@@ -18,7 +29,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from reports import paper
+from reports import names, paper, stats
 from reports.collect import Results
 
 CHANCE = 0.05  # nDCG@10 below this: the reference model has not learned to retrieve
@@ -27,14 +38,19 @@ FAR_BELOW = 0.10  # finding 3: "far below" = at least 10% relative loss
 MRL_LITTLE = 0.10  # finding 6: "loses little" = at most 10% relative loss at a quarter of the width
 ORDERS = 100.0  # finding 7: "orders of magnitude" = at least 100x
 
+TESTED = ("; with per-query scores: the paired t-test (Holm) instead of the margin, a difference counts "
+          "when p < 0.05")
 RULES = {
-    1: f"reproduced if LightRetriever hybrid / symmetric baseline >= {RETAIN:.2f}",
-    2: "reproduced if hybrid > dense > sparse (LightRetriever); inconclusive if all three are near chance",
+    1: f"reproduced if LightRetriever hybrid / symmetric baseline >= {RETAIN:.2f}; with per-query scores: "
+       f"hybrid - {RETAIN:.2f} x symmetric significantly > 0 (paired t-test, p < 0.05)",
+    2: "reproduced if hybrid > dense > sparse (LightRetriever); inconclusive if all three are near chance" + TESTED,
     3: f"reproduced if A1 and A2 are each at least {FAR_BELOW:.0%} (relative) below LightRetriever dense "
-       "(differences shown in nDCG@10 points)",
-    4: "reproduced if A3 hybrid < LightRetriever hybrid",
-    5: "reproduced if KL >= LightRetriever on hybrid and on dense",
-    6: f"reproduced if MRL dense at a quarter of the width loses at most {MRL_LITTLE:.0%} (relative) of full width",
+       "(differences shown in nDCG@10 points)" + TESTED,
+    4: "reproduced if A3 hybrid < LightRetriever hybrid" + TESTED,
+    5: "reproduced if KL >= LightRetriever on hybrid and on dense; with per-query scores: significantly better on "
+       "one, significantly worse on none (paired t-test, Holm, p < 0.05)",
+    6: f"reproduced if MRL dense at a quarter of the width loses at most {MRL_LITTLE:.0%} (relative) of full width; "
+       f"with per-query scores: quarter - {1 - MRL_LITTLE:.2f} x full significantly > 0 (paired t-test, p < 0.05)",
     7: f"reproduced if full-LLM encode seconds / light dense encode seconds >= {ORDERS:.0f} on the same queries",
 }
 
@@ -79,14 +95,54 @@ class _Ours:
         trained = self.recs[~self.recs["setting"].isin(["bm25", "untrained"])]
         return sorted(set(zip(trained["backbone"], trained["dataset"])))
 
-    def ndcg(self, backbone: str, dataset: str, setting: str, rep: str, mrl_dim: int | None = None) -> float | None:
+    def _hit(self, backbone: str, dataset: str, setting: str, rep: str, mrl_dim: int | None = None):
         df = self.all if mrl_dim else self.recs
         if df.empty:
-            return None
+            return df
         hit = df[(df["backbone"] == backbone) & (df["dataset"] == dataset) & (df["setting"] == setting)
                  & (df["representation"] == rep)]
-        hit = hit[hit["mrl_dim"] == mrl_dim] if mrl_dim else hit
+        return hit[hit["mrl_dim"] == mrl_dim] if mrl_dim else hit
+
+    def ndcg(self, backbone: str, dataset: str, setting: str, rep: str, mrl_dim: int | None = None) -> float | None:
+        hit = self._hit(backbone, dataset, setting, rep, mrl_dim)
         return float(hit["ndcg@10"].mean()) if len(hit) else None
+
+    def scores(self, backbone: str, dataset: str, setting: str, rep: str, mrl_dim: int | None = None):
+        """Per-query nDCG@10 (averaged over the cell's results), or None without per-query files."""
+        hit = self._hit(backbone, dataset, setting, rep, mrl_dim)
+        rows = [{"per_query": None if pd.isna(v) else v} for v in hit["per_query"]] if len(hit) else []
+        return stats.cell_scores(rows)
+
+
+def _tested(comparisons: list) -> list | None:
+    """Holm-corrected (mean difference, p) for each comparison of one line, or None when any of
+    them lacks per-query scores (then the margin rule decides)."""
+    if not comparisons or any(c is None for c in comparisons):
+        return None
+    adjusted = stats.holm([p for _, p in comparisons])
+    return [(diff, p) for (diff, _), p in zip(comparisons, adjusted)]
+
+
+def _test_text(tested: list | None) -> str:
+    if tested is None:
+        return " (no per-query scores: margin rule)"
+    return " (paired t-test, Holm: " + ", ".join(f"p={p:.3g}" for _, p in tested) + ")"
+
+
+def _directional(tested: list, want_positive: bool = True) -> str:
+    """reproduced if every difference is significant in the wanted direction; not reproduced if
+    any is significant against it; else inconclusive."""
+    sig = [(d > 0) == want_positive for d, p in tested if p < stats.ALPHA]
+    against = any((d > 0) != want_positive for d, p in tested if p < stats.ALPHA)
+    if against:
+        return "not reproduced"
+    if len(sig) == len(tested):
+        return "reproduced"
+    return "inconclusive (no significant difference)"
+
+
+def _where(backbone: str, dataset: str) -> str:
+    return f"{names.backbone(backbone)} / {names.dataset(dataset)}"
 
 
 def _pct(x: float) -> str:
@@ -113,8 +169,16 @@ def finding_retention(ours: _Ours) -> Finding:
         lr, sym = ours.ndcg(b, d, "lightretriever", "hybrid"), ours.ndcg(b, d, "symmetric", "symmetric")
         if lr is None or sym is None:
             continue
-        f.ours.append(f"{b} / {d}: hybrid {_pct(lr)} vs symmetric {_pct(sym)}" + (f" = {lr / sym:.1%}" if sym else ""))
-        f.verdicts.append("inconclusive" if sym < CHANCE else "reproduced" if lr >= RETAIN * sym else "not reproduced")
+        tested = _tested([stats.compare(ours.scores(b, d, "lightretriever", "hybrid"),
+                                        ours.scores(b, d, "symmetric", "symmetric"), RETAIN)])
+        f.ours.append(f"{_where(b, d)}: hybrid {_pct(lr)} vs symmetric {_pct(sym)}" + (f" = {lr / sym:.1%}" if sym else "")
+                      + _test_text(tested))
+        if sym < CHANCE:
+            f.verdicts.append("inconclusive")
+        elif tested is not None:
+            f.verdicts.append(_directional(tested))
+        else:
+            f.verdicts.append("reproduced" if lr >= RETAIN * sym else "not reproduced")
     return f
 
 
@@ -128,9 +192,16 @@ def finding_order(ours: _Ours) -> Finding:
         v = {rep: ours.ndcg(b, d, "lightretriever", rep) for rep in ("hybrid", "dense", "sparse")}
         if any(x is None for x in v.values()):
             continue
-        f.ours.append(f"{b} / {d}: " + ", ".join(f"{k} {_pct(x)}" for k, x in v.items()))
+        sc = {rep: ours.scores(b, d, "lightretriever", rep) for rep in v}
+        tested = _tested([stats.compare(sc["hybrid"], sc["dense"]), stats.compare(sc["dense"], sc["sparse"])])
+        f.ours.append(f"{_where(b, d)}: " + ", ".join(f"{k} {_pct(x)}" for k, x in v.items()) + _test_text(tested))
         ok = v["hybrid"] > v["dense"] > v["sparse"]
-        f.verdicts.append("inconclusive" if max(v.values()) < CHANCE else "reproduced" if ok else "not reproduced")
+        if max(v.values()) < CHANCE:
+            f.verdicts.append("inconclusive")
+        elif tested is not None:
+            f.verdicts.append(_directional(tested))
+        else:
+            f.verdicts.append("reproduced" if ok else "not reproduced")
     return f
 
 
@@ -139,11 +210,11 @@ def _relative_gap(ref: float, x: float) -> float:
 
 
 def _paper_table4(rep: str) -> str:
-    """The paper's Table 4 rows of one representation, as one line (backbone, settings, BEIR nDCG@10)."""
+    """The paper's Tables 3-4 rows of one representation, as one line (backbone, settings, BEIR nDCG@10)."""
     t = paper.table4_ablations()
     rows = t[t["representation"] == rep]
     desc = "; ".join(f"{r['setting']} {r['beir_ndcg10']}" for _, r in rows.iterrows())
-    return f"Table 4 ({rows['backbone'].iloc[0]}, {rep}, BEIR): {desc}"
+    return f"Tables 3-4 ({rows['backbone'].iloc[0]}, {rep}, BEIR): {desc}"
 
 
 def finding_a1_a2(ours: _Ours) -> Finding:
@@ -156,9 +227,14 @@ def finding_a1_a2(ours: _Ours) -> Finding:
             continue
         parts = [f"LightRetriever dense {_pct(lr)}"] + [f"{n} {_pct(x)} ({100 * (x - lr):+.1f})"
                                                        for n, x in (("A1", a1), ("A2", a2)) if x is not None]
-        f.ours.append(f"{b} / {d}: " + ", ".join(parts))
+        lr_sc = ours.scores(b, d, "lightretriever", "dense")
+        tested = _tested([stats.compare(ours.scores(b, d, s, r), lr_sc) for s, r, x in
+                          (("a1_both_light", "light_both", a1), ("a2_embedding_query", "dense", a2)) if x is not None])
+        f.ours.append(f"{_where(b, d)}: " + ", ".join(parts) + _test_text(tested))
         if lr < CHANCE:
             f.verdicts.append("inconclusive")
+        elif tested is not None:
+            f.verdicts.append(_directional(tested, want_positive=False))
         else:
             f.verdicts.append("reproduced" if all(_relative_gap(lr, x) >= FAR_BELOW for x in (a1, a2) if x is not None)
                               else "not reproduced")
@@ -171,8 +247,15 @@ def finding_a3(ours: _Ours) -> Finding:
         lr, a3 = ours.ndcg(b, d, "lightretriever", "hybrid"), ours.ndcg(b, d, "a3_one_layer_query", "hybrid")
         if lr is None or a3 is None:
             continue
-        f.ours.append(f"{b} / {d}: LightRetriever hybrid {_pct(lr)}, A3 hybrid {_pct(a3)}")
-        f.verdicts.append("inconclusive" if lr < CHANCE else "reproduced" if a3 < lr else "not reproduced")
+        tested = _tested([stats.compare(ours.scores(b, d, "a3_one_layer_query", "hybrid"),
+                                        ours.scores(b, d, "lightretriever", "hybrid"))])
+        f.ours.append(f"{_where(b, d)}: LightRetriever hybrid {_pct(lr)}, A3 hybrid {_pct(a3)}" + _test_text(tested))
+        if lr < CHANCE:
+            f.verdicts.append("inconclusive")
+        elif tested is not None:
+            f.verdicts.append(_directional(tested, want_positive=False))
+        else:
+            f.verdicts.append("reproduced" if a3 < lr else "not reproduced")
     return f
 
 
@@ -184,9 +267,19 @@ def finding_kl(ours: _Ours) -> Finding:
         pairs = {rep: (ours.ndcg(b, d, "lightretriever", rep), ours.ndcg(b, d, "kl", rep)) for rep in ("dense", "hybrid")}
         if any(x is None for p in pairs.values() for x in p):
             continue
-        f.ours.append(f"{b} / {d}: " + "; ".join(f"{rep} {_pct(a)} -> {_pct(k)}" for rep, (a, k) in pairs.items()))
+        tested = _tested([stats.compare(ours.scores(b, d, "kl", rep), ours.scores(b, d, "lightretriever", rep))
+                          for rep in pairs])
+        f.ours.append(f"{_where(b, d)}: " + "; ".join(f"{rep} {_pct(a)} -> {_pct(k)}" for rep, (a, k) in pairs.items())
+                      + _test_text(tested))
         if max(a for a, _ in pairs.values()) < CHANCE:
             f.verdicts.append("inconclusive")
+        elif tested is not None:  # "helps slightly": better somewhere, worse nowhere
+            if any(dd < 0 and p < stats.ALPHA for dd, p in tested):
+                f.verdicts.append("not reproduced")
+            elif any(dd > 0 and p < stats.ALPHA for dd, p in tested):
+                f.verdicts.append("reproduced")
+            else:
+                f.verdicts.append("inconclusive (no significant difference)")
         else:
             f.verdicts.append("reproduced" if all(k >= a for a, k in pairs.values()) else "not reproduced")
     return f
@@ -208,9 +301,16 @@ def finding_mrl(ours: _Ours) -> Finding:
         quarter = min(dims, key=lambda x: abs(x - _width(b, dims) / 4))
         small = ours.ndcg(b, d, "mrl", "dense", mrl_dim=quarter)
         change = f"{-_relative_gap(full, small):+.0%}" if full else "n/a"
-        f.ours.append(f"{b} / {d}: dense full width {_pct(full)}, {quarter} dims {_pct(small)} ({change})")
-        f.verdicts.append("inconclusive" if full < CHANCE else
-                          "reproduced" if _relative_gap(full, small) <= MRL_LITTLE else "not reproduced")
+        tested = _tested([stats.compare(ours.scores(b, d, "mrl", "dense", mrl_dim=quarter),
+                                        ours.scores(b, d, "mrl", "dense"), 1 - MRL_LITTLE)])
+        f.ours.append(f"{_where(b, d)}: dense full width {_pct(full)}, {quarter} dims {_pct(small)} ({change})"
+                      + _test_text(tested))
+        if full < CHANCE:
+            f.verdicts.append("inconclusive")
+        elif tested is not None:
+            f.verdicts.append(_directional(tested))
+        else:
+            f.verdicts.append("reproduced" if _relative_gap(full, small) <= MRL_LITTLE else "not reproduced")
     return f
 
 
@@ -241,7 +341,7 @@ def finding_speed(results: Results) -> Finding:
         ratio = full_s / light_s if light_s else float("inf")
         n = by_rep["dense"]["num_queries"]
         device = by_rep["dense"]["device"]
-        f.ours.append(f"{by_rep['dense']['backbone']} ({device if isinstance(device, str) else 'device not recorded'}), "
+        f.ours.append(f"{names.backbone(by_rep['dense']['backbone'])} ({device if isinstance(device, str) else 'device not recorded'}), "
                       f"{n} queries: full encode {full_s:.3f} s vs light dense {light_s:.4f} s = {ratio:,.0f}x")
         f.verdicts.append("reproduced" if ratio >= ORDERS else "not reproduced")
     return f

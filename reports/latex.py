@@ -26,7 +26,20 @@ from lr_core.io import atomic_write_text
 _ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
             "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
             "\N{DAGGER}": r"\textsuperscript{\dag}", "\N{GREEK CAPITAL LETTER DELTA}": r"$\Delta$",
-            "\N{MULTIPLICATION SIGN}": r"$\times$", "<": r"\textless{}", ">": r"\textgreater{}"}
+            "\N{MULTIPLICATION SIGN}": r"$\times$", "<": r"\textless{}", ">": r"\textgreater{}",
+            "\N{PLUS-MINUS SIGN}": r"$\pm$", "*": r"\textsuperscript{*}"}
+
+# Every package the tables and figures need, in one place: a paper that pastes tables/*.tex
+# includes this (``preamble.tex`` beside the report); report.tex uses exactly this and nothing more.
+PREAMBLE_PACKAGES = (
+    ("booktabs", "\\toprule, \\midrule, \\cmidrule, \\bottomrule"),
+    ("graphicx", "\\resizebox (wide tables) and \\includegraphics (figures)"),
+)
+
+
+def preamble() -> str:
+    """The preamble snippet (one \\usepackage per line, with what needs it)."""
+    return "".join(f"\\usepackage{{{name}}}  % {why}\n" for name, why in PREAMBLE_PACKAGES)
 
 
 class LatexError(DataError):
@@ -45,16 +58,18 @@ def _latex_number(text: str) -> str:
     """A minus sign rather than a hyphen; an en dash for a missing value."""
     if text == "-":
         return "--"
+    text = text.replace("\N{PLUS-MINUS SIGN}", r"$\pm$")  # mean +- std over seeds
     return "$-$" + text[1:] if text.startswith("-") else text
 
 
 def table_to_latex(table) -> str:
-    """A booktabs ``table`` float: a bold title, group headers (data sets) over their columns, best values bold,
-    a rule between sections, notes under the tabular; wide tables shrink to the line width."""
+    """A booktabs ``table`` float: ``\\caption`` (what, which data, which budget) and ``\\label{tab:<name>}``,
+    group headers (data sets) over their columns, best values bold, a rule between sections, notes under
+    the tabular; wide tables shrink to the line width (``\\resizebox``: graphicx, see ``preamble``)."""
     n_lab, cols = len(table.label_headers), table.columns
-    # A bold title, not \caption: LaTeX would number these 1, 2, ... beside the paper's own numbers.
-    lines = [rf"% {table.name}", r"\begin{table}[!htbp]", r"\centering",
-             rf"{{\small\bfseries {escape(table.caption)}\par}}\medskip",
+    lines = [rf"% {table.name}: needs the packages of reports.latex.preamble() (booktabs, graphicx)",
+             r"\begin{table}[!htbp]", r"\centering",
+             rf"\caption{{{escape(table.caption)}}}\label{{{table.label}}}", r"\smallskip",
              r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
              rf"\begin{{tabular}}{{{'l' * n_lab}{'r' * len(cols)}}}", r"\toprule"]
     if any(c.group for c in cols):
@@ -75,7 +90,7 @@ def table_to_latex(table) -> str:
     lines.append(" & ".join(escape(h) for h in table.label_headers + [c.header for c in cols]) + r" \\")
     lines.append(r"\midrule")
     section = None
-    for row, flags in zip(table.rows, table.bold()):
+    for row, labels, flags in zip(table.rows, table.shown_labels(), table.bold()):
         if section is not None and row.section != section:
             lines.append(r"\midrule")
         section = row.section
@@ -84,7 +99,7 @@ def table_to_latex(table) -> str:
             text = _latex_number(c.text())
             text = rf"\textbf{{{text}}}" if bold else text
             cells.append(text + escape(c.marks))
-        lines.append(" & ".join([escape(x) for x in row.labels] + cells) + r" \\")
+        lines.append(" & ".join([escape(x) for x in labels] + cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}}"]
     if table.notes:
         lines.append(r"\par\smallskip")
@@ -95,12 +110,15 @@ def table_to_latex(table) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report_tex(title: str, summary: list[str], tables: list[str], figures: list[tuple[str, str]]) -> str:
+def report_tex(title: str, summary: list[str], tables: list[str], figures: list[tuple[str, str, str]]) -> str:
     """The report document: a first page (``summary`` lines, plain text), then each table file
-    (``\\input`` paths relative to the report) and each figure (PDF path, caption) on its own page."""
+    (``\\input`` paths relative to the report) and each figure (PDF path, caption, label) on its own
+    page. The packages are ``preamble()`` and nothing else (plus the page geometry)."""
     lines = [r"\documentclass[11pt]{article}",
              r"\usepackage[margin=2cm]{geometry}",
-             r"\usepackage{booktabs}", r"\usepackage{graphicx}", r"\setlength{\parindent}{0pt}",
+             *preamble().splitlines(), r"\setlength{\parindent}{0pt}",
+             # R1, R2, ...: LaTeX's own numbers must not read as the paper's (captions name those)
+             r"\renewcommand{\thetable}{R\arabic{table}}", r"\renewcommand{\thefigure}{R\arabic{figure}}",
              # objects outside compressed object streams: pages can be counted in the PDF itself
              r"\ifdefined\pdfobjcompresslevel\pdfobjcompresslevel=0\fi",
              r"\begin{document}", rf"\section*{{{escape(title)}}}"]
@@ -108,10 +126,10 @@ def report_tex(title: str, summary: list[str], tables: list[str], figures: list[
     lines.append(r"\clearpage")
     for path in tables:
         lines += [rf"\input{{{path}}}", r"\clearpage"]
-    for path, caption in figures:
+    for path, caption, label in figures:
         lines += [r"\begin{figure}[!htbp]", r"\centering",
                   rf"\includegraphics[width=\linewidth,height=0.8\textheight,keepaspectratio]{{{path}}}",
-                  rf"\par\medskip{{\small\bfseries {escape(caption)}\par}}", r"\end{figure}", r"\clearpage"]
+                  rf"\caption{{{escape(caption)}}}\label{{{label}}}", r"\end{figure}", r"\clearpage"]
     lines.append(r"\end{document}")
     return "\n".join(line for line in lines if line) + "\n"
 
@@ -179,3 +197,20 @@ def pages_in_log(log: Path) -> int | None:
     """The page count pdflatex printed ("Output written on report.pdf (12 pages, ...)")."""
     m = re.search(r"\((\d+) pages?,", Path(log).read_text(encoding="latin-1"))
     return int(m.group(1)) if m else None
+
+
+def page_images(pdf: Path, out_dir: Path, dpi: int = 90) -> list[Path]:
+    """Every page of ``pdf`` as ``out_dir/page-<n>.png`` (pdftoppm, from poppler-utils), so a reader
+    can see the compiled report without opening it; older page images there are removed first."""
+    exe = shutil.which("pdftoppm")
+    if exe is None:
+        raise ConfigError("pdftoppm not found on PATH (Debian: apt-get install poppler-utils)")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("page-*.png"):
+        old.unlink()
+    proc = subprocess.run([exe, "-png", "-r", str(dpi), str(pdf), str(out_dir / "page")], capture_output=True,
+                          text=True, timeout=300, stdin=subprocess.DEVNULL, check=False)
+    if proc.returncode != 0:
+        raise LatexError(f"pdftoppm failed on {pdf} (exit code {proc.returncode}: {proc.stderr.strip()[:200]})")
+    return sorted(out_dir.glob("page-*.png"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))

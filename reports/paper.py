@@ -35,7 +35,7 @@ PER_DATASET_METHODS = {
     ("lightretriever", "sparse"): "LightRetriever Sparse",
     ("lightretriever", "hybrid"): "LightRetriever Hybrid",
 }
-# (our setting, our representation) -> (setting, representation) in the paper's Table 4 (A1-A3).
+# (our setting, our representation) -> (setting, representation) in the paper's Tables 3-4 (A1-A3; paper_table4_ablations.csv).
 ABLATION_SETTINGS = {
     ("lightretriever", "dense"): ("LightRetriever", "dense"),
     ("a1_both_light", "light_both"): ("A1 both-side light", "dense"),
@@ -144,7 +144,7 @@ def benchmark_of(dataset: str) -> str | None:
 
 @cache  # a few rows, asked for once per cell
 def lookup_ablation(paper_backbone: str, setting: str, representation: str, benchmark: str) -> float | None:
-    """The paper's benchmark-average nDCG@10 for an A1-A3 setting (Table 4), or None."""
+    """The paper's benchmark-average nDCG@10 for an A1-A3 setting (Tables 3-4), or None."""
     t = table4_ablations()
     hit = t[(t["backbone"] == paper_backbone) & (t["setting"] == setting) & (t["representation"] == representation)]
     col = f"{BENCHMARK_COLUMNS[benchmark]}_ndcg10"

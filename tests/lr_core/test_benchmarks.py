@@ -234,3 +234,11 @@ def test_cqadupstack_archive_of_subforums(tmp_path):
 def test_identical_ids_are_ignored_only_where_queries_are_documents(shared_data):
     assert {n for n, b in BENCHMARKS.items() if b.ignore_identical_ids} == {"arguana", "quora", "cqadupstack"}
     assert benchmark_for_path(shared_data / "cranfield").ignore_identical_ids is False
+
+
+def test_display_names():
+    from lr_core.benchmarks import display_name
+
+    assert display_name("scifact") == "SciFact" and display_name("fiqa") == "FiQA2018"
+    assert display_name("cranfield") == "Cranfield" and display_name("/data/beir/trec-covid/") == "TRECCOVID"
+    assert display_name("my_local_set") == "my_local_set"

@@ -8,6 +8,7 @@ import pytest
 from lr_core.beir import load_beir
 from lr_core.cli import main
 from lr_core.evaluate import LEDGER_METRICS, EvalSettings, evaluate, load_model_for_eval
+from lr_core.metrics import PER_QUERY_FILE, read_per_query
 
 from tests.helpers import REPO, fast_config, write_subset
 
@@ -37,6 +38,11 @@ def test_evaluate_writes_one_ledger_entry_per_representation(trained_tiny, share
         assert all(0.0 <= rec[m] <= 1.0 for m in LEDGER_METRICS)
         lines = (out / "scifact" / rep / "run.trec").read_text().splitlines()
         assert lines and len(lines[0].split()) == 6
+        assert rec["seed"] == 42  # the run's trainer.seed
+        # per-query scores beside it, whose means are the ledger's numbers
+        pq = read_per_query(out / "scifact" / rep / PER_QUERY_FILE)
+        assert len(pq["ndcg@10"]) == 15 and set(pq) == {"ndcg@10", "recall@20", "recall@100"}
+        assert sum(pq["ndcg@10"].values()) / 15 == pytest.approx(rec["ndcg@10"], abs=1e-6)
     # the cache and the encoded corpus are kept in the run directory and reused
     assert list((trained_tiny / "cache").glob("vocab-*.npz"))
     assert list((trained_tiny / "corpus").glob("scifact-len48/shard-*.npz"))
@@ -101,6 +107,9 @@ def test_bm25_command_on_scifact(shared_data, tmp_path):
     assert main(["bm25", "--dataset", "scifact", "--out", str(tmp_path)]) == 0
     rec = json.loads((tmp_path / "scifact" / "bm25" / "metrics.json").read_text())
     assert 0.655 <= rec["ndcg@10"] <= 0.675 and rec["num_queries"] == 300 and rec["representation"] == "bm25"
+    assert rec["seed"] is None  # BM25 has no training seed
+    pq = read_per_query(tmp_path / "scifact" / "bm25" / PER_QUERY_FILE)
+    assert sum(pq["recall@100"].values()) / 300 == pytest.approx(rec["recall@100"], abs=1e-6)
 
 
 def test_evaluate_needs_a_run_or_a_backbone(capsys):

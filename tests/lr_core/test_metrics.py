@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from lr_core.metrics import evaluate_run, per_query_metrics, trec_order
+from lr_core.metrics import (PER_QUERY_FILE, evaluate_run, mean_metrics, per_query_metrics, read_per_query,
+                             trec_order, write_per_query)
 
 
 LOG2_3 = math.log2(3)
@@ -212,3 +213,25 @@ def test_cranfield_graded_qrels_match_reference_implementation(shared_data):
         ref = math.fsum(e[name] for e in expect.values()) / len(qids)
         assert m[name] == pytest.approx(ref, abs=1e-12), name
     assert 0.0 < m["ndcg@10"] < 1.0
+
+
+def test_per_query_file_round_trip_is_compact_and_deterministic(tmp_path):
+    pq = {"q2": {"ndcg@10": 0.5, "recall@20": 1.0, "recall@100": 1.0, "mrr@10": 0.5},
+          "q1": {"ndcg@10": 1 / 3, "recall@20": 0.0, "recall@100": 0.5, "mrr@10": 0.0}}
+    a, b = tmp_path / "a" / PER_QUERY_FILE, tmp_path / "b" / PER_QUERY_FILE
+    write_per_query(a, pq)
+    write_per_query(b, dict(reversed(list(pq.items()))))
+    assert a.read_bytes() == b.read_bytes()  # sorted queries, no gzip timestamp
+    back = read_per_query(a)
+    assert back == {"ndcg@10": {"q1": 0.333333, "q2": 0.5}, "recall@20": {"q1": 0.0, "q2": 1.0},
+                    "recall@100": {"q1": 0.5, "q2": 1.0}}
+    assert mean_metrics(pq)["ndcg@10"] == pytest.approx((0.5 + 1 / 3) / 2) and mean_metrics(pq)["num_queries"] == 2
+    (tmp_path / "bad.gz").write_bytes(b"not gzip")
+    with pytest.raises(ValueError, match="bad.gz: unreadable per-query scores"):
+        read_per_query(tmp_path / "bad.gz")
+
+
+def test_evaluate_run_is_the_mean_of_the_per_query_metrics():
+    qrels = {"q1": {"d1": 1}, "q2": {"d2": 1}}
+    run = {"q1": {"d1": 2.0, "d3": 1.0}, "q2": {"d3": 2.0, "d2": 1.0}}
+    assert evaluate_run(qrels, run) == mean_metrics(per_query_metrics(qrels, run))

@@ -56,3 +56,15 @@ def test_disabled_by_default(tmp_path):
     assert tracking.wandb_logger(cfg, tmp_path) is None
     tracking.log_summary(cfg, tmp_path, {"x": 1})
     assert not (tmp_path / "wandb").exists()
+
+
+def test_summary_rows_carry_display_names_and_the_seed(tmp_path):
+    cfg = load_config(REPO / "experiments" / "tiny.yaml", ["variant=kl", "trainer.seed=7", "wandb.group=grid"])
+    rows = tracking.summary_rows(cfg, tmp_path / "kl-s7", {"scifact/hybrid/ndcg@10": 0.6, "scifact/hybrid/recall@20": 0.7,
+                                                          "cranfield/dense/ndcg@10": 0.1, "not/a/metric": 1})
+    as_dicts = [dict(zip(tracking.RESULT_COLUMNS, r)) for r in rows]
+    assert [(d["dataset_display"], d["representation_display"], d["ndcg@10"]) for d in as_dicts] == [
+        ("Cranfield", "Dense", 0.1), ("SciFact", "Hybrid", 0.6)]
+    d = as_dicts[1]
+    assert (d["group"], d["run"], d["variant_display"], d["seed"], d["recall@20"], d["recall@50"]) == (
+        "grid", "kl-s7", "LightRetriever + KL", 7, 0.7, None)

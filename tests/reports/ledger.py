@@ -8,13 +8,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from lr_core.metrics import PER_QUERY_FILE, write_per_query
+
 SMOL = "smollm2-135m-instruct"
 RECALL = {"recall@20": 0.5, "recall@50": 0.6, "recall@100": 0.7}
 
 
 def write_metrics(root: Path, dataset: str, variant: str, backbone: str, rep: str, ndcg: float, *,
-                  run: str = "run", mrl_dim=None, sparse_top_k=None, recall=None, **extra) -> Path:
-    """One metrics.json in the ledger schema (lr_core.evaluate.metrics_record) under root/run/eval/..."""
+                  run: str = "run", mrl_dim=None, sparse_top_k=None, recall=None, per_query=None, **extra) -> Path:
+    """One metrics.json in the ledger schema (lr_core.evaluate.metrics_record) under root/run/eval/...;
+    ``per_query`` ({qid: nDCG@10}) also writes per_query.json.gz beside it, as `lr evaluate` does."""
     rec = {"dataset": dataset, "split": "test", "variant": variant, "backbone": backbone, "representation": rep,
            "ndcg@10": ndcg, **(recall or RECALL), "mrr@10": ndcg, "num_queries": 300,
            "timings": {"search_s": 0.5}, "config_hash": "abc", "checkpoint": None, "checkpoint_hash": "-",
@@ -26,6 +29,9 @@ def write_metrics(root: Path, dataset: str, variant: str, backbone: str, rep: st
     path = root / run / "eval" / dataset / f"{rep}{tag}" / "metrics.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(rec, indent=2))
+    if per_query is not None:
+        write_per_query(path.with_name(PER_QUERY_FILE),
+                        {q: {"ndcg@10": v, "recall@20": v, "recall@100": v} for q, v in per_query.items()})
     return path
 
 

@@ -13,7 +13,7 @@ from reports.collect import SkippedResultWarning
 from reports.latex import pages_in_log, pdf_page_count
 from tests.reports.ledger import SMOL, write_metrics
 
-TABLES = ["table1_speed", "table2_main", "table4_ablations", "table5_kl", "table9_11_per_dataset",
+TABLES = ["table1_speed", "table2_main", "table3_4_ablations", "table5_kl", "table9_11_per_dataset",
           "paper_vs_ours_main", "paper_vs_ours_per_dataset", "paper_vs_ours_ablations", "paper_vs_ours_kl",
           "paper_vs_ours_speed"]
 FIGURES = ["fig5_representations", "fig6_mrl_topk", "speed_quality"]
@@ -21,14 +21,23 @@ FIGURES = ["fig5_representations", "fig6_mrl_topk", "speed_quality"]
 
 def test_full_report_compiles_with_one_page_per_table_and_figure(ledger, tmp_path):
     out_dir = tmp_path / "report"
-    out = write_report([ledger], out_dir, paper_backbone="Llama3.1-8b")
+    out = write_report([ledger], out_dir, paper_backbone="Llama3.1-8b", page_images=True)
     assert out.tables == TABLES and out.figures == FIGURES and out.missing == []
+    # pdftoppm: one PNG per page, in page order
+    assert [p.name for p in out.page_images] == [f"page-{i:02d}.png" for i in range(1, 15)]
+    assert all(p.stat().st_size > 1000 for p in out.page_images)
     # 1 summary page + 10 tables + 3 figures, counted in the PDF itself and cross-checked with the log
     assert out.pages == pdf_page_count(out_dir / "report.pdf") == pages_in_log(out_dir / "report.log") == 14
     tex = (out_dir / "report.tex").read_text()
     inputs = re.findall(r"\\input\{(.+?)\}", tex)
     graphics = re.findall(r"\\includegraphics\[[^]]*\]\{(.+?)\}", tex)
     assert inputs == [f"tables/{n}.tex" for n in TABLES] and graphics == [f"figures/{f}.pdf" for f in FIGURES]
+    # every table and figure has a caption and a stable label; the packages are the preamble snippet's
+    assert re.findall(r"\\label\{(fig:.+?)\}", tex) == [f"fig:{f}" for f in FIGURES]
+    for name in TABLES:
+        assert f"\\label{{tab:{name}}}" in (out_dir / "tables" / f"{name}.tex").read_text()
+        assert (out_dir / "tables" / f"{name}.tex").read_text().count("\\caption{") == 1
+    assert (out_dir / "preamble.tex").read_text() in tex
     for name in TABLES:
         for ext in ("tex", "md", "csv"):
             assert (out_dir / "tables" / f"{name}.{ext}").stat().st_size > 0
@@ -38,6 +47,7 @@ def test_full_report_compiles_with_one_page_per_table_and_figure(ledger, tmp_pat
     assert "Paper comparisons use the paper's Llama3.1-8b numbers" in tex
     assert (out_dir / "findings.md").read_text().count("\n## ") == 7  # reports.findings, tested in test_findings
     assert (out_dir / "results.csv").read_text().count("metrics.json") == 24
+    assert "0 of 24 quality results record their seed and 0 keep per-query scores" in tex  # the fixture is old-style
     # atomic writes and the pdflatex build directory leave nothing behind
     assert not [p for p in out_dir.rglob("*") if p.name.startswith(".")]
 
@@ -58,6 +68,8 @@ def test_report_without_some_results_says_so_and_drops_stale_files(tmp_path):
     assert "table5_kl" in out.missing and "fig6_mrl_topk" in out.missing
     assert not (out_dir / "tables" / "table5_kl.tex").exists() and not (out_dir / "figures" / "fig6_mrl_topk.pdf").exists()
     assert "Not produced (no results for them): table1" in (out_dir / "report.tex").read_text()
+    assert "Figure fig6\\_mrl\\_topk not drawn: no result with an MRL dimension or a sparse top-k." in (
+        out_dir / "report.tex").read_text()
     assert out.pdf is None and not (out_dir / "report.pdf").exists()
 
 
@@ -90,6 +102,8 @@ def test_cli_report_with_a_corrupt_file_warns_and_finishes(tmp_path, capsys):
     (["{empty}"], "no readable metrics.json or speed.json under"),
     (["{ledger}", "--paper-backbone", "Llama9"], "unknown paper backbone 'Llama9'"),
     (["{ledger}", "--wandb", "no-slash"], "--wandb expects ENTITY/PROJECT"),
+    (["{ledger}", "--wandb", "{empty}"], "no offline run (run-*.wandb) under"),
+    (["{ledger}", "--baseline", "symmetric"], "--baseline expects VARIANT:REPRESENTATION"),
 ])
 def test_cli_user_errors_are_one_line_exit_2(argv, message, ledger, tmp_path, capsys):
     (tmp_path / "empty").mkdir()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 
 from lr_core.errors import ConfigError
@@ -89,11 +90,13 @@ def test_speed_files_qps_default_and_bad_speed(tmp_path):
 def test_lr_bench_speed_report_gives_one_row_per_pipeline(tmp_path):
     path = write_bench_speed(tmp_path)
     sp = collect([tmp_path]).speed.set_index("model")
-    assert list(sp.index) == [f"{SMOL} full", f"{SMOL} light_dense", f"{SMOL} light_sparse", f"{SMOL} light_hybrid"]
+    smol = "SmolLM2-135M-Instruct"  # the backbone's display name, then the pipeline's
+    assert list(sp.index) == [f"{smol} full LLM query", f"{smol} light dense", f"{smol} light sparse",
+                              f"{smol} light hybrid"]
     assert list(sp["representation"]) == ["symmetric", "dense", "sparse", "hybrid"]
     assert (sp["num_queries"] == 64).all() and (sp["device"] == "cpu, 2 threads").all()
     assert (sp["dataset"] == "scifact").all() and (sp["variant"] == "lightretriever").all()
-    hybrid = sp.loc[f"{SMOL} light_hybrid"]
+    hybrid = sp.loc[f"{smol} light hybrid"]
     assert hybrid["total_s"] == pytest.approx(0.08) and hybrid["qps"] == 800.0
     assert hybrid["source"] == f"{path} (light_hybrid)"
     # nDCG@10 from the benchmark's own float32 check, for the representations it measured
@@ -163,3 +166,32 @@ def test_collect_with_wandb_merges_and_checks(tmp_path):
         collect([tmp_path], wandb_project="just-a-project", wandb_api=api)
     with pytest.raises(ConfigError, match="cannot list the runs of ent/proj"):
         collect([tmp_path], wandb_project="ent/proj", wandb_api=FakeApi([], fail=RuntimeError("401")))
+
+
+def test_seed_per_query_file_and_training_steps_are_collected(tmp_path):
+    import json
+
+    m = write_metrics(tmp_path, "scifact", "lightretriever", SMOL, "dense", 0.5, run="lr", seed=3,
+                      per_query={"q1": 0.4, "q2": 0.6})
+    (tmp_path / "lr" / "train_done.json").write_text(json.dumps({"global_step": 300}))
+    old = write_metrics(tmp_path, "scifact", "bm25", "bm25", "bm25", 0.6, run="bm25")  # written before seeds
+    df = collect([tmp_path]).records.set_index("source")
+    row = df.loc[str(m)]
+    assert row["seed"] == 3 and row["steps"] == 300
+    assert row["per_query"] == str(m.with_name("per_query.json.gz"))
+    assert pd.isna(df.loc[str(old), "seed"]) and pd.isna(df.loc[str(old), "per_query"])
+    assert pd.isna(df.loc[str(old), "steps"])
+    bad = write_metrics(tmp_path, "scifact", "kl", SMOL, "dense", 0.5, run="kl", seed="three")
+    with pytest.warns(SkippedResultWarning, match="field 'seed' is not an integer"):
+        r = collect([tmp_path])
+    assert str(bad) not in set(r.records["source"])
+
+
+def test_distinct_seeds_are_not_duplicates_but_repeated_or_unknown_seeds_are(tmp_path):
+    a = write_metrics(tmp_path, "scifact", "kl", SMOL, "dense", 0.5, run="s1", seed=1)
+    b = write_metrics(tmp_path, "scifact", "kl", SMOL, "dense", 0.6, run="s2", seed=2)
+    df = collect([tmp_path]).records.set_index("source")
+    assert not df.loc[str(a), "duplicate"] and not df.loc[str(b), "duplicate"]
+    c = write_metrics(tmp_path, "scifact", "kl", SMOL, "dense", 0.7, run="s-none")  # no seed recorded
+    df = collect([tmp_path]).records.set_index("source")
+    assert df.loc[[str(a), str(b), str(c)], "duplicate"].all()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lr_core.errors import ConfigError
-from reports.latex import LatexError, compile_pdf, escape, pages_in_log, pdf_page_count
+from reports.latex import LatexError, compile_pdf, escape, pages_in_log, pdf_page_count, preamble, report_tex
 from reports.tables import Cell, Column, Row, Table
 
 
@@ -22,10 +22,11 @@ def test_table_to_latex_groups_sections_and_notes():
     t.rows = [Row(["a"], [Cell(61.24), Cell(-1.25, "delta", rank=False), Cell(12.0, "qps")], "s1"),
               Row(["b_2"], [Cell(None), Cell(None, "delta", rank=False), Cell(1500.4, "qps", marks="\u2020")], "s2")]
     t.notes = ["\u2020 see runs/x_y"]
-    assert t.to_latex() == r"""% t_x
+    assert t.to_latex() == r"""% t_x: needs the packages of reports.latex.preamble() (booktabs, graphicx)
 \begin{table}[!htbp]
 \centering
-{\small\bfseries Caption \& more\par}\medskip
+\caption{Caption \& more}\label{tab:t_x}
+\smallskip
 \resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%
 \begin{tabular}{lrrr}
 \toprule
@@ -90,3 +91,28 @@ def test_missing_pdflatex_is_a_config_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ConfigError, match="pdflatex not found"):
         compile_pdf(tmp_path / "doc.tex")
+
+
+def test_a_table_compiles_with_the_preamble_snippet_alone(tmp_path):
+    """What a paper pastes: preamble() plus tables/<name>.tex, in a bare article (no geometry)."""
+    t = Table("wide", "A wide table", ["Model"], [Column(f"c{i}", "max", group="g") for i in range(14)])
+    t.rows = [Row(["m_1"], [Cell(50.0 + i, std=1.25, n=3) for i in range(14)])]
+    (tmp_path / "wide.tex").write_text(t.to_latex())
+    tex = tmp_path / "doc.tex"
+    tex.write_text("\\documentclass{article}\n" + preamble() +
+                   "\\ifdefined\\pdfobjcompresslevel\\pdfobjcompresslevel=0\\fi\n"
+                   "\\begin{document}\n\\input{wide.tex}\n\\end{document}\n")
+    compile_pdf(tex)
+    log = (tmp_path / "doc.log").read_text(encoding="latin-1")
+    assert "Overfull \\hbox" not in log  # \resizebox shrank it to the line
+    assert "(1 page" in log  # compiled: -halt-on-error stops at any error, e.g. a package missing
+    assert preamble().splitlines() == ["\\usepackage{booktabs}  % \\toprule, \\midrule, \\cmidrule, \\bottomrule",
+                                       "\\usepackage{graphicx}  % \\resizebox (wide tables) and \\includegraphics "
+                                       "(figures)"]
+
+
+def test_report_tex_uses_only_the_preamble_and_labels_figures():
+    tex = report_tex("T", ["s"], ["tables/a.tex"], [("figures/f.pdf", "A figure", "fig:f")])
+    uses = [line for line in tex.splitlines() if line.startswith("\\usepackage")]
+    assert uses == ["\\usepackage[margin=2cm]{geometry}", *preamble().splitlines()]
+    assert "\\caption{A figure}\\label{fig:f}" in tex

@@ -1,0 +1,61 @@
+"""lr_core.variants: what each variant declares for reports (display name, report table,
+representations, reference), checked for consistency with the paper's numbering everywhere."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from lr_core.evaluate import REPRESENTATIONS
+from lr_core.variants import (BASELINES, REPORT_TABLES, display_name, list_variants, register_variant,
+                              unregister_variant, variants_in)
+
+from tests.helpers import REPO
+
+
+def test_every_variant_declares_a_display_name_and_a_consistent_table():
+    variants = list_variants()
+    displays = [v.display for v in variants.values()]
+    assert len(set(displays)) == len(displays) and all(d and d != v for d, v in zip(displays, variants))
+    for v in variants.values():
+        assert v.table in REPORT_TABLES, v.name
+        assert v.paper_table.startswith(REPORT_TABLES[v.table]), v.name
+        assert v.representations and set(v.representations) <= set(REPRESENTATIONS), v.name
+        if v.reference:
+            assert v.reference[0] in variants and (v.reference[1] is None or v.reference[1] in REPRESENTATIONS)
+
+
+def test_the_paper_numbering():
+    """Tables 3-4: A1-A3; Table 5: KL per representation, the A4 breakdown (reports/paper_data/README.md)."""
+    assert [v.name for v in variants_in("table3_4")] == ["a1_both_light", "a2_embedding_query", "a3_one_layer_query"]
+    assert {v.name for v in variants_in("table5")} == {"a4_breakdown", "kl"}
+    assert {v.name for v in variants_in("table2")} == {"symmetric", "symmetric_sparse", "lightretriever"}
+    readme = (REPO / "reports" / "paper_data" / "README.md").read_text()
+    assert "| paper_table4_ablations.csv | Tables 3-4 |" in readme and "| paper_table5_kl.csv | Table 5 |" in readme
+
+
+def test_readme_variant_table_matches_the_registry():
+    rows = re.findall(r"^\| `(\w+)` \|.*\| ([^|]+) \|$", (REPO / "README.md").read_text(), flags=re.M)
+    listed = {name: paper.strip() for name, paper in rows if name in list_variants()}
+    assert set(listed) == set(list_variants())
+    for name, paper in listed.items():
+        assert paper.startswith(REPORT_TABLES[list_variants()[name].table]), (name, paper)
+
+
+def test_display_names_and_bad_declarations():
+    assert display_name("a1_both_light") == "A1 both-side light" and display_name("bm25") == BASELINES["bm25"]
+    assert display_name("never_registered") == "never_registered"
+    with pytest.raises(ValueError, match="unknown report table 'table4'"):
+        register_variant("x", "d", "Table 4: x", table="table4")
+    with pytest.raises(ValueError, match="does not match table 'table5'"):
+        register_variant("x", "d", "Table 4: KL", table="table5")
+
+    @register_variant("zz_tmp", "d", "Table 5: tmp", display="Temporary", table="table5", representations=("dense",))
+    class Tmp:
+        pass
+
+    try:
+        assert display_name("zz_tmp") == "Temporary" and "zz_tmp" in [v.name for v in variants_in("table5")]
+    finally:
+        unregister_variant("zz_tmp")
+    assert "zz_tmp" not in list_variants()
