@@ -21,7 +21,9 @@ from lr_core.variants import register_variant
 
 
 @register_variant("centred_light_query", "LightRetriever with a learned centre subtracted from light token vectors",
-                  "recipe lever (not in the paper)")
+                  "Table 2: LightRetriever, centred light query (a recipe lever, not in the paper)",
+                  display="LightRetriever (centred query)", table="table2",
+                  representations=("dense", "sparse", "hybrid"), reference=("lightretriever", None))
 class CentredLightQueryModule(LightRetrieverModule):
     def __init__(self, cfg):
         super().__init__(cfg)
