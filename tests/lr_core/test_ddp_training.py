@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -33,9 +34,16 @@ def launch(tmp_path, name, extra, tag, stop_at=None):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     for var in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_JOB_ID"):
         env.pop(var, None)
-    proc = subprocess.run([sys.executable, "-m", "tests.lr_core.ddp_fit", json.dumps(args)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    # its own session, so that a time-out ends rank 1 too (Lightning starts it as our child's child)
+    proc = subprocess.Popen([sys.executable, "-m", "tests.lr_core.ddp_fit", json.dumps(args)], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=2400)  # generous: about 1 min each unloaded, much longer niced on a busy CPU
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"{tag}: timed out\n{out[-3000:]}{err[-5000:]}") from None
+    assert proc.returncode == 0, out[-3000:] + err[-5000:]
     return tmp_path / name
 
 
