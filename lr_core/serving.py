@@ -560,7 +560,8 @@ def run(args: argparse.Namespace) -> int:
         args.run_dir = _positional_or_named(args, "run_dir", "the run directory")
         args.out = _positional_or_named(args, "out", "the bundle directory")
         if not args.out:
-            raise ConfigError("give the bundle directory to create: BUNDLE (or --bundle BUNDLE)")
+            raise ConfigError("give a trained RUN_DIR (or --backbone NAME) and the bundle directory to create: "
+                              "lr export-serving RUN_DIR BUNDLE (or --run-dir RUN_DIR --bundle BUNDLE)")
         if bool(args.run_dir) == bool(args.backbone):
             raise ConfigError("give a trained RUN_DIR, or --backbone NAME with --work-dir (not both)")
         if args.backbone and not args.work_dir:

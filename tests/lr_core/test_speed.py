@@ -126,7 +126,8 @@ def test_speed_times_a3_on_the_same_queries(work, tmp_path):
     assert report["a3_model"]["variant"] == "a3_one_layer_query" and report["a3_model"]["query_layers"] == 1
     assert report["a3_model"]["checkpoint"].startswith(str(a3_run))
     rows = {r["model"]: r for r in speed_rows(report, "speed.json")}
-    assert rows["tiny-llama a3"]["variant"] == "a3_one_layer_query" and rows["tiny-llama a3"]["representation"] == "dense"
+    a3_row = rows["Tiny Llama (random) A3 1-layer query"]  # display names (reports.collect.PIPELINE_NAMES)
+    assert a3_row["variant"] == "a3_one_layer_query" and a3_row["representation"] == "dense"
     # a run of another variant is refused with a message, not timed as if it were A3
     other = fit(fast_config(tiny, tmp_path / "lr"))
     assert speed.main([*base, "--a3-run-dir", str(other), "--out", str(work / "not-a3")]) == 2
