@@ -29,12 +29,24 @@ def centred_scores(cache: np.ndarray, query_ids: list[list[int]], docs: np.ndarr
     return q @ docs.T
 
 
+def to_run(scores: np.ndarray, qids: list[str], doc_ids: list[str], depth: int = 1000) -> dict:
+    top = np.argsort(-scores, axis=1)[:, :depth]
+    return {q: {doc_ids[j]: float(scores[i, j]) for j in top[i]} for i, q in enumerate(qids)}
+
+
 def ndcg_at_10(scores: np.ndarray, qids: list[str], doc_ids: list[str], qrels: dict) -> float:
     from lr_core.metrics import evaluate_run
 
-    top = np.argsort(-scores, axis=1)[:, :100]
-    run = {q: {doc_ids[j]: float(scores[i, j]) for j in top[i]} for i, q in enumerate(qids)}
-    return evaluate_run(qrels, run)["ndcg@10"]
+    return evaluate_run(qrels, to_run(scores, qids, doc_ids, 100))["ndcg@10"]
+
+
+def read_trec(path: Path) -> dict:
+    """A TREC run file (``qid Q0 docid rank score tag``) as ``{qid: {docid: score}}``."""
+    run: dict = {}
+    for line in path.read_text().splitlines():
+        qid, _, doc, _, score, _ = line.split()
+        run.setdefault(qid, {})[doc] = float(score)
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,13 +70,22 @@ def main(argv: list[str] | None = None) -> int:
     train = load_training_sources(model.module.cfg.data.train, model.module.cfg.data.data_dir)
     train_tokens = np.concatenate([np.asarray(t) for t in tok.light_query_ids([e.query for e in train])])
     centres = {"none": None, "vocabulary_mean": cache.mean(axis=0), "training_token_mean": cache[train_tokens].mean(axis=0)}
+    docs, doc_ids = corpus.dense.astype(np.float32), list(corpus.doc_ids)
+    scores = {name: centred_scores(cache, ids, docs, c) for name, c in centres.items()}
     result = {"run": str(args.run_dir), "dataset": args.dataset, "split": "val", "num_queries": len(qids),
-              "ndcg@10": {name: ndcg_at_10(centred_scores(cache, ids, corpus.dense.astype(np.float32), c), qids,
-                                           list(corpus.doc_ids), data.qrels) for name, c in centres.items()}}
+              "ndcg@10": {name: ndcg_at_10(sc, qids, doc_ids, data.qrels) for name, sc in scores.items()}}
+    sparse_trec = args.run_dir / "eval" / args.dataset / "sparse" / "run.trec"
+    if sparse_trec.is_file():  # hybrid as lr evaluate fuses it (0.7 dense + 0.3 sparse, min-max), per centre
+        from lr_core.fusion import fuse
+        from lr_core.metrics import evaluate_run
+
+        sparse = read_trec(sparse_trec)
+        result["hybrid_ndcg@10"] = {name: evaluate_run(data.qrels, fuse(to_run(sc, qids, doc_ids), sparse))["ndcg@10"]
+                                    for name, sc in scores.items()}
     out = args.out or args.run_dir / "analysis" / "light_query_centring.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result["ndcg@10"]))
+    print(json.dumps({k: v for k, v in result.items() if k.endswith("ndcg@10")}))
     return 0
 
 
