@@ -62,6 +62,11 @@ def export_adapter(module, cfg, ckpt_hash: str, run_dir: str | Path, out: str | 
     with atomic_dir(out) as tmp:
         lm.to(dtype)  # this module is only exported, never used again
         lm.save_pretrained(tmp, safe_serialization=True)
+        (tmp / "README.md").unlink(missing_ok=True)  # peft's empty model-card template
+        # the base model is rebuilt from config.yaml's backbone name, never from this machine's path
+        peft_cfg = json.loads((tmp / ADAPTER_CONFIG).read_text())
+        peft_cfg["base_model_name_or_path"] = cfg.model.backbone
+        (tmp / ADAPTER_CONFIG).write_text(json.dumps(peft_cfg, indent=2, sort_keys=True) + "\n")
         if extra:
             save_file(extra, str(tmp / EXTRA_WEIGHTS))
         for name in _RECORDS:

@@ -24,6 +24,8 @@ def test_exported_adapter_reloads_the_runs_weights_in_float16(variant, tmp_path)
     info = json.loads((out / "adapter_info.json").read_text())
     assert info["variant"] == variant and info["dtype"] == "float16"
     assert (out / "extra_weights.safetensors").is_file() == (variant == "a2_embedding_query")
+    assert not (out / "README.md").exists()  # no machine paths or empty templates are published
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == "tiny-llama"
     original, _, _ = load_trained(run)
     published, cfg, _ = load_trained(out)
     want = {n: p for n, p in original.named_parameters() if p.requires_grad}
