@@ -20,12 +20,11 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import torch
 
-from lr_core.io import atomic_dir, atomic_write_text
+from lr_core.io import atomic_dir, atomic_write_text, git_commit
 
 ADAPTER_CONFIG = "adapter_config.json"
 EXTRA_WEIGHTS = "extra_weights.safetensors"
@@ -35,15 +34,6 @@ _RECORDS = ("config.yaml", "train_done.json", "warm_start.json", "logs/metrics.c
 
 def is_adapter_dir(path: str | Path) -> bool:
     return (Path(path) / ADAPTER_CONFIG).is_file() and (Path(path) / "config.yaml").is_file()
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def export_adapter(module, cfg, ckpt_hash: str, run_dir: str | Path, out: str | Path,
@@ -76,7 +66,7 @@ def export_adapter(module, cfg, ckpt_hash: str, run_dir: str | Path, out: str | 
         atomic_write_text(tmp / INFO, json.dumps({
             "source_run": str(run_dir), "variant": cfg.variant, "backbone": cfg.model.backbone,
             "dtype": str(dtype).replace("torch.", ""), "float32_checkpoint_hash": ckpt_hash,
-            "config_hash": cfg.hash(), "git_commit": _git_commit(),
+            "config_hash": cfg.hash(), "git_commit": git_commit(),
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}, indent=2) + "\n")
     return out
 

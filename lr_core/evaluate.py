@@ -25,7 +25,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
-import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,7 +34,7 @@ import numpy as np
 
 from lr_core.beir import BeirDataset, load_beir, resolve_dataset_dir
 from lr_core.benchmarks import benchmark_for_path
-from lr_core.io import atomic_write_text
+from lr_core.io import atomic_write_text, git_commit
 
 log = logging.getLogger(__name__)
 
@@ -85,15 +84,6 @@ class EvalModel:
     extra: dict = field(default_factory=dict)
     module: object = None  # the trained LightningModule (serving hooks); None for an untrained backbone
     seed: int | None = None  # the run's trainer.seed; None for an untrained backbone or BM25
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def load_model_for_eval(run_dir: str | Path | None = None, backbone: str | None = None,
