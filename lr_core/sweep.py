@@ -388,6 +388,12 @@ def status(spec: SweepSpec) -> list[dict]:
 # --------------------------------------------------------------------------- submission
 
 
+# sbatch exports the submitting shell's environment. A W&B service token in it (set by any process that
+# called wandb.init, e.g. a notebook or a test session) would make every job attach to that process's
+# W&B service, where a killed job's run id stays "in use" and its requeued session cannot reopen it.
+_CLEAN_ENV = ["unset WANDB_SERVICE"]
+
+
 def sbatch_script(spec: SweepSpec, manifest: Path, indices: list[int]) -> str:
     s = spec.slurm
     tasks = tasks_per_node(s)  # one task per device (Lightning DDP under srun)
@@ -408,7 +414,7 @@ def sbatch_script(spec: SweepSpec, manifest: Path, indices: list[int]) -> str:
         lines.append(f"#SBATCH --gpus-per-node={s.gpus_per_node}")
     lines += [f"#SBATCH {x}" for x in s.extra]
     env = f"export LR_DATA_DIR={os.environ['LR_DATA_DIR']}\n" if os.environ.get("LR_DATA_DIR") else ""
-    lines += ["", "set -euo pipefail", f"cd {Path.cwd().resolve()}", env.rstrip(),
+    lines += ["", "set -euo pipefail", f"cd {Path.cwd().resolve()}", env.rstrip(), *_CLEAN_ENV,
               "# one run per array task; srun starts one process per device with the Slurm environment Lightning reads",
               f"srun {sys.executable} -m lr_core.cli sweep-task {manifest.resolve()} \"$SLURM_ARRAY_TASK_ID\""]
     return "\n".join(x for x in lines if x is not None) + "\n"
@@ -427,7 +433,7 @@ def speed_script(spec: SweepSpec, manifest: Path, after: str | None) -> str:
         lines.append("#SBATCH --gpus-per-node=1")
     lines += [f"#SBATCH {x}" for x in s.extra]
     env = [f"export LR_DATA_DIR={os.environ['LR_DATA_DIR']}"] if os.environ.get("LR_DATA_DIR") else []
-    lines += ["", "set -euo pipefail", f"cd {Path.cwd().resolve()}", *env,
+    lines += ["", "set -euo pipefail", f"cd {Path.cwd().resolve()}", *env, *_CLEAN_ENV,
               f"{sys.executable} -m lr_core.cli sweep-task {manifest.resolve()} {SPEED_DIR}"]
     return "\n".join(lines) + "\n"
 

@@ -308,14 +308,17 @@ def rank_pids(manifest: Path) -> dict[int, int]:
     return out
 
 
-def test_two_task_job_stops_both_ranks_at_one_step_and_evaluates_once(local_slurm, tiny_beir, tmp_path):
+def test_two_task_job_stops_both_ranks_at_one_step_and_evaluates_once(local_slurm, tiny_beir, tmp_path,
+                                                                   monkeypatch):
     """`--ntasks-per-node=2` (gloo on the CPU): USR1 reaches only rank 1, yet both ranks stop after the same
     step with one checkpoint; the requeued job resumes, rank 0 alone evaluates (one metrics.json per
-    representation), and there is one W&B run and one status."""
+    representation), and there is one W&B run and one status. The submitting shell holds a W&B service
+    token (as any process that called wandb.init does): the jobs must not attach to that service."""
+    monkeypatch.setenv("WANDB_SERVICE", "not-a-service-token")  # wandb.init fails on it if a job inherits it
     spec = write_spec(tmp_path / "ddp.yaml", "ddp", {"variant": ["lightretriever"]},
-                      ["trainer.max_steps=40", "trainer.checkpoint_every_n_steps=5", "data.batch_size=4",
+                      ["trainer.max_steps=20", "trainer.checkpoint_every_n_steps=5", "data.batch_size=4",
                        *SMALL[1:]], tiny_beir, slurm={"ntasks_per_node": 2, "mem": "6G"},
-                      evaluate={"representations": None})
+                      evaluate={"representations": ["dense", "hybrid"]})
     out = tmp_path / "ddp"
     run = out / "variant-lightretriever"
     ckpt = run / "checkpoints" / "last.ckpt"
@@ -327,26 +330,27 @@ def test_two_task_job_stops_both_ranks_at_one_step_and_evaluates_once(local_slur
     pids = rank_pids(out / "manifest.json")
     assert sorted(pids) == [0, 1], slurm_log(out)
     os.kill(pids[1], 10)  # SIGUSR1 to rank 1 only
-    wait_until(lambda: not squeue_ids(job) or json.loads((run / "status.json").read_text())["state"] == "done",
+    wait_until(lambda: not squeue_ids(job) or json.loads((run / "status.json").read_text())["state"] in ("done", "failed"),
                1800, "the requeued run to finish", every=1.0)  # generous: a busy shared CPU starves niced jobs
+    assert json.loads((run / "status.json").read_text())["state"] == "done", slurm_log(out)
     text = "\n".join(p.read_text(errors="replace") for p in sorted((out / "slurm").glob("*.out")))
     assert text.count("received SIGUSR1") == 1  # the signal reached one rank only
     stops = re.findall(r"lr: USR1 stop after step (\d+) on rank (\d+)", text)
     assert len(stops) == 2 and {r for _, r in stops} == {"0", "1"} and len({s for s, _ in stops}) == 1, text[-5000:]
     assert re.findall(r"lr: rank (\d+) evaluates", text) == ["0"], text[-5000:]
     done = json.loads((run / "train_done.json").read_text())
-    assert done["global_step"] == 40 and done["resumed_from"], text[-5000:]
+    assert done["global_step"] == 20 and done["resumed_from"], text[-5000:]
     # the resumed session started exactly at the stop step: every step is logged once across the two sessions
     import csv
 
     with open(run / "logs" / "metrics.csv") as fh:
         steps = [int(r["step"]) for r in csv.DictReader(fh) if r.get("train/loss")]
-    assert steps == list(range(40)), steps
+    assert steps == list(range(20)), steps
     status = json.loads((run / "status.json").read_text())
     assert status["state"] == "done" and int(status["restarts"]) == 1
     assert not list(run.glob("status*.json"))[1:]  # one status file
     reps = sorted(p.name for p in (run / "eval" / "scifact").iterdir())
-    assert reps == ["dense", "hybrid", "sparse", "symmetric"]
+    assert reps == ["dense", "hybrid"]
     for rep in reps:
         assert [p.name for p in (run / "eval" / "scifact" / rep).glob("metrics*.json")] == ["metrics.json"]
     rid = (run / "wandb_id.txt").read_text().strip()

@@ -417,7 +417,7 @@ def test_load_training_sources_errors(tmp_path, data_dir):
         load_training_sources([{"beir": "scifact", "negatives": 3}], data_dir=data_dir)
     with pytest.raises(DataError, match=r"unknown key 'split'.*allowed keys.*\['jsonl', 'source'\]"):
         load_training_sources([{"jsonl": "x.jsonl", "split": "train"}])
-    with pytest.raises(DataError, match="exactly one of 'jsonl' or 'beir'"):
+    with pytest.raises(DataError, match="exactly one of 'jsonl', 'beir' or 'titles'"):
         load_training_sources([{"path": "x"}])
     with pytest.raises(DataError, match="exactly one of"):
         load_training_sources([{"jsonl": "x", "beir": "y"}])
