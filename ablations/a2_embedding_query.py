@@ -5,7 +5,7 @@ query (paper Tables 3-4). The adapter is a query-side low-rank delta of the embe
 tied LM head, and with it the sparse side, is untouched."""
 import torch
 
-from lr_core.cache import vocab_cache_from_vectors
+from lr_core.cache_build import vocab_cache_from_vectors
 from lr_core.dense import mean_of_token_states
 from lr_core.modules import LightRetrieverModule
 from lr_core.variants import register_variant

@@ -13,6 +13,9 @@ QUERY_LAYERS = 1
                   columns={"Train query": "1L-Trans", "Train doc": "Full", "Infer query": "1L-Trans",
                            "Infer doc": "Full"})
 class OneLayerQueryModule(LightRetrieverModule):
+    query_side = "network"  # its dense queries run the first layer at serve time, not a cache lookup
+    query_layers = QUERY_LAYERS
+
     def light_dense_queries(self, batch):
         return self.encoder.encode_full_query_ids(batch.full_query_ids, batch.full_query_mask, num_layers=QUERY_LAYERS)
 
@@ -20,5 +23,4 @@ class OneLayerQueryModule(LightRetrieverModule):
         import torch
 
         with torch.no_grad():
-            ids = self.encoder.tokenizer.full_query_ids(texts, instruction)
-            return self.encoder.encode_full_query_ids(*self.encoder._tensor(ids), num_layers=QUERY_LAYERS)
+            return self.encoder.encode_full_queries(texts, instruction, num_layers=QUERY_LAYERS)

@@ -14,7 +14,7 @@ with the adapters), set to the mean token vector of the first training batch at 
 """
 import torch
 
-from lr_core.cache import vocab_cache_from_vectors
+from lr_core.cache_build import vocab_cache_from_vectors
 from lr_core.dense import mean_of_token_states
 from lr_core.modules import LightRetrieverModule
 from lr_core.variants import register_variant

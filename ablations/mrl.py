@@ -9,6 +9,8 @@ from lr_core.variants import register_variant
 @register_variant("mrl", "LightRetriever with Matryoshka dense losses over prefix dimensions", "Figure 6: MRL",
                   display="LightRetriever + MRL", table="figure6", representations=("dense",))
 class MRLModule(LightRetrieverModule):
+    eval_at_widths = True  # served at any listed prefix width: sweeps also evaluate it at evaluate.mrl_dims
+
     def mrl_dims(self) -> list[int]:
         width = self.encoder.hidden_size
         return sorted({d for d in self.cfg.loss.mrl_dims if d < width} | {width})

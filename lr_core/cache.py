@@ -1,8 +1,9 @@
 """The vocabulary cache: one [V, H] matrix of light token vectors per instruction.
 
 After training, every token id of the vocabulary is encoded as ``<bos> prompt t <eos>``; a
-light dense query is then the mean of its tokens' rows, L2-normalised. Serving needs only
-numpy (this module imports torch lazily, only to *build* a cache).
+light dense query is then the mean of its tokens' rows, L2-normalised. This module (reading and
+the lookup) needs only numpy and scipy, so the serving package uses it; *building* a cache runs
+the model and lives in :mod:`lr_core.cache_build`.
 
 File format: one ``.npz`` with ``vectors`` [V, H] (float32 or float16) and ``metadata``
 (a JSON string: model id, checkpoint hash, tokenizer hash, instruction, dtype, ...).
@@ -13,7 +14,6 @@ It is written to a temporary file and renamed, so a crash never leaves a partial
 """
 from __future__ import annotations
 
-import datetime as _dt
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -111,50 +111,3 @@ class VocabCache:
             means = sums / lengths[:, None].astype(np.float32)
         norms = np.linalg.norm(means, axis=1, keepdims=True)
         return (means / np.maximum(norms, np.float32(1e-12))).astype(np.float32, copy=False)
-
-
-def build_vocab_cache(encoder, instruction: str, model_id: str, checkpoint_hash: str, batch_size: int = 256,
-                      dtype: str = "float32", progress: bool = True, method: str = "block") -> VocabCache:
-    """Encode every vocabulary id as ``<bos> prompt t <eos>`` and keep the EOS states.
-
-    ``encoder`` is a :class:`~lr_core.encoder.RetrievalEncoder` (eval mode is set here);
-    ``method`` is ``block`` (block-mask packing, faster on CPU) or ``prefix_kv`` (the prompt's
-    key/value cache); both give the training-time vectors to float tolerance.
-    """
-    if method not in ("block", "prefix_kv"):
-        raise ValueError(f"unknown cache build method {method!r}; use block or prefix_kv")
-    import time
-
-    import torch
-    from lr_core.progress import progress as progress_bar
-
-    vocab = encoder.tokenizer.vocab_size
-    was_training = encoder.training
-    encoder.eval()
-    start = time.perf_counter()
-    out = np.empty((vocab, encoder.hidden_size), dtype=np.float32)
-    with torch.no_grad():
-        for lo in progress_bar(range(0, vocab, batch_size), desc="vocabulary cache", unit="batch", enabled=progress):
-            ids = torch.arange(lo, min(lo + batch_size, vocab))
-            vecs = (encoder.token_vectors_block(instruction, ids) if method == "block"
-                    else encoder.token_vectors_prefix_kv(instruction, ids))
-            out[lo:lo + len(ids)] = vecs.cpu().numpy()
-    encoder.train(was_training)
-    return vocab_cache_from_vectors(out, encoder, instruction, model_id, checkpoint_hash, dtype,
-                                    build_seconds=time.perf_counter() - start)
-
-
-def vocab_cache_from_vectors(vectors: np.ndarray, encoder, instruction: str, model_id: str, checkpoint_hash: str,
-                             dtype: str = "float32", build_seconds: float = 0.0) -> VocabCache:
-    """Wrap ``[V, H]`` token vectors (one row per vocabulary id) with the metadata that guards reuse."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    if vectors.shape != (encoder.tokenizer.vocab_size, encoder.hidden_size):
-        raise ValueError(f"cache vectors must be [{encoder.tokenizer.vocab_size}, {encoder.hidden_size}], "
-                         f"got {list(vectors.shape)}")
-    meta = CacheMetadata(
-        model_id=model_id, checkpoint_hash=checkpoint_hash, tokenizer_hash=encoder.tokenizer.fingerprint(),
-        instruction=instruction, dtype=dtype, vocab_size=vectors.shape[0], hidden_size=vectors.shape[1],
-        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        build_seconds=round(build_seconds, 3),
-    )
-    return VocabCache(vectors.astype(dtype), meta)

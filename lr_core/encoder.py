@@ -142,8 +142,9 @@ class RetrievalEncoder(torch.nn.Module):
         """Rows of the (possibly LoRA-adapted) input embedding for ``token_ids``, float32."""
         return self.lm.get_input_embeddings()(token_ids.to(self.device)).float()
 
-    def encode_full_queries(self, queries: Sequence[str], instruction: str) -> torch.Tensor:
-        return self.encode_full_query_ids(*self._tensor(self.tokenizer.full_query_ids(queries, instruction)))
+    def encode_full_queries(self, queries: Sequence[str], instruction: str, num_layers: int | None = None) -> torch.Tensor:
+        return self.encode_full_query_ids(*self._tensor(self.tokenizer.full_query_ids(queries, instruction)),
+                                          num_layers=num_layers)
 
     # -- light queries ----------------------------------------------------------------
     def light_batch(self, queries: Sequence[str], instruction: str) -> LightBatch:

@@ -1,6 +1,6 @@
 """LightningModules: the symmetric baseline and LightRetriever, on the shared encoder core.
 
-A module turns a :class:`~lr_core.datamodule.TrainBatch` into named loss terms in
+A module turns a :class:`~lr_core.data.datamodule.TrainBatch` into named loss terms in
 :meth:`RetrieverModule.loss_terms`; a variant is a subclass overriding that method (or the
 encoder method it calls). Everything else (optimiser, schedule, checkpoint format) is here
 once.
@@ -18,7 +18,7 @@ import torch
 
 from lr_core.backbone import add_lora, load_backbone
 from lr_core.config import ExperimentConfig
-from lr_core.datamodule import TrainBatch
+from lr_core.data.datamodule import TrainBatch
 from lr_core.encoder import RetrievalEncoder
 from lr_core.errors import ConfigError
 from lr_core.losses import GATHERED_LOSS_SCALES, contrastive_loss, flops_loss
@@ -54,8 +54,16 @@ def trainable_state_hash(module: torch.nn.Module) -> str:
 class RetrieverModule(L.LightningModule):
     """Symmetric dense baseline: ``<bos> prompt query <eos>`` vs ``<bos> doc <eos>``, contrastive CE."""
 
-    # What `lr evaluate` reports for this variant by default (see lr_core.evaluate).
+    # What `lr evaluate` reports for this variant by default (see lr_core.retrieval.evaluate).
     eval_representations: tuple[str, ...] = ("symmetric",)
+    # How light dense queries are encoded at serve time: "cache" (a vocabulary-cache lookup,
+    # servable without an LLM) or "network" (serve_dense_queries runs part of the model, e.g. A3).
+    query_side: str = "cache"
+    # query_side "network": how many transformer layers its queries run (None: the whole LLM);
+    # `lr bench speed --a3-run-dir` times exactly that path.
+    query_layers: int | None = None
+    # Also evaluated (dense only) at the sweep's `evaluate.mrl_dims` widths (Matryoshka training).
+    eval_at_widths: bool = False
 
     def __init__(self, cfg: ExperimentConfig):
         super().__init__()
@@ -106,13 +114,15 @@ class RetrieverModule(L.LightningModule):
     # -- serving: how `lr evaluate` turns query texts into dense vectors ----------------
     def build_query_cache(self, instruction: str, model_id: str, checkpoint_hash: str, batch_size: int = 256):
         """The vocabulary cache the light dense queries are looked up in (``<bos> prompt t <eos>``)."""
-        from lr_core.cache import build_vocab_cache
+        from lr_core.cache_build import build_vocab_cache
 
         return build_vocab_cache(self.encoder, instruction, model_id, checkpoint_hash, batch_size=batch_size)
 
     def serve_dense_queries(self, texts: list[str], instruction: str):
-        """Query vectors that need a network at serve time (A3); ``None``: use the cache lookup."""
-        return None
+        """Dense query vectors [B, H] of a ``query_side = "network"`` variant (A3); cache-side
+        variants are served by the vocabulary-cache lookup and never call this."""
+        raise NotImplementedError(f"variant {self.variant_name!r} has query_side {self.query_side!r}: "
+                                  "its dense queries are vocabulary-cache lookups")
 
     # -- shared machinery -------------------------------------------------------------
     def transfer_batch_to_device(self, batch, device, dataloader_idx):

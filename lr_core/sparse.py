@@ -10,7 +10,8 @@ logits first and the non-linearity applied to the [B, V] result, which is what
 :func:`sparse_doc_vectors` does through :class:`SparseMaxProjection`, a custom
 autograd function that never materialises the [B, L, V] logits.
 
-Query side: no encoder, just token counts (:func:`query_term_vector`).
+Query side: no encoder, just token counts (:func:`lr_core.query_side.query_term_vector`, the
+rule serving uses too).
 
 Example::
 
@@ -33,20 +34,18 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
+from lr_core.query_side import query_term_vector
+
 __all__ = [
     "SparseMaxProjection",
     "sparse_doc_vectors",
     "naive_sparse_doc_vectors",
     "sparse_doc_mask",
-    "query_term_vector",
     "sparse_query_vectors",
     "flops_regularizer",
     "quantize_impact",
     "top_k_terms",
-    "QUERY_MODES",
 ]
-
-QUERY_MODES = ("counts", "bow")
 
 # Low-precision dtypes whose gradient sums are accumulated in float32.
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -226,33 +225,6 @@ def sparse_doc_mask(
         special = torch.tensor(specials, dtype=input_ids.dtype, device=input_ids.device)
         keep = keep & ~torch.isin(input_ids, special)
     return keep
-
-
-def query_term_vector(token_ids: Sequence[int], mode: str = "counts") -> dict[int, float]:
-    """Query sparse vector as ``{token_id: weight}``; pure Python, used at serving time.
-
-    ``mode="counts"``: weight = number of occurrences; ``mode="bow"``: 1.0 presence.
-    Keys appear in first-occurrence order.
-
-    Example::
-
-        >>> query_term_vector([7, 3, 7])
-        {7: 2.0, 3: 1.0}
-        >>> query_term_vector([7, 3, 7], mode="bow")
-        {7: 1.0, 3: 1.0}
-    """
-    if mode not in QUERY_MODES:
-        raise ValueError(f"unknown query mode {mode!r}; allowed modes: {', '.join(QUERY_MODES)}")
-    vec: dict[int, float] = {}
-    for tok in token_ids:
-        tok = int(tok)
-        if tok < 0:
-            raise ValueError(f"token ids must be non-negative, got {tok}")
-        if mode == "counts":
-            vec[tok] = vec.get(tok, 0.0) + 1.0
-        else:
-            vec[tok] = 1.0
-    return vec
 
 
 def sparse_query_vectors(

@@ -7,15 +7,10 @@ uploaded later with ``wandb sync <run_dir>/wandb/offline-run-*``; W&B is never a
 or crash training.
 
 >>> logger = wandb_logger(cfg, run_dir)          # doctest: +SKIP  (a Lightning WandbLogger)
->>> log_summary(cfg, run_dir, {"scifact/dense/ndcg@10": 0.61})  # doctest: +SKIP
 
-What a finished sweep run leaves in W&B (``log_summary``), so runs compare in the W&B UI:
-
-* summary ``<dataset>/<representation>/<metric>`` (fractions 0-1): what ``lr report --wandb`` reads;
-* summary ``variant``, ``variant_display``, ``backbone``, ``backbone_display``, ``seed``, ``group``;
-* a table ``results`` (``RESULT_COLUMNS``, one row per data set and representation, display names
-  from the registries beside the raw names). Every run of a sweep logs it into the same W&B group
-  (``wandb.group``, the sweep's name), so the group's workspace shows one table of all its runs.
+A finished run's evaluation summary goes to the same W&B run through
+:mod:`lr_core.retrieval.wandb_summary` (it names data sets and representations, which the core
+does not know).
 """
 from __future__ import annotations
 
@@ -31,10 +26,6 @@ from lr_core.io import atomic_write_text
 log = logging.getLogger(__name__)
 
 ID_FILE = "wandb_id.txt"
-RESULTS_TABLE = "results"
-RESULT_COLUMNS = ("group", "run", "variant", "variant_display", "backbone", "backbone_display", "seed", "dataset",
-                  "dataset_display", "representation", "representation_display", "ndcg@10", "recall@20",
-                  "recall@50", "recall@100")
 MODES = ("auto", "online", "offline", "disabled")
 
 
@@ -68,7 +59,7 @@ def run_id(run_dir: Path) -> str:
     return rid
 
 
-def _init_kwargs(cfg: ExperimentConfig, run_dir: Path) -> dict:
+def init_kwargs(cfg: ExperimentConfig, run_dir: Path) -> dict:
     w = cfg.wandb
     tags = list(dict.fromkeys([*w.tags, f"variant:{cfg.variant}", f"backbone:{cfg.model.backbone}",
                                f"seed:{cfg.trainer.seed}"]))
@@ -87,13 +78,13 @@ def wandb_logger(cfg: ExperimentConfig, run_dir: Path):
     import wandb
     from lightning.pytorch.loggers import WandbLogger
 
-    kw = _init_kwargs(cfg, Path(run_dir))
-    _start_run(kw)  # WandbLogger attaches to the run in progress
+    kw = init_kwargs(cfg, Path(run_dir))
+    start_run(kw)  # WandbLogger attaches to the run in progress
     kw["save_dir"] = kw.pop("dir")
     return WandbLogger(log_model=False, **kw)
 
 
-def _start_run(kw: dict):
+def start_run(kw: dict):
     """``wandb.init``; when online fails (no network, bad key), fall back to offline rather than
     blocking or crashing the training run."""
     import wandb
@@ -110,42 +101,3 @@ def _start_run(kw: dict):
             raise
         log.warning("W&B online init failed (%s); logging offline into %s", exc, kw["dir"])
         return wandb.init(settings=settings, **{**kw, "mode": "offline"})
-
-
-def summary_rows(cfg: ExperimentConfig, run_dir: Path, values: dict) -> list[list]:
-    """The rows of the W&B ``results`` table (``RESULT_COLUMNS``) from summary ``values`` keyed
-    ``<dataset>/<representation>/<metric>``; other keys are ignored."""
-    from lr_core.backbone import backbone_display
-    from lr_core.benchmarks import display_name as dataset_display
-    from lr_core.evaluate import REPRESENTATION_NAMES
-    from lr_core.variants import display_name as variant_display
-
-    metrics = RESULT_COLUMNS[-4:]
-    grouped: dict[tuple[str, str], dict] = {}
-    for key, value in values.items():
-        parts = key.split("/")
-        if len(parts) == 3 and parts[2] in metrics:
-            grouped.setdefault((parts[0], parts[1]), {})[parts[2]] = value
-    seed = None if cfg.variant in ("bm25", "untrained") else cfg.trainer.seed
-    head = [cfg.wandb.group or None, Path(run_dir).name, cfg.variant, variant_display(cfg.variant),
-            cfg.model.backbone, backbone_display(cfg.model.backbone), seed]
-    return [head + [ds, dataset_display(ds), rep, REPRESENTATION_NAMES.get(rep, rep), *(m.get(k) for k in metrics)]
-            for (ds, rep), m in sorted(grouped.items())]
-
-
-def log_summary(cfg: ExperimentConfig, run_dir: Path, values: dict) -> None:
-    """Put final metrics in the run's W&B summary (re-attaching to the same run id) and finish it."""
-    if not cfg.wandb.enabled or resolve_mode(cfg.wandb.mode) == "disabled":
-        return
-    import wandb
-
-    try:
-        run = _start_run(_init_kwargs(cfg, Path(run_dir)))
-        rows = summary_rows(cfg, Path(run_dir), values)
-        run.summary.update(values)
-        if rows:
-            run.summary.update(dict(zip(RESULT_COLUMNS[:7], rows[0][:7])))
-            run.log({RESULTS_TABLE: wandb.Table(columns=list(RESULT_COLUMNS), data=rows)})
-        wandb.finish()
-    except Exception as exc:  # W&B must never lose a finished run's results
-        log.warning("W&B summary not logged (%s); metrics.json files are the record", exc)

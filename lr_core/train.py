@@ -29,7 +29,7 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from lr_core.config import ExperimentConfig, config_from_dict, save_config
 from lr_core.io import atomic_path, atomic_write_text
-from lr_core.datamodule import RetrievalDataModule
+from lr_core.data.datamodule import RetrievalDataModule
 from lr_core.distributed import is_rank_zero
 from lr_core.errors import ConfigError
 from lr_core.progress import NOTICE, StatusLine, bars_enabled
@@ -110,7 +110,7 @@ def build_trainer(cfg: ExperimentConfig, run_dir: Path, extra_callbacks=(), logg
             logger.append(wb)
     plugins = [AtomicCheckpointIO()]
     if SLURMEnvironment.detect():
-        # pre-emption is handled by lr_core.sweep (checkpoint + requeue), not by Lightning's own handler
+        # pre-emption is handled by slurm.sweep (checkpoint + requeue), not by Lightning's own handler
         plugins.append(SLURMEnvironment(auto_requeue=False))
     return L.Trainer(
         max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes,

@@ -4,6 +4,11 @@ reports show it (display name, report table, representations reported).
 A variant registers itself with :func:`register_variant`; configs select it by name
 (``variant: lightretriever``) and ``lr variants`` lists them all.
 
+Registration happens in one explicit place: importing the ``ablations`` package (the variant
+catalog, ``ablations/__init__.py``) registers every variant, LightRetriever and the symmetric
+baseline of :mod:`lr_core.modules` included. The core never imports it; the entry points do (the
+CLI, ``reports``, the test suite's conftest), so this registry is filled before it is read.
+
 Reports (``lr report``) build their tables from this registry, so a new variant appears in the
 right table without editing ``reports/``:
 
@@ -29,7 +34,6 @@ set, Figure 5 representations, Figure 6 MRL and sparse top-k.
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 
 from lr_core.errors import ConfigError
@@ -38,6 +42,9 @@ from lr_core.errors import ConfigError
 REPORT_TABLES = {"table2": "Table 2", "table3_4": "Tables 3-4", "table5": "Table 5", "figure6": "Figure 6"}
 # Rows that are not trained variants (baselines): their display names.
 BASELINES = {"bm25": "BM25", "untrained": "Untrained backbone"}
+# How a variant's light dense queries are made at serve time (its class's ``query_side``):
+# a vocabulary-cache lookup (servable without an LLM), or a network (A3's first layer).
+QUERY_SIDES = ("cache", "network")
 
 
 @dataclass(frozen=True)
@@ -54,8 +61,6 @@ class Variant:
 
 
 _REGISTRY: dict[str, Variant] = {}
-# Modules whose import registers variants; ablations live outside lr_core.
-_PROVIDERS = ("lr_core.modules", "ablations")
 
 
 def register_variant(name: str, description: str, paper_table: str, *, display: str | None = None,
@@ -69,6 +74,8 @@ def register_variant(name: str, description: str, paper_table: str, *, display: 
                          f"({REPORT_TABLES[table]})")
 
     def wrap(cls):
+        if getattr(cls, "query_side", "cache") not in QUERY_SIDES:
+            raise ValueError(f"variant {name!r}: query_side must be one of {QUERY_SIDES}, got {cls.query_side!r}")
         if name in _REGISTRY and _REGISTRY[name].cls is not cls:
             raise ValueError(f"variant {name!r} is registered twice")
         _REGISTRY[name] = Variant(name, cls, description, paper_table, display or name, table,
@@ -84,26 +91,21 @@ def unregister_variant(name: str) -> None:
     _REGISTRY.pop(name, None)
 
 
-def _load_providers() -> None:
-    for mod in _PROVIDERS:
-        importlib.import_module(mod)
-
-
 def list_variants() -> dict[str, Variant]:
-    _load_providers()
+    """Every registered variant by name (all of them once ``ablations`` is imported)."""
     return dict(sorted(_REGISTRY.items()))
 
 
 def get_variant(name: str) -> Variant:
     variants = list_variants()
     if name not in variants:
-        raise ConfigError(f"unknown variant {name!r}; known: {', '.join(variants)}")
+        raise ConfigError(f"unknown variant {name!r}; known: {', '.join(variants)}"
+                          + ("" if "lightretriever" in variants else " (import ablations: it registers every variant)"))
     return variants[name]
 
 
 def variants_in(table: str) -> list[Variant]:
     """The variants registered for one report table, in registration order."""
-    list_variants()
     return [v for v in _REGISTRY.values() if v.table == table]
 
 

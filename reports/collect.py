@@ -7,7 +7,7 @@
     results.warnings     # "PATH: why it was skipped", one per unreadable file
 
 Quality results are the ``metrics.json`` files that ``lr evaluate`` / ``lr bm25`` write
-(schema: ``lr_core.evaluate.metrics_record``), found recursively (``**/metrics.json``), so a
+(schema: ``lr_core.retrieval.evaluate.metrics_record``), found recursively (``**/metrics.json``), so a
 run directory (``RUN/eval/<dataset>/<rep>/metrics.json``) and an evaluation output directory
 (``OUT/<dataset>/<rep>/metrics.json``) are both fine. Metrics stay fractions 0-1 here; tables
 multiply by 100.
@@ -74,7 +74,7 @@ import pandas as pd
 
 from lr_core.backbone import backbone_display
 from lr_core.errors import ConfigError, DataError
-from lr_core.metrics import PER_QUERY_FILE
+from lr_core.retrieval.metrics import PER_QUERY_FILE
 
 METRICS = ("ndcg@10", "recall@20", "recall@50", "recall@100", "mrr@10", "ndcg@100")
 REQUIRED_TEXT = ("dataset", "variant", "backbone", "representation")

@@ -1,9 +1,9 @@
 """Display names for reports, read from where each thing is registered (never spelled here):
 
 - variants and baselines: ``lr_core.variants`` (``register_variant(..., display=...)``, ``BASELINES``)
-- representations: ``lr_core.evaluate.REPRESENTATION_NAMES``
+- representations: ``lr_core.retrieval.evaluate.REPRESENTATION_NAMES``
 - backbones: ``lr_core.backbone.BACKBONE_DISPLAY``
-- data sets: ``lr_core.benchmarks`` (``Benchmark.display_name``)
+- data sets: ``lr_core.retrieval.tasks`` (``Benchmark.display_name``)
 
     from reports import names
     names.variant("a1_both_light"), names.dataset("scifact"), names.method("lightretriever", "hybrid")
@@ -13,9 +13,10 @@ An unknown name prints as it is, so a result of a variant registered nowhere sti
 """
 from __future__ import annotations
 
+import ablations  # noqa: F401  (the variant catalog: registers every variant the tables name)
 from lr_core.backbone import backbone_display
-from lr_core.benchmarks import display_name as _dataset_display
-from lr_core.evaluate import REPRESENTATION_NAMES
+from lr_core.retrieval.tasks import display_name as _dataset_display
+from lr_core.retrieval.evaluate import REPRESENTATION_NAMES
 from lr_core.variants import display_name as _variant_display
 
 

@@ -5,7 +5,7 @@
     holm([0.01, 0.04, 0.03])                                # adjusted p-values, same order
 
 Per-query scores come from ``per_query.json.gz`` beside each metrics.json
-(``lr_core.metrics.write_per_query``); two results are compared on the queries both scored.
+(``lr_core.retrieval.metrics.write_per_query``); two results are compared on the queries both scored.
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ _CACHE: dict[tuple, dict] = {}
 def cell_scores(rows: list[dict], metric: str = "ndcg@10") -> dict[str, float] | None:
     """Per-query scores of several results of one cell (e.g. seeds), averaged per query over the
     queries all of them scored; None if any result has no per-query file (older results)."""
-    from lr_core.metrics import read_per_query
+    from lr_core.retrieval.metrics import read_per_query
 
     if not rows or any(not r.get("per_query") for r in rows):
         return None

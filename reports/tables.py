@@ -46,7 +46,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from lr_core.evaluate import REPRESENTATIONS
+import ablations  # noqa: F401  (the variant catalog: registers every variant the tables name)
+from lr_core.retrieval.evaluate import REPRESENTATIONS
 from lr_core.variants import REPORT_TABLES, list_variants, variants_in
 from reports import names, paper, stats
 from reports.collect import Results, are_seeds, speed_with_quality

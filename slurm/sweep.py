@@ -53,6 +53,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -286,8 +287,8 @@ def partition_exists(partition: str) -> bool:
 
 def validate(spec: SweepSpec, runs: list[SweepRun], check_partition: bool = True) -> None:
     """Everything that can be checked before submitting: configs, variants, data sets, partition."""
-    from lr_core.beir import resolve_dataset_dir
-    from lr_core.evaluate import REPRESENTATIONS
+    from lr_core.data.beir import resolve_dataset_dir
+    from lr_core.retrieval.evaluate import REPRESENTATIONS
     from lr_core.variants import get_variant
 
     for run in runs:
@@ -541,7 +542,7 @@ def _write_status(run_dir: Path, state: str, **extra) -> None:
 
 def evaluate_run(spec: SweepSpec, cfg, run_dir: Path) -> dict:
     """Evaluate a finished run (or a baseline) on every data set of the spec; the W&B summary values."""
-    from lr_core.evaluate import EvalSettings, evaluate, evaluate_bm25, load_model_for_eval
+    from lr_core.retrieval.evaluate import EvalSettings, evaluate, evaluate_bm25, load_model_for_eval
 
     records = []
     if cfg.variant == "bm25":
@@ -558,7 +559,7 @@ def evaluate_run(spec: SweepSpec, cfg, run_dir: Path) -> dict:
                                 batch_size=spec.eval_batch_size)
         for ds in spec.datasets:
             records += evaluate(model, ds, run_dir / "eval", settings, spec.data_dir)
-        if cfg.variant == "mrl":  # the same model served at smaller widths (dense only)
+        if model.module is not None and model.module.eval_at_widths:  # e.g. MRL: served at smaller widths (dense)
             for dim in spec.mrl_dims:
                 for ds in spec.datasets:
                     records += [{**r, "representation": f"{r['representation']}@{dim}"} for r in
@@ -573,7 +574,7 @@ def run_task(manifest_path: str | os.PathLike, index: int) -> int:
     """Train (or resume) and evaluate run ``index`` of a sweep manifest; requeue on SIGUSR1.
     Baselines (``bm25``, ``untrained``) are only evaluated."""
     from lr_core.distributed import launch_rank
-    from lr_core.tracking import log_summary
+    from lr_core.retrieval.wandb_summary import log_summary
     from lr_core.train import fit
 
     manifest = json.loads(Path(manifest_path).read_text())
@@ -619,10 +620,11 @@ def run_task(manifest_path: str | os.PathLike, index: int) -> int:
         raise
 
 
-def speed_task(manifest_path: str | os.PathLike) -> int:
-    """``lr bench speed`` on the spec's finished run (and A3 run): ``<out>/speed/speed.json``."""
-    from experiments.benchmarks import speed
+def speed_task(manifest_path: str | os.PathLike, bench: Callable[[list[str]], int]) -> int:
+    """``lr bench speed`` on the spec's finished run (and A3 run): ``<out>/speed/speed.json``.
 
+    ``bench`` is the speed benchmark's ``main(argv)``; the caller (the CLI, the outermost layer)
+    passes it, so the sweep does not reach up into ``experiments/``."""
     manifest = json.loads(Path(manifest_path).read_text())
     spec = load_spec(manifest["spec"])
     runs = {r["name"]: Path(r["run_dir"]) for r in manifest["runs"]}
@@ -636,7 +638,7 @@ def speed_task(manifest_path: str | os.PathLike) -> int:
         argv += ["--data-dir", spec.data_dir]
     if cfg.get("a3_run"):
         argv += ["--a3-run-dir", str(runs[cfg["a3_run"]])]
-    return speed.main([*argv, *map(str, cfg.get("args") or [])])
+    return bench([*argv, *map(str, cfg.get("args") or [])])
 
 
 def speed_done(spec: SweepSpec) -> bool:
@@ -659,9 +661,10 @@ def _submit_speed(spec: SweepSpec, manifest: Path, after: str | None) -> None:
     print(f"sweep {spec.name}: speed benchmark submitted as job {job}" + (f", after array {after}" if after else ""))
 
 
-def run_local(spec_path: str | os.PathLike) -> int:
+def run_local(spec_path: str | os.PathLike, bench_speed: Callable[[list[str]], int] | None = None) -> int:
     """Every run that is not done, one after the other in this process (no Slurm), then the speed
-    benchmark; rerunning resumes (finished runs are skipped, a killed run resumes from its checkpoint)."""
+    benchmark (``bench_speed``, see :func:`speed_task`); rerunning resumes (finished runs are
+    skipped, a killed run resumes from its checkpoint)."""
     spec = load_spec(spec_path)
     runs = expand(spec)
     validate(spec, runs, check_partition=False)
@@ -681,7 +684,9 @@ def run_local(spec_path: str | os.PathLike) -> int:
         _record_wall_time(Path(run.run_dir), time.perf_counter() - start)
     if spec.speed and not speed_done(spec) and not failed:
         start = time.perf_counter()
-        if speed_task(manifest) != 0:
+        if bench_speed is None:
+            raise ConfigError(f"sweep {spec.name}: the spec asks for the speed benchmark; pass bench_speed")
+        if speed_task(manifest, bench_speed) != 0:
             failed.append(SPEED_DIR)
         else:
             _record_wall_time(spec.out / SPEED_DIR, time.perf_counter() - start)

@@ -23,6 +23,8 @@ import huggingface_hub.constants  # noqa: E402
 
 huggingface_hub.constants.HF_HUB_OFFLINE = True
 
+import ablations  # noqa: E402,F401  (the variant catalog: every test sees every variant)
+
 
 def shared_data_dir() -> Path:
     path = Path(os.environ.get("LR_DATA_DIR") or REPO / ".." / "shared" / "data").resolve()

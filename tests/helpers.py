@@ -5,7 +5,7 @@ import json
 import random
 from pathlib import Path
 
-from lr_core.beir import load_beir
+from lr_core.data.beir import load_beir
 from lr_core.config import ExperimentConfig, load_config
 
 REPO = Path(__file__).resolve().parents[1]

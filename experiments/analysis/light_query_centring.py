@@ -35,7 +35,7 @@ def to_run(scores: np.ndarray, qids: list[str], doc_ids: list[str], depth: int =
 
 
 def ndcg_at_10(scores: np.ndarray, qids: list[str], doc_ids: list[str], qrels: dict) -> float:
-    from lr_core.metrics import evaluate_run
+    from lr_core.retrieval.metrics import evaluate_run
 
     return evaluate_run(qrels, to_run(scores, qids, doc_ids, 100))["ndcg@10"]
 
@@ -50,10 +50,10 @@ def read_trec(path: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lr_core.beir import load_beir
-    from lr_core.benchmarks import get_benchmark
-    from lr_core.evaluate import EvalSettings, encoded_corpus_for, load_model_for_eval, vocab_cache_for
-    from lr_core.training_data import load_training_sources
+    from lr_core.data.beir import load_beir
+    from lr_core.retrieval.tasks import get_benchmark
+    from lr_core.retrieval.evaluate import EvalSettings, encoded_corpus_for, load_model_for_eval, vocab_cache_for
+    from lr_core.data.training_data import load_training_sources
 
     p = argparse.ArgumentParser(prog="python -m experiments.analysis.light_query_centring", description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir", type=Path)
@@ -76,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
               "ndcg@10": {name: ndcg_at_10(sc, qids, doc_ids, data.qrels) for name, sc in scores.items()}}
     sparse_trec = args.run_dir / "eval" / args.dataset / "sparse" / "run.trec"
     if sparse_trec.is_file():  # hybrid as lr evaluate fuses it (0.7 dense + 0.3 sparse, min-max), per centre
-        from lr_core.fusion import fuse
-        from lr_core.metrics import evaluate_run
+        from lr_core.retrieval.fusion import fuse
+        from lr_core.retrieval.metrics import evaluate_run
 
         sparse = read_trec(sparse_trec)
         result["hybrid_ndcg@10"] = {name: evaluate_run(data.qrels, fuse(to_run(sc, qids, doc_ids), sparse))["ndcg@10"]

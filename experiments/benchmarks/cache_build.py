@@ -26,7 +26,7 @@ def _parser():
 
 def main(argv: list[str] | None = None) -> int:
     from lr_core.backbone import LoraSettings, add_lora, load_backbone, merged_for_inference
-    from lr_core.cache import build_vocab_cache
+    from lr_core.cache_build import build_vocab_cache
     from lr_core.encoder import RetrievalEncoder
     from lr_core.instructions import instruction_for
 

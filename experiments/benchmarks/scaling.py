@@ -140,7 +140,7 @@ def n_sweep(pipelines: dict, texts: list[str], ns: list[int], full_ns: list[int]
 
 def search_point(m: int, dim: int, tok, cache, texts: list[str], args) -> tuple[dict, dict]:
     """Corpus facts and the dense/sparse/hybrid pipeline timings for ``texts`` among ``m`` random documents."""
-    from lr_core.search import DenseIndex, SparseIndex
+    from lr_core.retrieval.search import DenseIndex, SparseIndex
 
     start = time.perf_counter()
     doc_ids, dense, sparse = random_corpus(m, dim, tok.vocab_size, args.random_terms, max_gb=args.max_gb)
@@ -182,9 +182,9 @@ def run(args, argv) -> dict:
     import torch
 
     from experiments.benchmarks.common import report_header
-    from lr_core.beir import resolve_dataset_dir
-    from lr_core.benchmarks import benchmark_for_path
-    from lr_core.evaluate import load_model_for_eval, vocab_cache_for
+    from lr_core.data.beir import resolve_dataset_dir
+    from lr_core.retrieval.tasks import benchmark_for_path
+    from lr_core.retrieval.evaluate import load_model_for_eval, vocab_cache_for
 
     if bool(args.run_dir) == bool(args.backbone):
         raise ConfigError("give a trained --run-dir, or --backbone NAME with --work-dir (not both)")

@@ -41,7 +41,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ablations.a3_one_layer_query import QUERY_LAYERS as A3_QUERY_LAYERS
 from lr_core.errors import ConfigError, DataError
 
 DEFAULT_QUERY_SETS = ("scifact", "cranfield")
@@ -53,12 +52,12 @@ STAGES = ("tokenize_s", "encode_s", "search_s")
 
 def load_queries(n: int, query_file: str | None, datasets: list[str], data_dir: str | None) -> tuple[list[str], dict]:
     """``n`` query texts cycled from a file (one per line, or JSONL with ``text``) or data sets' test queries."""
-    from lr_core.beir import load_beir
+    from lr_core.data.beir import load_beir
 
     if n < 1:
         raise ConfigError(f"--queries must be >= 1, got {n}")
     if query_file:
-        from lr_core.beir import read_query_file
+        from lr_core.data.beir import read_query_file
 
         texts = read_query_file(query_file)
         source = {"file": str(query_file), "distinct": len(texts)}
@@ -156,9 +155,9 @@ def time_light_dense(tok, cache, texts: list[str], index, k: int, batch_size: in
 
 
 def _counts(rows, mode="counts"):
-    from lr_core.serving import term_counts
+    from lr_core.query_side import query_term_vector
 
-    return [term_counts(r, mode) for r in rows]
+    return [query_term_vector(r, mode) for r in rows]
 
 
 def time_light_sparse(tok, texts: list[str], index, k: int, batch_size: int) -> dict:
@@ -171,7 +170,7 @@ def time_light_sparse(tok, texts: list[str], index, k: int, batch_size: int) -> 
 
 
 def _fuse_batch(dense_res, sparse_res, k: int, w_dense: float, w_sparse: float):
-    from lr_core.fusion import fuse_linear
+    from lr_core.retrieval.fusion import fuse_linear
 
     (ds, di), (ss, si) = dense_res, sparse_res
     dense_run = {str(q): dict(zip(ids, map(float, sc))) for q, (sc, ids) in enumerate(zip(ds, di))}
@@ -232,7 +231,7 @@ def fp16_check(model, dataset: str, data_dir: str | None, out: Path, settings_kw
     corpus, queries), and how far the rankings move: per representation, the share of queries whose
     top-10 is identical and the mean top-10 overlap (these show the effect even where nDCG is near 0).
     Sparse does not use the cache: it is there as the pipeline's quality, and must not move."""
-    from lr_core.evaluate import EvalSettings, evaluate
+    from lr_core.retrieval.evaluate import EvalSettings, evaluate
 
     result = {}
     for dtype in ("float32", "float16"):
@@ -256,11 +255,12 @@ def fp16_check(model, dataset: str, data_dir: str | None, out: Path, settings_kw
 
 def a3_model(run_dir: str, device: str, width: int):
     """The trained A3 run whose one-layer query encoder is timed; it must match the main model's width."""
-    from lr_core.evaluate import load_model_for_eval
+    from lr_core.retrieval.evaluate import load_model_for_eval
 
     model = load_model_for_eval(run_dir)
-    if model.variant != "a3_one_layer_query":
-        raise ConfigError(f"--a3-run-dir {run_dir}: variant is {model.variant!r}, not a3_one_layer_query")
+    if model.module is None or model.module.query_side != "network" or not model.module.query_layers:
+        raise ConfigError(f"--a3-run-dir {run_dir}: variant {model.variant!r} does not encode queries with its "
+                          "first layers (query_side 'network' with query_layers, as a3_one_layer_query)")
     if model.encoder.hidden_size != width:
         raise ConfigError(f"--a3-run-dir {run_dir}: width {model.encoder.hidden_size} differs from the main model's {width}")
     model.encoder.lm.to(device)
@@ -273,10 +273,10 @@ def run(args, argv) -> dict:
     import torch
 
     from experiments.benchmarks.common import report_header
-    from lr_core.beir import load_beir, resolve_dataset_dir
-    from lr_core.benchmarks import benchmark_for_path
-    from lr_core.evaluate import EvalSettings, encoded_corpus_for, load_model_for_eval, vocab_cache_for
-    from lr_core.search import DenseIndex, SparseIndex
+    from lr_core.data.beir import load_beir, resolve_dataset_dir
+    from lr_core.retrieval.tasks import benchmark_for_path
+    from lr_core.retrieval.evaluate import EvalSettings, encoded_corpus_for, load_model_for_eval, vocab_cache_for
+    from lr_core.retrieval.search import DenseIndex, SparseIndex
 
     if bool(args.run_dir) == bool(args.backbone):
         raise ConfigError("give a trained --run-dir, or --backbone NAME with --work-dir (not both)")
@@ -336,8 +336,9 @@ def run(args, argv) -> dict:
     a3 = None
     if args.a3_run_dir:
         a3 = a3_model(args.a3_run_dir, args.device, encoder.hidden_size)
-        time_full(a3.encoder, warm, instruction, dense_index, k, bs, num_layers=A3_QUERY_LAYERS)
-        pipelines["a3"] = time_full(a3.encoder, texts, instruction, dense_index, k, bs, num_layers=A3_QUERY_LAYERS)
+        layers = a3.module.query_layers  # the variant declares its serve-time query path
+        time_full(a3.encoder, warm, instruction, dense_index, k, bs, num_layers=layers)
+        pipelines["a3"] = time_full(a3.encoder, texts, instruction, dense_index, k, bs, num_layers=layers)
 
     report = report_header("speed", argv)
     report["machine"].update(torch_threads=torch.get_num_threads(), faiss_threads=faiss.omp_get_max_threads(),
@@ -357,7 +358,7 @@ def run(args, argv) -> dict:
     })
     if a3 is not None:
         report["a3_model"] = {"variant": a3.variant, "checkpoint": a3.checkpoint, "checkpoint_hash": a3.checkpoint_hash,
-                              "query_layers": A3_QUERY_LAYERS}
+                              "query_layers": a3.module.query_layers}
     if "full" in pipelines:
         full, light, hybrid = pipelines["full"], pipelines["light_dense"], pipelines["light_hybrid"]
         report["encode_speedup"] = round(full["encode_s"] / light["encode_s"], 2) if light["encode_s"] > 0 else None

@@ -37,7 +37,7 @@ def _parser():
 def main(argv: list[str] | None = None) -> int:
 
     from lr_core.config import load_config
-    from lr_core.datamodule import RetrievalDataModule
+    from lr_core.data.datamodule import RetrievalDataModule
     from lr_core.losses import contrastive_loss
     from lr_core.modules import LightRetrieverModule, RetrieverModule
     from lr_core.sparse import flops_regularizer

@@ -5,7 +5,7 @@
     python -m experiments.paper.download_training_data --only wikipedia-nq --out /data/paper_train
 
 Each set is a Hugging Face dataset in Tevatron layout (``query_id, query, positive_passages,
-negative_passages``), which :func:`lr_core.training_data.read_train_jsonl` reads as is; rows are
+negative_passages``), which :func:`lr_core.data.training_data.read_train_jsonl` reads as is; rows are
 written as JSONL, atomically, one file per set (an existing file is kept: delete it to refetch).
 """
 from __future__ import annotations

@@ -24,7 +24,7 @@ import traceback
 from pathlib import Path
 
 from lr_core.errors import CacheMismatchError, ConfigError, DataError, MissingSettingError
-from lr_core.demo import DEMO_MAX_DOC_LEN, DEMO_STEPS
+from lr_core.pipeline.demo import DEMO_MAX_DOC_LEN, DEMO_STEPS
 
 # Errors a user's input or environment causes: one line, exit 2 (traceback only with --verbose).
 USER_ERRORS = (ConfigError, DataError, CacheMismatchError, FileNotFoundError, PermissionError, IsADirectoryError,
@@ -43,7 +43,7 @@ def cmd_fit(args) -> None:
 
 def cmd_cache(args) -> None:
     from lr_core.backbone import merged_for_inference
-    from lr_core.evaluate import vocab_cache_path
+    from lr_core.retrieval.evaluate import vocab_cache_path
     from lr_core.instructions import instruction_for
     from lr_core.train import load_trained
 
@@ -62,7 +62,7 @@ def cmd_cache(args) -> None:
 
 
 def _eval_settings(args):
-    from lr_core.evaluate import EvalSettings
+    from lr_core.retrieval.evaluate import EvalSettings
 
     return EvalSettings(split=args.split, representations=tuple(args.representation) if args.representation else None,
                         fusion=args.fusion, batch_size=args.batch_size, num_shards=args.num_shards,
@@ -73,7 +73,7 @@ def _eval_settings(args):
 
 
 def _eval_model(args):
-    from lr_core.evaluate import load_model_for_eval
+    from lr_core.retrieval.evaluate import load_model_for_eval
 
     args.run_dir = _object(args, "run_dir", "RUN_DIR", "--run-dir", required=False)
     if bool(args.run_dir) == bool(args.backbone):
@@ -85,7 +85,7 @@ def _eval_model(args):
 
 
 def cmd_evaluate(args) -> None:
-    from lr_core.evaluate import evaluate
+    from lr_core.retrieval.evaluate import evaluate
 
     model, out = _eval_model(args)
     settings = _eval_settings(args)
@@ -97,8 +97,8 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_encode(args) -> None:
-    from lr_core.beir import load_beir
-    from lr_core.evaluate import encoded_corpus_dir, encode_corpus_for
+    from lr_core.data.beir import load_beir
+    from lr_core.retrieval.evaluate import encoded_corpus_dir, encode_corpus_for
 
     model, _ = _eval_model(args)
     settings = _eval_settings(args)
@@ -109,7 +109,7 @@ def cmd_encode(args) -> None:
 
 
 def cmd_bm25(args) -> None:
-    from lr_core.evaluate import evaluate_bm25
+    from lr_core.retrieval.evaluate import evaluate_bm25
 
     for dataset in args.dataset:
         rec = evaluate_bm25(dataset, Path(args.out), split=args.split, data_dir=args.data_dir, variant=args.variant,
@@ -120,14 +120,14 @@ def cmd_bm25(args) -> None:
 
 
 def cmd_demo(args) -> None:
-    from lr_core.demo import run_demo
+    from lr_core.pipeline.demo import run_demo
 
     run_demo(Path(args.out), steps=args.steps, dataset=args.dataset, data_dir=args.data_dir, batch_size=args.batch_size,
              max_doc_len=args.max_doc_len, overrides=args.overrides)
 
 
 def cmd_compare(args) -> None:
-    from lr_core.demo import run_comparison
+    from lr_core.pipeline.demo import run_comparison
 
     reps = {}
     for spec in args.representation or []:
@@ -148,7 +148,7 @@ def cmd_compare(args) -> None:
 
 
 def cmd_sweep(args) -> None:
-    from lr_core import sweep
+    from slurm import sweep
 
     spec = _object(args, "spec", "SPEC", "--spec")
     if sum([args.status, args.local, args.dry_run]) > 1:
@@ -163,7 +163,9 @@ def cmd_sweep(args) -> None:
         print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
         return
     if args.local:
-        status = sweep.run_local(spec)
+        from experiments.benchmarks import speed
+
+        status = sweep.run_local(spec, bench_speed=speed.main)
         if status:
             raise SystemExit(status)
         return
@@ -171,9 +173,14 @@ def cmd_sweep(args) -> None:
 
 
 def cmd_sweep_task(args) -> None:
-    from lr_core.sweep import SPEED_DIR, run_task, speed_task
+    from slurm.sweep import SPEED_DIR, run_task, speed_task
 
-    status = speed_task(args.manifest) if args.index == SPEED_DIR else run_task(args.manifest, int(args.index))
+    if args.index == SPEED_DIR:
+        from experiments.benchmarks import speed
+
+        status = speed_task(args.manifest, speed.main)
+    else:
+        status = run_task(args.manifest, int(args.index))
     if status:
         raise SystemExit(status)
 
@@ -272,7 +279,7 @@ def cmd_config_keys(args) -> None:
 
 
 def cmd_data_download(args) -> None:
-    from lr_core.download import download_dataset, default_data_dir
+    from lr_core.retrieval.download import download_dataset, default_data_dir
 
     dest = Path(args.dest) if args.dest else default_data_dir()
     if args.md5 is not None and len(args.names) != 1:
@@ -283,7 +290,7 @@ def cmd_data_download(args) -> None:
 
 
 def cmd_mteb(args) -> None:
-    from lr_core.mteb_eval import run_mteb_tasks
+    from lr_core.retrieval.mteb_eval import run_mteb_tasks
 
     run_dir = _object(args, "run_dir", "RUN_DIR", "--run-dir")
     out = Path(args.out) if args.out else Path(run_dir) / "eval"
@@ -300,7 +307,7 @@ def _serving_command(module_name: str):
         import importlib
 
         module = importlib.import_module(module_name)
-        status = module.run(args, args.argv_tail) if module_name == "lr_core.loadtest" else module.run(args)
+        status = module.run(args, args.argv_tail) if module_name == "lr_core.serve.loadtest" else module.run(args)
         if status:
             raise SystemExit(status)
 
@@ -493,7 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--num-shards", type=int, default=1)
         parser.add_argument("--dense-dtype", default="float32", choices=["float32", "float16"])
         parser.add_argument("--cache-dtype", default="float32", choices=["float32", "float16"])
-        from lr_core.evaluate import REPRESENTATIONS
+        from lr_core.retrieval.evaluate import REPRESENTATIONS
 
         parser.add_argument("--representation", action="append", choices=list(REPRESENTATIONS))
         parser.add_argument("--fusion", default="linear", choices=["linear", "rrf"])
@@ -597,12 +604,17 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--page-images", action="store_true", help="also write each PDF page as pages/page-<n>.png")
     rp.add_argument("--latex-timeout", type=float, default=120.0, help="seconds pdflatex may take")
 
-    from lr_core import loadtest, server, serving
+    from lr_core.pipeline import export
+    from lr_core.serve import loadtest, server
 
-    for name, module in (("export-serving", serving), ("serve", server), ("loadtest", loadtest)):
+    for name, module in (("export-serving", export), ("serve", server), ("loadtest", loadtest)):
         sp = _command(sub, name, _serving_command(module.__name__))
         module.add_arguments(sp)
     return p
+
+
+# commands that never need the model (the serving product stays torch-free under `lr serve`)
+TORCH_FREE_COMMANDS = ("serve", "loadtest")
 
 
 def _rewrite_deprecated(argv: list[str]) -> list[str]:
@@ -657,6 +669,8 @@ def main(argv: list[str] | None = None) -> int:
     _log_to_stderr(level)
     progress.configure(disabled=args.no_progress, quiet=args.quiet)
     try:
+        if name not in TORCH_FREE_COMMANDS:
+            import ablations  # noqa: F401  (the variant catalog: registers every variant)
         args.func(args)
     except SystemExit as exc:  # a command's own exit status (sweep --local, bench, serving commands)
         return exc.code if isinstance(exc.code, int) else 1
@@ -681,6 +695,3 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from lr_core.progress import progress
 
-from lr_core.beir import BeirDataset, Passage, iter_jsonl, load_beir, load_corpus, resolve_dataset_dir
+from lr_core.data.beir import BeirDataset, Passage, iter_jsonl, load_beir, load_corpus, resolve_dataset_dir
 from lr_core.io import atomic_write_text
 from lr_core.errors import CacheMismatchError, DataError
 from lr_core.instructions import training_instruction_for

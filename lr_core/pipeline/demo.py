@@ -52,11 +52,11 @@ def run_comparison(out: Path, runs: dict[str, tuple[str, list[str]]], steps: int
     sides (dense only: an untrained LM head gives nearly dense "sparse" vectors).
     """
     from lr_core.config import load_config
-    from lr_core.evaluate import EvalSettings, evaluate, evaluate_bm25, load_model_for_eval
+    from lr_core.retrieval.evaluate import EvalSettings, evaluate, evaluate_bm25, load_model_for_eval
     from lr_core.io import atomic_write_text
     from lr_core.train import fit
 
-    root = repo_root or Path(__file__).resolve().parents[1]
+    root = repo_root or Path(__file__).resolve().parents[2]
     out.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
     records = []

@@ -25,7 +25,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from lr_core.beir import Passage
+from lr_core.data.beir import Passage
 from lr_core.errors import CacheMismatchError, DataError
 from lr_core.io import atomic_write_bytes
 

@@ -6,7 +6,7 @@
 
 Sources (the official ones; a user needs internet):
 
-* BEIR tasks: the BEIR zip (``lr_core.benchmarks.BEIR_URL_TEMPLATE``), checked against the md5
+* BEIR tasks: the BEIR zip (``lr_core.retrieval.tasks.BEIR_URL_TEMPLATE``), checked against the md5
   sums BEIR publishes (:data:`BEIR_MD5`), tested as a zip (CRC of every member), unpacked and
   checked for ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<eval split>.tsv``.
 * CMTEB-Retrieval tasks: the C-MTEB data sets on the Hugging Face Hub, read through ``mteb``'s
@@ -33,7 +33,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from lr_core.benchmarks import Benchmark, _find_root, _is_complete, _safe_extract, get_benchmark, suite_members
+from lr_core.retrieval.tasks import Benchmark, _find_root, _is_complete, _safe_extract, get_benchmark, suite_members
 from lr_core.errors import ConfigError, DataError
 from lr_core.progress import progress
 

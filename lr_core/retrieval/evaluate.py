@@ -32,8 +32,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from lr_core.beir import BeirDataset, load_beir, resolve_dataset_dir
-from lr_core.benchmarks import benchmark_for_path
+from lr_core.data.beir import BeirDataset, load_beir, resolve_dataset_dir
+from lr_core.retrieval.tasks import benchmark_for_path
 from lr_core.io import atomic_write_text, git_commit
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,8 @@ def vocab_cache_for(model: EvalModel, instruction: str, dtype: str = "float32", 
     """The model's cache for ``instruction``: loaded if built before (and matching), else built and saved
     (on the encoder's device; ``batch_size`` vocabulary ids per forward pass, None: the model's default)."""
     kw = {"batch_size": batch_size} if batch_size else {}
-    from lr_core.cache import VocabCache, build_vocab_cache
+    from lr_core.cache import VocabCache
+    from lr_core.cache_build import build_vocab_cache
 
     path = vocab_cache_path(model.work_dir, model.variant, instruction)
     expect = {"model_id": model.backbone, "checkpoint_hash": model.checkpoint_hash,
@@ -164,7 +165,7 @@ def encoded_corpus_dir(model: EvalModel, dataset: BeirDataset, settings: EvalSet
     """Where ``model``'s encoding of ``dataset`` is kept. Dense-only encodings get their own directory
     (``-dense``), so a later dense + sparse evaluation of the same model does not clash with them;
     a dense-only evaluation reuses a dense + sparse encoding when one is there."""
-    from lr_core.corpus_encoding import MANIFEST
+    from lr_core.retrieval.corpus_encoding import MANIFEST
 
     top = f"-top{settings.sparse_top_k}" if settings.sparse_top_k else ""
     both = model.work_dir / "corpus" / f"{dataset.name}-len{model.encoder.tokenizer.max_doc_len}{top}"
@@ -176,7 +177,7 @@ def encoded_corpus_dir(model: EvalModel, dataset: BeirDataset, settings: EvalSet
 def encode_corpus_for(model: EvalModel, dataset: BeirDataset, settings: EvalSettings, sparse: bool,
                       shards: Sequence[int] | None = None) -> Path:
     """Encode (or finish encoding) the corpus shards of ``dataset`` for ``model``."""
-    from lr_core.corpus_encoding import MANIFEST, encode_corpus
+    from lr_core.retrieval.corpus_encoding import MANIFEST, encode_corpus
 
     out = encoded_corpus_dir(model, dataset, settings, sparse)
     if not sparse and (out / MANIFEST).is_file():  # reuse what is there (dense + sparse, or dense-only)
@@ -189,7 +190,7 @@ def encode_corpus_for(model: EvalModel, dataset: BeirDataset, settings: EvalSett
 
 
 def encoded_corpus_for(model: EvalModel, dataset: BeirDataset, settings: EvalSettings, sparse: bool):
-    from lr_core.corpus_encoding import merge_shards
+    from lr_core.retrieval.corpus_encoding import merge_shards
 
     return merge_shards(encode_corpus_for(model, dataset, settings, sparse))
 
@@ -207,7 +208,7 @@ def quantized_doc_vectors(sparse_index) -> "Iterator[tuple[str, dict[int, int]]]
 def lucene_sparse_run(sparse_index, queries: dict[str, dict[int, float]], index_dir: Path, top_k: int,
                       threads: int = 2) -> dict[str, dict[str, float]]:
     """Sparse retrieval through a Lucene impact index built (once, atomically) from ``sparse_index``."""
-    from lr_core.lucene import LuceneImpactSearcher, build_impact_index, write_impact_collection
+    from lr_core.retrieval.lucene import LuceneImpactSearcher, build_impact_index, write_impact_collection
 
     if not (index_dir / "lr_index.json").exists():
         collection = index_dir.with_name(index_dir.name + "-collection")
@@ -234,8 +235,8 @@ def metrics_record(dataset: str, split: str, model: EvalModel, representation: s
 def write_result(out_dir: Path, record: dict, run: dict[str, dict[str, float]],
                  per_query: dict[str, dict[str, float]] | None = None) -> Path:
     """``metrics.json`` + ``run.trec`` (TREC format: qid Q0 docid rank score tag) + the per-query
-    scores (``per_query.json.gz``, :func:`lr_core.metrics.write_per_query`), all atomic."""
-    from lr_core.metrics import PER_QUERY_FILE, write_per_query
+    scores (``per_query.json.gz``, :func:`lr_core.retrieval.metrics.write_per_query`), all atomic."""
+    from lr_core.retrieval.metrics import PER_QUERY_FILE, write_per_query
 
     out_dir.mkdir(parents=True, exist_ok=True)
     if per_query is not None:
@@ -299,10 +300,10 @@ def _evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings
               data_dir: str | Path | None = None) -> list[dict]:
     import torch
 
-    from lr_core.fusion import fuse
-    from lr_core.metrics import mean_metrics, per_query_metrics
-    from lr_core.search import DenseIndex, SparseIndex, run_from_results
-    from lr_core.sparse import query_term_vector
+    from lr_core.retrieval.fusion import fuse
+    from lr_core.retrieval.metrics import mean_metrics, per_query_metrics
+    from lr_core.retrieval.search import DenseIndex, SparseIndex, run_from_results
+    from lr_core.query_side import query_term_vector
 
     settings = settings or EvalSettings()
     reps = tuple(settings.representations or model.representations)
@@ -328,7 +329,7 @@ def _evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings
         dense_index = DenseIndex(corpus.dense.astype(np.float32), corpus.doc_ids, dim=settings.mrl_dim,
                                  gpu_mode=settings.faiss_gpu, gpu_fp16=settings.faiss_fp16)
     served = None
-    if {"dense", "hybrid"} & set(reps) and model.module is not None:
+    if {"dense", "hybrid"} & set(reps) and model.module is not None and model.module.query_side == "network":
         t = rep_timings.setdefault("dense", {})
         with _timed(t, "encode_s"):  # a variant that needs a network at serve time (A3)
             served = _batched(lambda b: model.module.serve_dense_queries(b, instruction), texts,
@@ -414,8 +415,8 @@ def _evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings
 def evaluate_bm25(dataset_name: str, out_dir: Path, split: str | None = None, data_dir: str | Path | None = None,
                   variant: str = "multifield", index_root: Path | None = None, top_k: int = 1000) -> dict:
     """BM25 (Lucene, Anserini defaults) on one data set; writes ``OUT/<dataset>/bm25/metrics.json``."""
-    from lr_core.lucene import bm25_search
-    from lr_core.metrics import mean_metrics, per_query_metrics
+    from lr_core.retrieval.lucene import bm25_search
+    from lr_core.retrieval.metrics import mean_metrics, per_query_metrics
 
     bench = benchmark_for_path(resolve_dataset_dir(dataset_name, data_dir), split=split,
                                instruction="(not used by BM25)")

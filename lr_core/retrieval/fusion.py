@@ -6,7 +6,7 @@ whose per-query dicts are inserted in rank order.
 Ranking order used everywhere in this module: score descending, then doc id
 ascending (string comparison).  This makes truncation to ``top_k`` and RRF
 ranks deterministic when scores tie.  (trec_eval, and so
-:mod:`lr_core.metrics`, breaks exact ties the other way, doc id descending; this
+:mod:`lr_core.retrieval.metrics`, breaks exact ties the other way, doc id descending; this
 only matters for documents with exactly equal fused scores.)
 
 Linear fusion (the paper's hybrid):

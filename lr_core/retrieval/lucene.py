@@ -15,8 +15,8 @@ Two things live here:
 
 Usage::
 
-    from lr_core.beir import load_beir
-    from lr_core.lucene import (bm25_search, write_impact_collection,
+    from lr_core.data.beir import load_beir
+    from lr_core.retrieval.lucene import (bm25_search, write_impact_collection,
                                 build_impact_index, LuceneImpactSearcher)
     from lr_core.sparse import quantize_impact
 
@@ -40,7 +40,7 @@ Conventions:
   i-th member of a run of tied scores (its ``ScoreTiesAdjusterReranker``);
   :class:`LuceneImpactSearcher` rounds the scores back to the integers Lucene
   computed (``exact_scores=True``), so they equal an exact dot product over the
-  same quantised weights (:class:`lr_core.search.SparseIndex`).  BM25 scores
+  same quantised weights (:class:`lr_core.retrieval.search.SparseIndex`).  BM25 scores
   are returned as Anserini gives them.  Lucene ranks ties by document id
   ascending.
 * Queries go to Anserini's ``SearchCollection -impact -pretokenized`` as
@@ -86,7 +86,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from lr_core.beir import BeirDataset, Passage
+from lr_core.data.beir import BeirDataset, Passage
 from lr_core.errors import CacheMismatchError, ConfigError, DataError
 
 __all__ = [
@@ -455,7 +455,7 @@ def _check_existing(index_dir: Path, kind: str, settings: dict, fingerprint: str
     meta = _read_marker(index_dir)
     if meta is None:
         raise ConfigError(
-            f"{index_dir} exists but is not a complete index built by lr_core.lucene "
+            f"{index_dir} exists but is not a complete index built by lr_core.retrieval.lucene "
             f"(no {MARKER_FILE}); remove it and rebuild"
         )
     if meta.get("kind") != kind or meta.get("settings") != settings:
@@ -672,7 +672,7 @@ def _check_k(k) -> int:
 def _require_index(index_dir: Path, kind: str) -> dict:
     meta = _read_marker(index_dir) if index_dir.is_dir() else None
     if meta is None:
-        raise DataError(f"{index_dir} is not a complete Lucene index built by lr_core.lucene (no {MARKER_FILE})")
+        raise DataError(f"{index_dir} is not a complete Lucene index built by lr_core.retrieval.lucene (no {MARKER_FILE})")
     if meta.get("kind") != kind:
         raise ConfigError(f"{index_dir} is a {meta.get('kind')!r} index, not {kind!r}")
     return meta

@@ -36,7 +36,7 @@ Conventions (all deliberate, all tested in ``tests/lr_core/test_metrics.py``):
   documents by score descending and breaks ties by document id *descending*
   (string comparison).  MRR's top-k cut below uses the same order, so all
   metrics see the same ranking.  Note this differs from the tie-break used for
-  constructing runs in :mod:`lr_core.fusion` (doc id ascending), which only
+  constructing runs in :mod:`lr_core.retrieval.fusion` (doc id ascending), which only
   matters for exactly equal scores.
 * Values are fractions in [0, 1] and are not rounded (BEIR rounds to 5
   decimals when it reports).

@@ -16,7 +16,7 @@ a ranking and computes the scores. The model is :class:`LightRetrieverSearch`, a
 * ``hybrid``: both lists fused per query (min-max, 0.7 / 0.3, as ``lr evaluate``'s default).
 
 Each (task, representation) gets ``OUT/<dataset>/mteb-<representation>/metrics.json`` in the
-ledger schema of :func:`lr_core.evaluate.metrics_record` (representation ``dense``/``sparse``/
+ledger schema of :func:`lr_core.retrieval.evaluate.metrics_record` (representation ``dense``/``sparse``/
 ``hybrid``, ``"evaluator": "mteb"``) and ``run.trec``; ``lr report`` collects them with the
 rest (a result of ``lr evaluate`` for the same cell is kept next to it and flagged as a
 duplicate). mteb's own result JSON is kept under ``OUT/mteb/``. Metrics mteb does not compute
@@ -43,13 +43,13 @@ LEDGER_FROM_MTEB = {"ndcg@10": "ndcg_at_10", "recall@20": "recall_at_20", "recal
 class LightRetrieverSearch:
     """An mteb ``SearchProtocol`` model: ``index`` encodes the corpus, ``search`` ranks queries.
 
-    ``model`` is an :class:`lr_core.evaluate.EvalModel`; ``settings`` an
-    :class:`lr_core.evaluate.EvalSettings` (batch size, fusion weights, sparse options).
+    ``model`` is an :class:`lr_core.retrieval.evaluate.EvalModel`; ``settings`` an
+    :class:`lr_core.retrieval.evaluate.EvalSettings` (batch size, fusion weights, sparse options).
     After a search, :attr:`last_run` holds the ranking ``{qid: {doc id: score}}``.
     """
 
     def __init__(self, model, representation: str, settings=None, instruction: str | None = None):
-        from lr_core.evaluate import EvalSettings
+        from lr_core.retrieval.evaluate import EvalSettings
 
         if representation not in REPRESENTATIONS:
             raise ConfigError(f"representation must be one of {', '.join(REPRESENTATIONS)}, got {representation!r}")
@@ -76,9 +76,9 @@ class LightRetrieverSearch:
               encode_kwargs: Any = None, num_proc: int | None = None, **kwargs: Any) -> None:
         import torch
 
-        from lr_core.corpus_encoding import _to_csr
+        from lr_core.retrieval.corpus_encoding import _to_csr
         from lr_core.progress import progress
-        from lr_core.search import DenseIndex, SparseIndex
+        from lr_core.retrieval.search import DenseIndex, SparseIndex
 
         ids = [str(i) for i in corpus["id"]]
         texts = list(corpus["text"])
@@ -113,7 +113,7 @@ class LightRetrieverSearch:
             self.sparse_index = SparseIndex.from_csr(sp.vstack(sparse_rows).tocsr(), ids)
 
     def instruction_for(self, task_metadata: Any) -> str:
-        from lr_core.mteb_integration import LightRetrieverMTEB
+        from lr_core.retrieval.mteb_integration import LightRetrieverMTEB
 
         if self.instruction:
             return self.instruction
@@ -122,10 +122,10 @@ class LightRetrieverSearch:
     def search(self, queries, *, task_metadata: Any = None, hf_split: str = "", hf_subset: str = "",
                top_k: int = 1000, encode_kwargs: Any = None, top_ranked: Any = None, num_proc: int | None = None,
                **kwargs: Any) -> dict[str, dict[str, float]]:
-        from lr_core.evaluate import _batched, vocab_cache_for
-        from lr_core.fusion import fuse
-        from lr_core.search import run_from_results
-        from lr_core.sparse import query_term_vector
+        from lr_core.retrieval.evaluate import _batched, vocab_cache_for
+        from lr_core.retrieval.fusion import fuse
+        from lr_core.retrieval.search import run_from_results
+        from lr_core.query_side import query_term_vector
 
         qids = [str(i) for i in queries["id"]]
         texts = list(queries["text"])
@@ -135,7 +135,7 @@ class LightRetrieverSearch:
         runs = {}
         if self.representation in ("dense", "hybrid"):
             served = None
-            if self.model.module is not None:  # a variant that needs a network at serve time (A3)
+            if self.model.module is not None and self.model.module.query_side == "network":  # A3
                 served = _batched(lambda b: self.model.module.serve_dense_queries(b, instruction), texts,
                                   self.settings.query_batch_size)
             if served is None:
@@ -157,8 +157,8 @@ class LightRetrieverSearch:
 
 def resolve_task(name: str, data_dir: str | os.PathLike | None = None, instruction: str | None = None):
     """An mteb task for ``name``: a BEIR directory, a registered task with a local copy, or mteb's own."""
-    from lr_core.benchmarks import _is_complete, get_benchmark
-    from lr_core.mteb_integration import local_retrieval_task
+    from lr_core.retrieval.tasks import _is_complete, get_benchmark
+    from lr_core.retrieval.mteb_integration import local_retrieval_task
 
     path = Path(name).expanduser()
     if path.is_dir():
@@ -185,8 +185,8 @@ def run_mteb_tasks(run_dir: str | os.PathLike, tasks: Sequence[str], out: str | 
                    data_dir: str | os.PathLike | None = None, instruction: str | None = None, batch_size: int = 16,
                    max_doc_len: int | None = None) -> list[dict]:
     """Evaluate a trained run with mteb on every task and representation; returns the ledger records."""
-    from lr_core.evaluate import EvalSettings, load_model_for_eval, metrics_record, write_result
-    from lr_core.mteb_integration import run_mteb
+    from lr_core.retrieval.evaluate import EvalSettings, load_model_for_eval, metrics_record, write_result
+    from lr_core.retrieval.mteb_integration import run_mteb
 
     bad = [r for r in representations if r not in REPRESENTATIONS]
     if bad:

@@ -15,18 +15,18 @@
   - documents always: :meth:`RetrievalEncoder.encode_documents` dense vectors.
 
   The query instruction is ``instruction`` when given, else the registry's
-  (:func:`lr_core.benchmarks.get_benchmark` on the mteb task name, e.g. ``SciFact`` or
+  (:func:`lr_core.retrieval.tasks.get_benchmark` on the mteb task name, e.g. ``SciFact`` or
   ``CQADupstackAndroidRetrieval``), else -- for tasks built by :func:`local_retrieval_task`
   -- the instruction stored in the task's metadata.  Any other task raises ``KeyError``.
   Vectors are L2-normalised float32 numpy arrays; similarity is the dot product (= cosine).
   ``prompt_type=None`` (non-retrieval mteb tasks) is encoded like a query.
 
 * :func:`local_retrieval_task` -- an mteb retrieval task over a local BEIR-format directory
-  (read with :func:`lr_core.beir.load_beir`; nothing is downloaded).
+  (read with :func:`lr_core.data.beir.load_beir`; nothing is downloaded).
 * :func:`run_mteb` -- ``mteb.evaluate`` with results written under ``output_folder``; returns
   the scores (``ndcg_at_10``, ``recall_at_100``, ``main_score`` ...).
 
-Score conventions versus :func:`lr_core.metrics.evaluate_run` (both use pytrec_eval on the
+Score conventions versus :func:`lr_core.retrieval.metrics.evaluate_run` (both use pytrec_eval on the
 same qrels, including non-positive judgments, averaged over the judged queries):
 
 * mteb rounds the mean metrics to 5 decimals;
@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
-from lr_core.benchmarks import Benchmark, benchmark_for_path, get_benchmark
+from lr_core.retrieval.tasks import Benchmark, benchmark_for_path, get_benchmark
 from lr_core.errors import CacheMismatchError
 
 if TYPE_CHECKING:
@@ -264,7 +264,7 @@ def local_retrieval_task(dataset_dir: str | os.PathLike, split: str | None = Non
     names the result file) to the canonical benchmark name; ``instruction`` is required for a
     directory that is not a registered benchmark and is stored as the task's query prompt.
     ``ignore_identical_ids`` defaults to mteb's convention (True only for ArguAna, Quora and
-    CQADupStack).  Data is read by :func:`lr_core.beir.load_beir` when mteb loads the task.
+    CQADupStack).  Data is read by :func:`lr_core.data.beir.load_beir` when mteb loads the task.
     """
     from mteb.abstasks.retrieval import AbsTaskRetrieval
     from mteb.abstasks.task_metadata import TaskMetadata
@@ -294,7 +294,7 @@ def local_retrieval_task(dataset_dir: str | os.PathLike, split: str | None = Non
             return
         from datasets import Dataset
 
-        from lr_core.beir import load_beir
+        from lr_core.data.beir import load_beir
 
         ds = load_beir(root, split=split)
         corpus = Dataset.from_dict({"id": list(ds.corpus), "title": [p.title for p in ds.corpus.values()],

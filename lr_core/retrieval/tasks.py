@@ -212,7 +212,7 @@ def _qrels_splits(path: Path) -> list[str]:
 def is_beir_dir(path: str | os.PathLike, split: str | None = None) -> bool:
     """True when ``path`` holds ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/*.tsv``
     (``qrels/{split}.tsv`` when ``split`` is given).  Only the layout is checked, not the
-    contents (:func:`lr_core.beir.load_beir` validates those)."""
+    contents (:func:`lr_core.data.beir.load_beir` validates those)."""
     path = Path(path)
     if not ((path / "corpus.jsonl").is_file() and (path / "queries.jsonl").is_file()):
         return False

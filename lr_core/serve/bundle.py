@@ -2,8 +2,9 @@
 
 At serve time LightRetriever runs no transformer: a dense query is the L2-normalised mean of
 cached token vectors, a sparse query is its token counts, hybrid is min-max fusion of the two.
-A bundle holds exactly what that needs (written by :func:`export_bundle`, read by
-:func:`load_bundle`, which imports tokenizers + numpy + faiss + scipy only, never torch)::
+A bundle holds exactly what that needs (written by :func:`write_bundle`, which
+:func:`lr_core.pipeline.export.export_bundle` calls with a trained model's cache and encoded corpus;
+read by :func:`load_bundle`; this module imports tokenizers + numpy + faiss + scipy only, never torch)::
 
     OUT/
       manifest.json          format, version, summary, and the sha256 + size of every other file
@@ -18,28 +19,20 @@ The bundle is written into a temporary directory beside ``OUT`` and renamed into
 crash never leaves a half-written bundle; loading re-hashes every file and names the first one
 whose checksum differs.
 
-Command line (wired as ``lr export-serving``)::
+Library (``lr export-serving`` writes a bundle, :mod:`lr_core.pipeline.export`)::
 
-    lr export-serving runs/lightretriever_scifact bundles/scifact --dataset scifact [--dtype float16]
-    lr export-serving --backbone tiny-llama --work-dir /tmp/w bundles/tiny --dataset scifact
-
-Library::
-
-    >>> path = export_bundle(model, "scifact", "bundles/scifact")          # doctest: +SKIP
     >>> bundle = load_bundle("bundles/scifact")                            # doctest: +SKIP
     >>> bundle.search(["what causes scurvy?"], k=10, mode="hybrid")        # doctest: +SKIP
     [[('doc17', 0.93), ...]]
 """
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import hashlib
 import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -50,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from lr_core.errors import CacheMismatchError, ConfigError, DataError
+from lr_core.query_side import QUERY_MODES, query_term_vector
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +55,10 @@ TOKENIZER = "tokenizer.json"
 VOCAB_CACHE = "vocab_cache.npz"
 DENSE_INDEX = "dense.faiss"
 SPARSE_INDEX = "sparse.npz"
-IDS_SUFFIX = ".ids.json"  # lr_core.search writes each index's doc ids beside it under this suffix
+IDS_SUFFIX = ".ids.json"  # lr_core.retrieval.search writes each index's doc ids beside it under this suffix
 MODES = ("dense", "sparse", "hybrid")
 CACHE_DTYPES = ("float32", "float16")
-SPARSE_QUERY_MODES = ("counts", "bow")
+SPARSE_QUERY_MODES = QUERY_MODES
 
 
 class BundleError(DataError):
@@ -132,19 +126,6 @@ def verify_bundle(bundle_dir: str | os.PathLike) -> dict:
 # --------------------------------------------------------------------------- the loaded bundle
 
 
-def term_counts(token_ids: Sequence[int], mode: str = "counts") -> dict[int, float]:
-    """A query's sparse vector ``{token id: weight}`` (counts, or 1.0 per term for ``bow``).
-
-    The same rule as :func:`lr_core.sparse.query_term_vector`, repeated here because that
-    module imports torch for the document side; tests check that the two agree.
-    """
-    vec: dict[int, float] = {}
-    for t in token_ids:
-        t = int(t)
-        vec[t] = (vec.get(t, 0.0) + 1.0) if mode == "counts" else 1.0
-    return vec
-
-
 @dataclass
 class ServingBundle:
     """A verified, loaded bundle: tokenizer, vocabulary cache, indexes and settings."""
@@ -177,7 +158,7 @@ class ServingBundle:
 
     def encode_sparse(self, texts: Sequence[str]) -> list[dict[int, float]]:
         mode = self.config["sparse_query_mode"]
-        return [term_counts(ids, mode) for ids in self.tokenizer.sparse_query_ids(list(texts))]
+        return [query_term_vector(ids, mode) for ids in self.tokenizer.sparse_query_ids(list(texts))]
 
     # -- search -----------------------------------------------------------------------
     def search(self, texts: Sequence[str], k: int = 10, mode: str | None = None) -> list[list[tuple[str, float]]]:
@@ -216,9 +197,9 @@ class ServingBundle:
         return [self._fuse(d, s, depth)[:k] for d, s in zip(dense_lists, sparse_lists)]
 
     def _hybrid_linear(self, texts: list[str], k: int, depth: int) -> list[list[tuple[str, float]]]:
-        """Linear fusion on arrays (:func:`lr_core.fusion.fuse_linear_arrays`): the same lists as
+        """Linear fusion on arrays (:func:`lr_core.retrieval.fusion.fuse_linear_arrays`): the same lists as
         :meth:`_fuse`, without building a dict per document of the ``depth``-deep lists."""
-        from lr_core.fusion import fuse_linear_arrays
+        from lr_core.retrieval.fusion import fuse_linear_arrays
 
         fast = self._fast_arrays()
         f = self.config["fusion"]
@@ -241,7 +222,7 @@ class ServingBundle:
         return self._fast
 
     def _fuse(self, dense: list[tuple[str, float]], sparse: list[tuple[str, float]], depth: int):
-        from lr_core.fusion import fuse
+        from lr_core.retrieval.fusion import fuse
 
         f = self.config["fusion"]
         kw = ({"w_dense": f["w_dense"], "w_sparse": f["w_sparse"]} if f["method"] == "linear" else {"k": f["rrf_k"]})
@@ -258,7 +239,7 @@ def load_bundle(bundle_dir: str | os.PathLike, verify: bool = True, use_gpu: boo
     from tokenizers import Tokenizer
 
     from lr_core.cache import VocabCache
-    from lr_core.search import DenseIndex, SparseIndex
+    from lr_core.retrieval.search import DenseIndex, SparseIndex
     from lr_core.tokenization import RetrievalTokenizer
 
     bundle_dir = Path(bundle_dir)
@@ -385,7 +366,7 @@ def write_bundle(out: str | os.PathLike, tokenizer, cache, doc_ids: Sequence[str
 
     Written into a temporary directory beside ``out`` and renamed into place.
     """
-    from lr_core.search import DenseIndex, SparseIndex
+    from lr_core.retrieval.search import DenseIndex, SparseIndex
 
     settings = settings or BundleSettings()
     settings.check()
@@ -441,148 +422,3 @@ def write_bundle(out: str | os.PathLike, tokenizer, cache, doc_ids: Sequence[str
                     "files": files}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return out
-
-
-def export_bundle(model, dataset: str, out: str | os.PathLike, data_dir: str | os.PathLike | None = None,
-                  settings=None, cache_dtype: str = "float32", fusion_depth: int | None = None,
-                  force: bool = False) -> Path:
-    """Write the serving bundle of ``model`` (an :class:`~lr_core.evaluate.EvalModel`) for ``dataset``.
-
-    The vocabulary cache and the encoded corpus come from the evaluation machinery
-    (:func:`~lr_core.evaluate.vocab_cache_for`, :func:`~lr_core.evaluate.encoded_corpus_for`), so
-    they are reused from, or left in, the model's work directory, and a bundle answers exactly
-    what ``lr evaluate`` scores with the same ``settings`` (an :class:`~lr_core.evaluate.EvalSettings`:
-    instruction, fusion, sparse_top_k, mrl_dim, sparse_query_mode, max_doc_len of the model; its
-    ``top_k`` is the fusion depth unless ``fusion_depth`` is given).
-    """
-    from lr_core.beir import load_beir, resolve_dataset_dir
-    from lr_core.benchmarks import benchmark_for_path
-    from lr_core.evaluate import EvalSettings, encoded_corpus_for, vocab_cache_for
-
-    settings = settings or EvalSettings()
-    if cache_dtype not in CACHE_DTYPES:
-        raise ConfigError(f"cache dtype must be one of {', '.join(CACHE_DTYPES)}, got {cache_dtype!r}")
-    bset = BundleSettings(fusion=settings.fusion, w_dense=settings.w_dense, w_sparse=settings.w_sparse,
-                          rrf_k=settings.rrf_k, fusion_depth=fusion_depth if fusion_depth is not None else settings.top_k,
-                          sparse_query_mode=settings.sparse_query_mode, sparse_top_k=settings.sparse_top_k,
-                          mrl_dim=settings.mrl_dim)
-    bset.check()  # before any expensive work
-    check_out_dir(out, force)
-    reps = set(model.representations)
-    if "dense" not in reps:
-        raise ConfigError(f"variant {model.variant!r} has no light dense representation (it evaluates "
-                          f"{', '.join(sorted(reps))}); only LightRetriever-style runs can be served without an LLM")
-    if model.module is not None and _needs_network(model):
-        raise ConfigError(f"variant {model.variant!r} encodes dense queries with a network at serve time "
-                          "(serve_dense_queries); it cannot be served from a vocabulary cache")
-    with_sparse = bool({"sparse", "hybrid"} & reps)
-    bench = benchmark_for_path(resolve_dataset_dir(dataset, data_dir), instruction=settings.instruction,
-                               split=settings.split)
-    data = load_beir(dataset, settings.split or bench.eval_split, data_dir=data_dir)
-    cache = vocab_cache_for(model, bench.instruction, cache_dtype)
-    # the same `sparse` flag as `lr evaluate`, so an encoding it made is reused (its manifest must match)
-    corpus = encoded_corpus_for(model, data, settings, sparse=with_sparse)
-    info = {"variant": model.variant, "backbone": model.backbone, "checkpoint": model.checkpoint,
-            "checkpoint_hash": model.checkpoint_hash, "config_hash": model.config_hash}
-    return write_bundle(out, model.encoder.tokenizer, cache, corpus.doc_ids, corpus.dense,
-                        corpus.sparse if with_sparse else None, dataset=data.name, instruction=bench.instruction,
-                        settings=bset, model_info=info, force=force)
-
-
-def _needs_network(model) -> bool:
-    """Whether the variant's dense queries come from a network (A3) rather than the cache."""
-    import torch
-
-    with torch.no_grad():
-        return model.module.serve_dense_queries(["probe"], "probe") is not None
-
-
-# --------------------------------------------------------------------------- command line
-
-
-DESCRIPTION = "write an LLM-free serving bundle of a trained run"
-EXAMPLE = "lr export-serving runs/lightretriever_scifact bundles/scifact --dataset scifact --dtype float16"
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``lr export-serving`` (shared by ``lr``'s parser and :func:`build_parser`)."""
-    p.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="trained run directory (or --run-dir; or --backbone)")
-    p.add_argument("out", nargs="?", metavar="BUNDLE", help="bundle directory to create (or --bundle)")
-    p.add_argument("--run-dir", dest="run_dir_opt", metavar="RUN_DIR", help="same as the RUN_DIR positional")
-    p.add_argument("--bundle", dest="out_opt", metavar="BUNDLE", help="same as the BUNDLE positional")
-    p.add_argument("--backbone", help="export this untrained backbone instead of a run (needs --work-dir)")
-    p.add_argument("--work-dir", help="cache/corpus directory (default: RUN_DIR; required with --backbone)")
-    p.add_argument("--checkpoint", help="default: RUN_DIR/checkpoints/last.ckpt")
-    p.add_argument("--dataset", default="scifact", help="BEIR data set whose corpus is indexed (default scifact)")
-    p.add_argument("--data-dir", help="where data sets live (default: $LR_DATA_DIR)")
-    p.add_argument("--split", default=None, help="qrels split (only to load the data set; default: the benchmark's)")
-    p.add_argument("--dtype", choices=CACHE_DTYPES, default="float32", help="vocabulary cache dtype in the bundle")
-    p.add_argument("--max-doc-len", type=int, default=None, help="document length used for corpus encoding")
-    p.add_argument("--batch-size", type=int, default=16, help="corpus encoding batch size")
-    p.add_argument("--sparse-top-k", type=int, default=None, help="keep each document's k largest term weights")
-    p.add_argument("--mrl-dim", type=int, default=None, help="Matryoshka truncation of the dense index")
-    p.add_argument("--instruction", default=None, help="override the benchmark's query instruction")
-    p.add_argument("--fusion", choices=("linear", "rrf"), default="linear")
-    p.add_argument("--w-dense", type=float, default=0.7)
-    p.add_argument("--w-sparse", type=float, default=0.3)
-    p.add_argument("--fusion-depth", type=int, default=1000,
-                   help="list depth fused per side (lr evaluate's --top-k; default 1000)")
-    p.add_argument("--sparse-query-mode", choices=SPARSE_QUERY_MODES, default="counts")
-    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lr export-serving", description=DESCRIPTION, epilog=f"example: {EXAMPLE}")
-    add_arguments(p)
-    return p
-
-
-def _positional_or_named(args, dest: str, label: str) -> str | None:
-    pos, named = getattr(args, dest), getattr(args, f"{dest}_opt", None)
-    if pos and named and pos != named:
-        raise ConfigError(f"{label} given twice ({pos!r} and {named!r})")
-    return pos or named
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``lr export-serving``: 0 on success, 2 on a user error (message on stderr)."""
-    return run(build_parser().parse_args(argv))
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``lr export-serving`` with parsed arguments (see :func:`add_arguments`)."""
-    try:
-        from lr_core.evaluate import EvalSettings, load_model_for_eval
-
-        # one positional with --run-dir/--backbone given is the bundle, not the run directory
-        if args.run_dir and not args.out and (args.run_dir_opt or args.backbone):
-            args.run_dir, args.out = None, args.run_dir
-        args.run_dir = _positional_or_named(args, "run_dir", "the run directory")
-        args.out = _positional_or_named(args, "out", "the bundle directory")
-        if not args.out:
-            raise ConfigError("give a trained RUN_DIR (or --backbone NAME) and the bundle directory to create: "
-                              "lr export-serving RUN_DIR BUNDLE (or --run-dir RUN_DIR --bundle BUNDLE)")
-        if bool(args.run_dir) == bool(args.backbone):
-            raise ConfigError("give a trained RUN_DIR, or --backbone NAME with --work-dir (not both)")
-        if args.backbone and not args.work_dir:
-            raise ConfigError("--backbone needs --work-dir (where its cache and corpus encoding are kept)")
-        check_out_dir(args.out, args.force)  # before loading a model
-        model = load_model_for_eval(args.run_dir, backbone=args.backbone, checkpoint=args.checkpoint,
-                                    work_dir=args.work_dir, max_doc_len=args.max_doc_len)
-        settings = EvalSettings(split=args.split, fusion=args.fusion, w_dense=args.w_dense, w_sparse=args.w_sparse,
-                                batch_size=args.batch_size, sparse_top_k=args.sparse_top_k, mrl_dim=args.mrl_dim,
-                                instruction=args.instruction, sparse_query_mode=args.sparse_query_mode)
-        out = export_bundle(model, args.dataset, args.out, data_dir=args.data_dir, settings=settings,
-                            cache_dtype=args.dtype, fusion_depth=args.fusion_depth, force=args.force)
-    except (ConfigError, DataError, CacheMismatchError, FileNotFoundError) as exc:
-        print(f"lr export-serving: error: {exc}", file=sys.stderr)
-        return 2
-    manifest = read_manifest(out)
-    size = sum(f["bytes"] for f in manifest["files"].values())
-    print(f"serving bundle: {out} ({manifest['num_documents']} documents, modes {', '.join(manifest['modes'])}, "
-          f"{size / 2**20:.1f} MiB)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -102,11 +102,11 @@ def parse_levels(text: str) -> list[int]:
 
 def load_query_texts(query_file: str | None, dataset: str, data_dir: str | None) -> list[str]:
     if query_file:
-        from lr_core.beir import read_query_file
+        from lr_core.data.beir import read_query_file
 
         texts = read_query_file(query_file)
     else:
-        from lr_core.beir import load_beir
+        from lr_core.data.beir import load_beir
 
         texts = list(load_beir(dataset, "test", data_dir=data_dir, load_corpus=False).queries.values())
     texts = [t for t in texts if t.strip()]
@@ -321,7 +321,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             payloads = [{"queries": [texts[(i + j) % len(texts)] for j in range(args.batch)], **extra}
                         for i in range(0, len(texts), args.batch)]
         if args.bundle:
-            from lr_core.server import start_server_process
+            from lr_core.serve.server import start_server_process
 
             proc, url = start_server_process(args.bundle, extra_args=["--workers", str(args.server_workers)])
         health, results = asyncio.run(run_loadtest(url, levels, args.requests, args.duration, payloads, args.batch,

@@ -42,7 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 
 from lr_core.errors import ConfigError, DataError
-from lr_core.serving import BundleError, ServingBundle, load_bundle
+from lr_core.serve.bundle import BundleError, ServingBundle, load_bundle
 
 log = logging.getLogger(__name__)
 
@@ -295,7 +295,7 @@ def start_server_process(bundle: str | os.PathLike, host: str = "127.0.0.1", por
     import tempfile
 
     err = tempfile.TemporaryFile()
-    cmd = [sys.executable, "-m", "lr_core.server", str(bundle), "--host", host, "--port", str(port), *(extra_args or [])]
+    cmd = [sys.executable, "-m", "lr_core.serve.server", str(bundle), "--host", host, "--port", str(port), *(extra_args or [])]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
     deadline = time.monotonic() + timeout
     line = ""

@@ -1,9 +1,9 @@
 """A1: a document's light vector is the (normalised) mean of the cached rows of its tokens."""
 import numpy as np
 
-from lr_core.beir import BeirDataset, Passage
+from lr_core.data.beir import BeirDataset, Passage
 from lr_core.cache import CacheMetadata, VocabCache
-from lr_core.evaluate import light_doc_ids
+from lr_core.retrieval.evaluate import light_doc_ids
 
 
 def test_document_vector_is_mean_of_cached_rows(tokenizer):

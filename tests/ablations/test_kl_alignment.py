@@ -32,7 +32,7 @@ def test_hand_computed():
 
 
 def test_module_adds_weighted_kl_terms(make_module):
-    from lr_core.datamodule import TrainCollator  # noqa: F401  (the module reads only the reps)
+    from lr_core.data.datamodule import TrainCollator  # noqa: F401  (the module reads only the reps)
 
     m = make_module("kl", "loss.kl_weight=0.5", "loss.kl_sparse=true")
     reps = {"doc_dense": F.normalize(torch.randn(4, 8), dim=-1), "doc_sparse": torch.rand(4, 20),

@@ -1,12 +1,12 @@
 """Sparse top-k at index time keeps exactly k terms; bow vs counts for the sparse query."""
-from lr_core.corpus_encoding import encode_corpus, merge_shards
-from lr_core.sparse import query_term_vector
+from lr_core.retrieval.corpus_encoding import encode_corpus, merge_shards
+from lr_core.query_side import query_term_vector
 
 CORPUS = {f"d{i}": ("", "alpha beta gamma delta epsilon zeta eta theta " * (i + 1)) for i in range(6)}
 
 
 def test_top_k_keeps_exactly_k_terms(tiny_encoder, tmp_path):
-    from lr_core.beir import Passage
+    from lr_core.data.beir import Passage
 
     corpus = {d: Passage(d, t, x) for d, (t, x) in CORPUS.items()}
     fp = {"model_id": "tiny"}

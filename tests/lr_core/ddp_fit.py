@@ -14,6 +14,8 @@ from pathlib import Path
 
 import lightning as L
 
+import ablations  # noqa: F401  (the variant catalog; this script is its own entry point)
+
 REPO = Path(__file__).resolve().parents[2]
 
 

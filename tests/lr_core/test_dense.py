@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from lr_core.cache import CacheMetadata, VocabCache, build_vocab_cache
+from lr_core.cache import CacheMetadata, VocabCache
+from lr_core.cache_build import build_vocab_cache
 from lr_core.dense import build_light_batch, eos_pool, normalize
 from lr_core.instructions import instruction_for
 

@@ -1,11 +1,11 @@
-"""Training vs evaluation instructions (lr_core.instructions, lr_core.datamodule.resolve_instructions)."""
+"""Training vs evaluation instructions (lr_core.instructions, lr_core.data.datamodule.resolve_instructions)."""
 from __future__ import annotations
 
-from lr_core.datamodule import resolve_instructions
+from lr_core.data.datamodule import resolve_instructions
 from lr_core.instructions import (DEFAULT_INSTRUCTION, TRAINING_INSTRUCTIONS, instruction_for,
                                   training_instruction_for)
-from lr_core.training_data import TrainExample
-from lr_core.beir import Passage
+from lr_core.data.training_data import TrainExample
+from lr_core.data.beir import Passage
 
 
 def test_scifact_trains_with_the_authors_instruction_and_evaluates_with_beirs():

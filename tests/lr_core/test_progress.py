@@ -70,7 +70,7 @@ def test_status_line_is_periodic(monkeypatch, capsys):
 
 
 def test_lucene_indexer_lines_move_the_bar():
-    from lr_core.lucene import _indexing_progress
+    from lr_core.retrieval.lucene import _indexing_progress
 
     bar = P.StatusLine(total=3000, desc="Lucene", silent=True)
     feed = _indexing_progress(bar)
@@ -84,8 +84,8 @@ def test_lucene_indexer_lines_move_the_bar():
 
 
 def test_corpus_encoding_reports_progress_without_a_terminal(tiny_encoder, tmp_path, monkeypatch, capsys):
-    from lr_core.beir import Passage
-    from lr_core.corpus_encoding import encode_corpus
+    from lr_core.data.beir import Passage
+    from lr_core.retrieval.corpus_encoding import encode_corpus
 
     monkeypatch.setattr(P, "STATUS_INTERVAL_S", 0.0)
     corpus = {f"d{i}": Passage(f"d{i}", f"title {i}", f"some text {i}") for i in range(6)}

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from lr_core.query_side import query_term_vector
 from lr_core.sparse import (
     SparseMaxProjection,
     flops_regularizer,
     naive_sparse_doc_vectors,
     quantize_impact,
-    query_term_vector,
     sparse_doc_mask,
     sparse_doc_vectors,
     sparse_query_vectors,

@@ -55,7 +55,7 @@ def test_prompt_and_full_query_layout(tokenizer):
 
 def test_full_query_prompt_prefix_holds_for_every_scifact_query(tokenizer):
     """The prompt length used to skip the prompt (symmetric sparse) is exact for real queries."""
-    from lr_core.beir import load_beir
+    from lr_core.data.beir import load_beir
 
     queries = []
     for split in ("train", "test"):

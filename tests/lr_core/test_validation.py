@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from lr_core.beir import load_beir
+from lr_core.data.beir import load_beir
 from lr_core.config import DataConfig
-from lr_core.datamodule import RetrievalDataModule
+from lr_core.data.datamodule import RetrievalDataModule
 from lr_core.errors import CacheMismatchError
-from lr_core.training_data import load_training_sources
+from lr_core.data.training_data import load_training_sources
 from lr_core.validation import VALIDATION_QUERIES, validation_query_ids
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lr_core.metrics import PER_QUERY_FILE, write_per_query
+from lr_core.retrieval.metrics import PER_QUERY_FILE, write_per_query
 
 SMOL = "smollm2-135m-instruct"
 RECALL = {"recall@20": 0.5, "recall@50": 0.6, "recall@100": 0.7}
@@ -16,7 +16,7 @@ RECALL = {"recall@20": 0.5, "recall@50": 0.6, "recall@100": 0.7}
 
 def write_metrics(root: Path, dataset: str, variant: str, backbone: str, rep: str, ndcg: float, *,
                   run: str = "run", mrl_dim=None, sparse_top_k=None, recall=None, per_query=None, **extra) -> Path:
-    """One metrics.json in the ledger schema (lr_core.evaluate.metrics_record) under root/run/eval/...;
+    """One metrics.json in the ledger schema (lr_core.retrieval.evaluate.metrics_record) under root/run/eval/...;
     ``per_query`` ({qid: nDCG@10}) also writes per_query.json.gz beside it, as `lr evaluate` does."""
     rec = {"dataset": dataset, "split": "test", "variant": variant, "backbone": backbone, "representation": rep,
            "ndcg@10": ndcg, **(recall or RECALL), "mrr@10": ndcg, "num_queries": 300,

@@ -1,12 +1,12 @@
 """`lr report --wandb DIR`: the same tables from W&B offline run directories (what `lr sweep-task`
-leaves through lr_core.tracking.log_summary), read with reports.wandb_offline; no network."""
+leaves through lr_core.wandb_summary.log_summary), read with reports.wandb_offline; no network."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from lr_core import tracking
+from lr_core.retrieval import wandb_summary
 from lr_core.cli import main
 from lr_core.config import load_config
 from reports import tables
@@ -32,7 +32,7 @@ def wandb_dir(tmp_path_factory):
             cfg = load_config(REPO / "experiments" / "tiny.yaml",
                               ["wandb.enabled=true", "wandb.mode=offline", f"variant={variant}",
                                f"trainer.seed={seed}", "wandb.group=grid"])
-            tracking.log_summary(cfg, root / f"{variant}-s{seed}", values)
+            wandb_summary.log_summary(cfg, root / f"{variant}-s{seed}", values)
     finally:
         mp.undo()
     return root
@@ -43,14 +43,14 @@ def test_offline_runs_are_read_back(wandb_dir):
     assert set(runs) == set(SUMMARIES)
     run = runs[("symmetric", 1)]
     assert run.group == "grid" and run.summary["scifact/symmetric/ndcg@10"] == 0.61
-    # the fields that let the W&B UI compare a group's runs (lr_core.tracking docstring)
+    # the fields that let the W&B UI compare a group's runs (lr_core.retrieval.wandb_summary docstring)
     assert run.summary["variant_display"] == "Full Symmetric" and run.summary["seed"] == 1
     assert run.summary["group"] == "grid" and run.summary["backbone_display"] == "Tiny Llama (random)"
-    table = run.summary[tracking.RESULTS_TABLE]
-    assert table["_type"] == "table-file" and table["nrows"] == 1 and table["ncols"] == len(tracking.RESULT_COLUMNS)
+    table = run.summary[wandb_summary.RESULTS_TABLE]
+    assert table["_type"] == "table-file" and table["nrows"] == 1 and table["ncols"] == len(wandb_summary.RESULT_COLUMNS)
     logged = json.loads((next(wandb_dir.glob("symmetric-s1/wandb/offline-run-*")) / "files" / table["path"])
                         .read_text())
-    assert logged["columns"] == list(tracking.RESULT_COLUMNS)
+    assert logged["columns"] == list(wandb_summary.RESULT_COLUMNS)
     row = dict(zip(logged["columns"], logged["data"][0]))
     assert row["dataset_display"] == "SciFact" and row["representation_display"] == "Full-LLM query"
     assert row["ndcg@10"] == 0.61 and row["recall@100"] == 0.9 and row["recall@20"] is None

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lr_core import sweep
+from slurm import sweep
 from lr_core.cli import main
 from lr_core.errors import ConfigError
 from lr_core.variants import list_variants

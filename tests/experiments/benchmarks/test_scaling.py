@@ -7,7 +7,7 @@ import pytest
 
 from experiments.benchmarks import scaling
 from lr_core.encoder import RetrievalEncoder
-from tests.lr_core.test_speed import work  # noqa: F401  (SciFact subset + the tiny model's vocabulary cache)
+from tests.experiments.benchmarks.test_speed import work  # noqa: F401  (SciFact subset + the tiny model's vocabulary cache)
 
 LENGTHS, NS, FULL_NS, MS = (2, 8, 24), (8, 40), (3, 6), (50, 300)
 ENCODE_TIMINGS = ("tokenize_s", "encode_s", "encode_s_per_query", "encode_qps", "tokenize_encode_s",

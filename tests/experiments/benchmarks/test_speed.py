@@ -24,7 +24,7 @@ def work(tmp_path_factory, shared_data):
     """
     from lr_core.backbone import load_tokenizer
     from lr_core.cache import CacheMetadata, VocabCache
-    from lr_core.evaluate import vocab_cache_path
+    from lr_core.retrieval.evaluate import vocab_cache_path
     from lr_core.instructions import instruction_for
 
     tmp = tmp_path_factory.mktemp("speed")
@@ -64,7 +64,7 @@ def test_speed_on_the_encoded_corpus_with_fp16_check(work):
     assert speed.main(argv) == 0
     report = json.loads((out / "speed.json").read_text())
     check_report(report, 40)
-    from lr_core.beir import load_beir
+    from lr_core.data.beir import load_beir
 
     corpus = load_beir("scifact", "test", data_dir=work / "data").corpus
     assert report["corpus"]["kind"] == "encoded" and report["M"] == report["corpus"]["M"] == len(corpus)

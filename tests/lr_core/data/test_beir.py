@@ -1,4 +1,4 @@
-"""Tests for lr_core.beir: loading and validating BEIR-format directories."""
+"""Tests for lr_core.data.beir: loading and validating BEIR-format directories."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lr_core.beir import BeirDataset, Passage, load_beir, resolve_dataset_dir
+from lr_core.data.beir import BeirDataset, Passage, load_beir, resolve_dataset_dir
 from lr_core.errors import DataError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -276,7 +276,7 @@ def test_cranfield_graded_scores_kept(data_dir):
 
 
 def test_write_beir_subset_keeps_judged_docs_and_splits(shared_data, tmp_path):
-    from lr_core.beir import load_beir, write_beir_subset
+    from lr_core.data.beir import load_beir, write_beir_subset
 
     out = write_beir_subset(shared_data / "scifact", tmp_path / "scifact", {"test": 10, "train": 5}, 30, seed=1)
     full = load_beir(shared_data / "scifact", "test")
@@ -304,7 +304,7 @@ def _beir_dir(root, corpus_line: str, qrels_row: str = "q1\td1\t1"):
 def test_ids_a_trec_run_cannot_hold_are_refused(tmp_path):
     import pytest as _pytest
 
-    from lr_core.beir import load_beir as _load
+    from lr_core.data.beir import load_beir as _load
     from lr_core.errors import DataError as _DataError
 
     for bad in ("d 1", "d\\u20281", "d\\u00a01", "d\\t1"):
@@ -319,7 +319,7 @@ def test_ids_a_trec_run_cannot_hold_are_refused(tmp_path):
 def test_lone_surrogates_and_deep_nesting_are_one_line_errors(tmp_path):
     import pytest as _pytest
 
-    from lr_core.beir import load_beir as _load, read_query_file
+    from lr_core.data.beir import load_beir as _load, read_query_file
     from lr_core.errors import DataError as _DataError
 
     root = _beir_dir(tmp_path / "s", '{"_id": "d1", "title": "ok \\ud83d\\ude00", "text": "bad \\udc80"}')

@@ -1,4 +1,4 @@
-"""Tests for lr_core.training_data: JSONL I/O, BM25 mining, grouping, batching."""
+"""Tests for lr_core.data.training_data: JSONL I/O, BM25 mining, grouping, batching."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lr_core.beir import BeirDataset, Passage, load_beir
+from lr_core.data.beir import BeirDataset, Passage, load_beir
 from lr_core.errors import CacheMismatchError, DataError
-from lr_core.training_data import (
+from lr_core.data.training_data import (
     HomogeneousBatchSampler,
     TrainExample,
     TrainGroupDataset,
@@ -433,7 +433,7 @@ def test_load_training_sources_errors(tmp_path, data_dir):
 
 
 def _corpus():
-    from lr_core.beir import Passage
+    from lr_core.data.beir import Passage
 
     texts = {"a": ("Vitamin D and bone density", "calcium absorption in the elderly and bone mass"),
              "b": ("Bone density in athletes", "running and calcium and bone mass in young athletes"),
@@ -444,7 +444,7 @@ def _corpus():
 
 
 def test_title_pairs_use_titles_as_queries_and_title_less_bodies_as_passages():
-    from lr_core.training_data import TITLE_INSTRUCTION, title_body_pairs
+    from lr_core.data.training_data import TITLE_INSTRUCTION, title_body_pairs
 
     examples = title_body_pairs(_corpus(), depth=10, n_negatives=3, source="toy-titles")
     assert [e.query for e in examples] == ["Vitamin D and bone density", "Bone density in athletes",
@@ -461,8 +461,8 @@ def test_title_pairs_use_titles_as_queries_and_title_less_bodies_as_passages():
 
 
 def test_titles_source_is_cached_and_reads_no_judgments(shared_data, tmp_path, monkeypatch):
-    import lr_core.beir as beir
-    from lr_core.training_data import load_training_sources
+    import lr_core.data.beir as beir
+    from lr_core.data.training_data import load_training_sources
 
     monkeypatch.setattr(beir, "_load_qrels", lambda *a, **k: pytest.fail("judgments must not be read"))
     spec = {"titles": "scifact", "n_negatives": 2, "max_queries": 50, "cache": str(tmp_path / "t.jsonl")}

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 
-from lr_core.beir import load_beir
-from lr_core.demo import DEMO_MAX_DOC_LEN, format_table, run_demo
+from lr_core.data.beir import load_beir
+from lr_core.pipeline.demo import DEMO_MAX_DOC_LEN, format_table, run_demo
 
 
 def write_small_scifact(shared_data, root):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from lr_core.beir import Passage
-from lr_core.corpus_encoding import encode_corpus, merge_shards, shard_path, shard_ranges
+from lr_core.data.beir import Passage
+from lr_core.retrieval.corpus_encoding import encode_corpus, merge_shards, shard_path, shard_ranges
 from lr_core.errors import CacheMismatchError, DataError
 
 CORPUS = {f"d{i}": Passage(f"d{i}", f"title {i}", "word " * (i % 7 + 1) + f"number {i} cells") for i in range(11)}

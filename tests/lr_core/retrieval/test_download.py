@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from lr_core.beir import load_beir
+from lr_core.data.beir import load_beir
 from lr_core.cli import main
-from lr_core.download import BEIR_MD5, download_dataset, downloadable, write_beir
+from lr_core.retrieval.download import BEIR_MD5, download_dataset, downloadable, write_beir
 from lr_core.errors import ConfigError, DataError
 
 
@@ -155,7 +155,7 @@ def test_names_and_destination_errors(tmp_path, capsys, monkeypatch):
 
 def test_cmteb_task_written_in_beir_layout(tmp_path, shared_data):
     """The CMTEB path converts a loaded mteb retrieval task (here a local one: no hub access)."""
-    from lr_core.mteb_integration import local_retrieval_task
+    from lr_core.retrieval.mteb_integration import local_retrieval_task
 
     task = local_retrieval_task(shared_data / "cmrc2018_zh")
     task.load_data()

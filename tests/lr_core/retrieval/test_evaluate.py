@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from lr_core.beir import load_beir
+from lr_core.data.beir import load_beir
 from lr_core.cli import main
-from lr_core.evaluate import LEDGER_METRICS, EvalSettings, evaluate, load_model_for_eval
-from lr_core.metrics import PER_QUERY_FILE, read_per_query
+from lr_core.retrieval.evaluate import LEDGER_METRICS, EvalSettings, evaluate, load_model_for_eval
+from lr_core.retrieval.metrics import PER_QUERY_FILE, read_per_query
 
 from tests.helpers import REPO, fast_config, write_subset
 
@@ -122,10 +122,10 @@ def test_exact_sparse_search_and_lucene_agree_on_scifact(tiny_encoder, shared_da
     the Lucene impact index returns the exact search's top-10 with the exact (quantised) scores."""
     import scipy.sparse as sp
 
-    from lr_core.corpus_encoding import encode_corpus, merge_shards
-    from lr_core.evaluate import lucene_sparse_run, quantized_doc_vectors
-    from lr_core.search import SparseIndex, run_from_results
-    from lr_core.sparse import query_term_vector
+    from lr_core.retrieval.corpus_encoding import encode_corpus, merge_shards
+    from lr_core.retrieval.evaluate import lucene_sparse_run, quantized_doc_vectors
+    from lr_core.retrieval.search import SparseIndex, run_from_results
+    from lr_core.query_side import query_term_vector
 
     data = load_beir(shared_data / "scifact", "test")
     tok = tiny_encoder.tokenizer

@@ -1,4 +1,4 @@
-"""Tests for lr_core.fusion (min-max linear fusion and RRF)."""
+"""Tests for lr_core.retrieval.fusion (min-max linear fusion and RRF)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from lr_core.fusion import fuse, fuse_linear, fuse_rrf, minmax_normalize, rank_items
+from lr_core.retrieval.fusion import fuse, fuse_linear, fuse_rrf, minmax_normalize, rank_items
 
 EPS = 1e-8
 
@@ -134,7 +134,7 @@ def test_array_fusion_gives_fuse_linear_numbers(seed):
     """The query server's fast path: same documents, order and scores as fuse_linear, ties included."""
     import numpy as np
 
-    from lr_core.fusion import fuse_linear_arrays
+    from lr_core.retrieval.fusion import fuse_linear_arrays
 
     rng = np.random.default_rng(seed)
     doc_ids = [f"d{rng.integers(0, 10**6)}-{i}" for i in range(60)]

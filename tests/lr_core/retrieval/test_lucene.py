@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lr_core import lucene
-from lr_core.beir import load_beir
+from lr_core.retrieval import lucene
+from lr_core.data.beir import load_beir
 from lr_core.errors import CacheMismatchError, ConfigError, DataError
-from lr_core.lucene import (
+from lr_core.retrieval.lucene import (
     LuceneBM25Searcher,
     LuceneImpactSearcher,
     bm25_search,
@@ -31,8 +31,8 @@ from lr_core.lucene import (
     term_for_id,
     write_impact_collection,
 )
-from lr_core.metrics import evaluate_run
-from lr_core.search import SparseIndex
+from lr_core.retrieval.metrics import evaluate_run
+from lr_core.retrieval.search import SparseIndex
 from lr_core.sparse import quantize_impact
 
 # Anserini's published BEIR (v1.0.0) SciFact BM25 regressions (k1=0.9, b=0.4)
@@ -284,7 +284,7 @@ def test_term_strings_survive_the_default_analyzer(tmp_path):
     """Terms made by term_for_id are single, unchanged tokens even under Anserini's
     English analyzer (stemming, stopwords): each one finds exactly its document.
     (The whitespace analyzer of -pretokenized is covered by the impact-equals-exact tests.)"""
-    from lr_core.beir import Passage
+    from lr_core.data.beir import Passage
 
     rng = np.random.default_rng(0)
     ids = sorted({0, 1, 9, 10, 99, 100, 101, 1000, 49151, *rng.integers(0, 49152, 300).tolist()})

@@ -1,4 +1,4 @@
-"""Tests for lr_core.metrics (pytrec_eval wrapper, BEIR conventions)."""
+"""Tests for lr_core.retrieval.metrics (pytrec_eval wrapper, BEIR conventions)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lr_core.metrics import (PER_QUERY_FILE, evaluate_run, mean_metrics, per_query_metrics, read_per_query,
+from lr_core.retrieval.metrics import (PER_QUERY_FILE, evaluate_run, mean_metrics, per_query_metrics, read_per_query,
                              trec_order, write_per_query)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lr_core.beir import load_beir
+from lr_core.data.beir import load_beir
 from lr_core.cli import main
 
 from tests.helpers import REPO

@@ -1,5 +1,5 @@
 """The mteb wrapper: query/document routing, local tasks, and an end-to-end run checked
-against lr_core.metrics on the same vectors."""
+against lr_core.retrieval.metrics on the same vectors."""
 from __future__ import annotations
 
 import json
@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from lr_core.beir import load_beir
-from lr_core.benchmarks import BENCHMARKS, get_benchmark
+from lr_core.data.beir import load_beir
+from lr_core.retrieval.tasks import BENCHMARKS, get_benchmark
 from lr_core.cache import CacheMetadata, VocabCache
 from lr_core.errors import CacheMismatchError, ConfigError
-from lr_core.metrics import evaluate_run
-from lr_core.mteb_integration import LightRetrieverMTEB, local_retrieval_task, run_mteb
+from lr_core.retrieval.metrics import evaluate_run
+from lr_core.retrieval.mteb_integration import LightRetrieverMTEB, local_retrieval_task, run_mteb
 from mteb.types import PromptType
 
 SCIFACT = BENCHMARKS["scifact"].instruction

@@ -1,4 +1,4 @@
-"""Tests for lr_core.search (exact dense and sparse back ends)."""
+"""Tests for lr_core.retrieval.search (exact dense and sparse back ends)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from lr_core.search import DenseIndex, SparseIndex, run_from_results
+from lr_core.retrieval.search import DenseIndex, SparseIndex, run_from_results
 
 
 def _normed(x):
@@ -214,7 +214,7 @@ def test_sparse_index_postings_layout_round_trip(tmp_path):
     import scipy.sparse as sp
 
     from lr_core.errors import DataError
-    from lr_core.search import SparseIndex
+    from lr_core.retrieval.search import SparseIndex
 
     rng = np.random.default_rng(3)
     m = sp.random(40, 300, density=0.05, format="csr", dtype=np.float32, random_state=rng)
@@ -246,7 +246,7 @@ def test_sparse_index_postings_layout_round_trip(tmp_path):
 def test_faiss_gpu_mode_is_checked_without_a_gpu():
     import numpy as np
 
-    from lr_core.search import DenseIndex
+    from lr_core.retrieval.search import DenseIndex
 
     with pytest.raises(ValueError, match="replicate"):
         DenseIndex(np.eye(3, dtype=np.float32), ["a", "b", "c"], gpu_mode="mirror")
@@ -257,7 +257,7 @@ def test_faiss_gpu_mode_is_checked_without_a_gpu():
 def test_faiss_gpu_index_matches_the_cpu_one(mode, fp16):
     import numpy as np
 
-    from lr_core.search import DenseIndex, l2_normalize
+    from lr_core.retrieval.search import DenseIndex, l2_normalize
 
     rng = np.random.default_rng(0)
     docs = l2_normalize(rng.standard_normal((2000, 64)).astype(np.float32))

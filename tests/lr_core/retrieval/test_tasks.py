@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from lr_core import benchmarks as bm
-from lr_core.beir import load_beir
-from lr_core.benchmarks import (BENCHMARKS, Benchmark, benchmark_for_path, download_beir, get_benchmark,
+from lr_core.retrieval import tasks as bm
+from lr_core.data.beir import load_beir
+from lr_core.retrieval.tasks import (BENCHMARKS, Benchmark, benchmark_for_path, download_beir, get_benchmark,
                                 is_beir_dir, suite_members)
 from lr_core.errors import ConfigError, DataError
 from lr_core.instructions import BEIR_INSTRUCTIONS, CMTEB_INSTRUCTIONS, LOCAL_INSTRUCTIONS, instruction_for
@@ -237,7 +237,7 @@ def test_identical_ids_are_ignored_only_where_queries_are_documents(shared_data)
 
 
 def test_display_names():
-    from lr_core.benchmarks import display_name
+    from lr_core.retrieval.tasks import display_name
 
     assert display_name("scifact") == "SciFact" and display_name("fiqa") == "FiQA2018"
     assert display_name("cranfield") == "Cranfield" and display_name("/data/beir/trec-covid/") == "TRECCOVID"

@@ -10,9 +10,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from lr_core import serving
+from lr_core.pipeline import export
+from lr_core.serve import bundle as serving
 from lr_core.errors import ConfigError
-from lr_core.serving import BundleError, load_bundle, sha256_file
+from lr_core.serve.bundle import BundleError, load_bundle, sha256_file
 
 from tests.helpers import REPO, fast_config, write_subset
 
@@ -32,8 +33,8 @@ def prefill_random_cache(model, instruction: str, seed: int = 0) -> None:
     busy 2-core test machine; tests/lr_core/test_cache.py covers building). Evaluation and the
     bundle then read this same file, which is all a round-trip test needs.
     """
-    from lr_core.cache import vocab_cache_from_vectors
-    from lr_core.evaluate import vocab_cache_path
+    from lr_core.cache_build import vocab_cache_from_vectors
+    from lr_core.retrieval.evaluate import vocab_cache_path
 
     enc = model.encoder
     vectors = np.random.default_rng(seed).standard_normal((enc.tokenizer.vocab_size, enc.hidden_size))
@@ -45,7 +46,7 @@ def prefill_random_cache(model, instruction: str, seed: int = 0) -> None:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, shared_data):
     """A trained tiny run, its `lr evaluate` runs on a SciFact subset, and its bundle (via the CLI entry point)."""
-    from lr_core.evaluate import EvalSettings, evaluate, load_model_for_eval
+    from lr_core.retrieval.evaluate import EvalSettings, evaluate, load_model_for_eval
     from lr_core.instructions import instruction_for
     from lr_core.train import fit
 
@@ -58,9 +59,9 @@ def served(tmp_path_factory, shared_data):
     evaluate(model, "scifact", tmp / "eval", EvalSettings(representations=("dense", "sparse", "hybrid")),
              data_dir=data)
     bundle = tmp / "bundle"
-    assert serving.main([str(run), str(bundle), "--dataset", "scifact", "--data-dir", str(data),
+    assert export.main([str(run), str(bundle), "--dataset", "scifact", "--data-dir", str(data),
                          "--max-doc-len", "32"]) == 0
-    from lr_core.beir import load_beir
+    from lr_core.data.beir import load_beir
 
     queries = load_beir("scifact", "test", data_dir=data, load_corpus=False).queries
     return SimpleNamespace(run=run, data=data, model=model, eval=tmp / "eval", bundle=bundle, tmp=tmp,
@@ -105,7 +106,7 @@ def test_manifest_covers_every_file_and_config_records_the_rules(served):
     # the saved tokenizer carries the lowercasing rule itself
     bundle = load_bundle(served.bundle)
     assert bundle.tokenizer.light_query_ids("Vitamin C") == tok.light_query_ids("vitamin c")
-    from lr_core.beir import load_beir
+    from lr_core.data.beir import load_beir
 
     corpus = load_beir("scifact", "test", data_dir=served.data).corpus
     assert manifest["num_documents"] == bundle.num_documents == len(corpus)
@@ -129,7 +130,7 @@ def test_tampering_is_detected_and_named(served, tmp_path, name):
 
 
 def test_missing_or_resized_files_and_lr_serve_refusal(served, tmp_path, capsys):
-    from lr_core import server
+    from lr_core.serve import server
 
     copy = tmp_path / "bundle"
     shutil.copytree(served.bundle, copy)
@@ -150,8 +151,8 @@ def test_missing_or_resized_files_and_lr_serve_refusal(served, tmp_path, capsys)
 def test_loading_and_searching_never_imports_torch(served):
     """In a fresh interpreter: import the serving modules, load the bundle, search every mode."""
     probe = ("import json, sys\n"
-             "import lr_core.server\n"
-             "from lr_core.serving import load_bundle\n"
+             "import lr_core.serve.server\n"
+             "from lr_core.serve.bundle import load_bundle\n"
              f"b = load_bundle({str(served.bundle)!r})\n"
              "for m in ('dense', 'sparse', 'hybrid'):\n"
              "    assert len(b.search(['vitamin c and the common cold'], k=5, mode=m)[0]) == 5\n"
@@ -169,21 +170,22 @@ def test_loading_and_searching_never_imports_torch(served):
     assert "torch" in loaded("import lr_core.sparse\n")
 
 
-def test_term_counts_match_the_training_side_rule():
-    from lr_core.sparse import query_term_vector
+def test_sparse_queries_follow_the_one_query_side_rule(served):
+    """The bundle's sparse query vectors are lr_core.query_side's, on its tokenizer's sparse ids."""
+    from lr_core.query_side import query_term_vector
 
-    rng = np.random.default_rng(1)
-    for _ in range(50):
-        ids = rng.integers(0, 30, size=rng.integers(1, 12)).tolist()
-        for mode in ("counts", "bow"):
-            assert serving.term_counts(ids, mode) == query_term_vector(ids, mode)
+    bundle = load_bundle(served.bundle)
+    texts = ["vitamin c vitamin c", "the common cold"]
+    ids = bundle.tokenizer.sparse_query_ids(texts)
+    assert bundle.encode_sparse(texts) == [query_term_vector(i, bundle.config["sparse_query_mode"]) for i in ids]
+    assert max(bundle.encode_sparse(texts)[0].values()) >= 2.0  # counts, not bag of words
 
 
 def test_float16_cache_bundle_matches_float16_evaluation_and_force_replaces(served, tmp_path):
-    from lr_core.evaluate import EvalSettings, evaluate
+    from lr_core.retrieval.evaluate import EvalSettings, evaluate
 
     out = tmp_path / "b16"
-    serving.export_bundle(served.model, "scifact", out, data_dir=served.data, cache_dtype="float16")
+    export.export_bundle(served.model, "scifact", out, data_dir=served.data, cache_dtype="float16")
     bundle = load_bundle(out)
     assert bundle.cache.vectors.dtype == np.float16 and bundle.config["cache_dtype"] == "float16"
     assert json.loads((out / "manifest.json").read_text())["files"]["vocab_cache.npz"]["bytes"] < \
@@ -195,8 +197,8 @@ def test_float16_cache_bundle_matches_float16_evaluation_and_force_replaces(serv
         assert_same_lists(got, expected[qid][:10], f"float16 dense query {qid}")
     # --force swaps in a new bundle whole; nothing temporary is left beside it
     with pytest.raises(ConfigError, match="already exists"):
-        serving.export_bundle(served.model, "scifact", out, data_dir=served.data)
-    serving.export_bundle(served.model, "scifact", out, data_dir=served.data, force=True,
+        export.export_bundle(served.model, "scifact", out, data_dir=served.data)
+    export.export_bundle(served.model, "scifact", out, data_dir=served.data, force=True,
                           settings=EvalSettings(fusion="rrf"))
     assert load_bundle(out).config["fusion"]["method"] == "rrf" and load_bundle(out).config["cache_dtype"] == "float32"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b16", "eval16"]
@@ -204,22 +206,22 @@ def test_float16_cache_bundle_matches_float16_evaluation_and_force_replaces(serv
 
 def test_export_refusals(served, tmp_path, capsys):
     from lr_core.cache import VocabCache
-    from lr_core.evaluate import EvalModel
+    from lr_core.retrieval.evaluate import EvalModel
 
-    assert serving.main([str(served.bundle), "--dataset", "scifact"]) == 2  # neither a run nor --backbone
+    assert export.main([str(served.bundle), "--dataset", "scifact"]) == 2  # neither a run nor --backbone
     assert "RUN_DIR" in capsys.readouterr().err
-    assert serving.main([str(served.run), str(served.bundle), "--data-dir", str(served.data)]) == 2
+    assert export.main([str(served.run), str(served.bundle), "--data-dir", str(served.data)]) == 2
     assert "already exists" in capsys.readouterr().err
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "notes.txt").write_text("keep me")
     with pytest.raises(ConfigError, match="not a serving bundle"):
-        serving.export_bundle(served.model, "scifact", precious, data_dir=served.data, force=True)
+        export.export_bundle(served.model, "scifact", precious, data_dir=served.data, force=True)
     assert (precious / "notes.txt").read_text() == "keep me"
     symmetric = EvalModel(encoder=None, variant="symmetric", backbone="tiny-llama", work_dir=tmp_path,
                           representations=("symmetric",))
     with pytest.raises(ConfigError, match="no light dense representation"):
-        serving.export_bundle(symmetric, "scifact", tmp_path / "sym", data_dir=served.data)
+        export.export_bundle(symmetric, "scifact", tmp_path / "sym", data_dir=served.data)
     # a failure while writing leaves neither the bundle nor a temporary directory behind
     bundle = load_bundle(served.bundle)
     cache = VocabCache(bundle.cache.vectors, bundle.cache.metadata)

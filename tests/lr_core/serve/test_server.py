@@ -1,9 +1,9 @@
 """`lr serve` as a real child process over HTTP, and `lr loadtest` against it.
 
-The bundle here is built without any model (lr_core.serving.write_bundle): SmolLM2's tokenizer, a
+The bundle here is built without any model (lr_core.serve.bundle.write_bundle): SmolLM2's tokenizer, a
 random vocabulary cache, and a SciFact subset whose documents are the mean of their tokens' cached
 vectors (dense) and their token counts (sparse). Round trips against a trained model's evaluation
-are in test_serving.py; this file is about the HTTP service.
+are in test_bundle.py; this file is about the HTTP service.
 """
 from __future__ import annotations
 
@@ -17,16 +17,16 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from lr_core import loadtest
-from lr_core.server import start_server_process
-from lr_core.serving import load_bundle, write_bundle
+from lr_core.serve import loadtest
+from lr_core.serve.server import start_server_process
+from lr_core.serve.bundle import load_bundle, write_bundle
 
 from tests.helpers import write_subset
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory, shared_data, tokenizer):
-    from lr_core.beir import load_beir
+    from lr_core.data.beir import load_beir
     from lr_core.cache import CacheMetadata, VocabCache
     from lr_core.instructions import instruction_for
 
@@ -175,7 +175,7 @@ def test_a_failing_query_in_a_joined_batch_fails_only_its_request():
     from concurrent.futures import ThreadPoolExecutor as Pool
 
     from lr_core.errors import DataError
-    from lr_core.server import SearchBatcher
+    from lr_core.serve.server import SearchBatcher
 
     class Bundle:
         config = {"fusion": {"depth": 100}}
@@ -248,7 +248,7 @@ def test_keep_alive_client_reads_length_chunked_and_closing_responses():
     (kept alive), chunked, and Connection: close (reconnects for the next request)."""
     import asyncio
 
-    from lr_core.loadtest import KeepAliveConnection, encode_post
+    from lr_core.serve.loadtest import KeepAliveConnection, encode_post
 
     replies = [b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
