@@ -110,7 +110,7 @@ def build_trainer(cfg: ExperimentConfig, run_dir: Path, extra_callbacks=(), logg
             logger.append(wb)
     plugins = [AtomicCheckpointIO()]
     if SLURMEnvironment.detect():
-        # pre-emption is handled by slurm.sweep (checkpoint + requeue), not by Lightning's own handler
+        # pre-emption is handled by slurm.task (checkpoint + requeue), not by Lightning's own handler
         plugins.append(SLURMEnvironment(auto_requeue=False))
     return L.Trainer(
         max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes,

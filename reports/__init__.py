@@ -1,10 +1,13 @@
 """Reports: the paper's tables and figures rebuilt from our results (``lr report``).
 
+- ``reports.records``  one metrics.json / speed.json -> checked rows (the speed.json shapes)
 - ``reports.collect``  results (metrics.json ledger, speed.json, optionally W&B) -> DataFrames
 - ``reports.paper``    the paper's reported numbers (``paper_data/``) and the explicit mapping to ours
 - ``reports.names``    display names, read from the registries (variants, tasks, backbones, representations)
-- ``reports.tables``   Tables 1, 2, 3-4, 5, 9-11 and paper-vs-ours, as LaTeX / Markdown / CSV, rows
-                       derived from the variant registry
+- ``reports.table_model`` cells, rows, tables (LaTeX / Markdown / CSV), cell lookup, significance marks
+- ``reports.tables``   Tables 1, 2, 3-4, 5, 9-11 in the paper's layouts, rows derived from the variant
+                       registry, and every table at once (``all_tables``)
+- ``reports.paper_vs_ours`` the paper's numbers beside ours, per table
 - ``reports.stats``    paired t-test on per-query scores, Holm's correction
 - ``reports.figures``  Figure 5 / Figure 6 style plots and speed vs quality (PDF + PNG)
 - ``reports.latex``    booktabs rendering with captions and labels, the preamble snippet, report.tex,

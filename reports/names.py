@@ -3,7 +3,7 @@
 - variants and baselines: ``lr_core.variants`` (``register_variant(..., display=...)``, ``BASELINES``)
 - representations: ``lr_core.retrieval.evaluate.REPRESENTATION_NAMES``
 - backbones: ``lr_core.backbone.BACKBONE_DISPLAY``
-- data sets: ``lr_core.retrieval.tasks`` (``Benchmark.display_name``)
+- data sets: ``lr_core.retrieval.tasks`` (``Task.display_name``)
 
     from reports import names
     names.variant("a1_both_light"), names.dataset("scifact"), names.method("lightretriever", "hybrid")

@@ -38,293 +38,16 @@ Only results at the default evaluation settings (no MRL prefix, no sparse top-k)
 """
 from __future__ import annotations
 
-import csv
-import io
-import math
-import statistics
-from dataclasses import dataclass, field
-
 import pandas as pd
 
 import ablations  # noqa: F401  (the variant catalog: registers every variant the tables name)
-from lr_core.retrieval.evaluate import REPRESENTATIONS
 from lr_core.variants import REPORT_TABLES, list_variants, variants_in
-from reports import names, paper, stats
-from reports.collect import Results, are_seeds, speed_with_quality
-
-DAGGER = "\N{DAGGER}"
-DELTA = "\N{GREEK CAPITAL LETTER DELTA}"
-PM = "\N{PLUS-MINUS SIGN}"
-SIG = "*"
-MISSING = "-"
-QUALITY = (("ndcg@10", "nDCG@10"), ("recall@20", "R@20"), ("recall@50", "R@50"), ("recall@100", "R@100"))
-BASELINE_SETTINGS = ("bm25", "untrained")
-DEFAULT_BASELINE = ("symmetric", "symmetric")  # what Tables 9-11 test every row against (--baseline)
-KEY_ORDER = ("dataset", "backbone", "setting", "representation")  # how a cell's key reads in a footnote
-REP_ORDER = {r: i for i, r in enumerate((*REPRESENTATIONS, "bm25"))}
-
-
-# ---------------------------------------------------------------- the table model
-
-@dataclass
-class Cell:
-    """One number in display units (percent, seconds, queries/s); ``None`` is missing."""
-
-    value: float | None
-    fmt: str = "pct"      # pct: 1 decimal; delta: signed 1 decimal; sec: 4 decimals; qps; int; ratio
-    rank: bool = True     # competes for the column's best (differences and references do not)
-    marks: str = ""       # footnote markers
-    std: float | None = None   # over seeds (pct cells of n >= 2 seeds)
-    n: int = 1                 # seeds in the cell
-    rows: list = field(default_factory=list, repr=False)  # the ledger rows behind the cell
-
-    def text(self) -> str:
-        if self.value is None:
-            return MISSING
-        v = self.value
-        if self.fmt == "pct":
-            return f"{v:.1f}" + (f" {PM} {self.std:.1f} ({self.n})" if self.std is not None else "")
-        if self.fmt == "delta":
-            r = round(v, 1)
-            return f"{(r if r != 0 else 0.0):+.1f}"  # never "-0.0"
-        if self.fmt == "sec":
-            return f"{v:.4f}"
-        if self.fmt == "qps":
-            return f"{v:.0f}" if v >= 100 else f"{v:.1f}"
-        if self.fmt == "int":
-            return f"{int(v)}"
-        if self.fmt == "ratio":
-            return f"{v:,.0f}x" if v >= 100 else f"{v:.1f}x"
-        raise ValueError(f"unknown cell format {self.fmt!r}")
-
-    def shown(self) -> float:
-        """The value as printed (bold compares printed values, so printed ties are all bold)."""
-        return round(self.value, 4 if self.fmt == "sec" else 1)
-
-
-@dataclass
-class Column:
-    header: str
-    best: str | None = "max"   # "max" / "min": bold the column's best; "row": the best of the row's
-    group: str | None = None   # "row" columns in the same group; None: no bold. group: a spanning header
-
-    def title(self) -> str:
-        return f"{self.group} {self.header}" if self.group else self.header
-
-
-@dataclass
-class Row:
-    labels: list[str]
-    cells: list[Cell]
-    section: str = ""          # a rule separates sections (backbones, baselines)
-
-
-@dataclass
-class Table:
-    name: str                  # file stem, e.g. "table2_main"; the LaTeX label is tab:<name>
-    caption: str
-    label_headers: list[str]
-    columns: list[Column]
-    rows: list[Row] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        return f"tab:{self.name}"
-
-    def bold(self) -> list[list[bool]]:
-        """Which cells are bold: per column (or per row group for ``best="row"``), the best
-        printed value among ranked cells."""
-        flags = [[False] * len(self.columns) for _ in self.rows]
-
-        def mark(cells: list[tuple[int, int]], best: str) -> None:
-            shown = [(i, j, self.rows[i].cells[j].shown()) for i, j in cells
-                     if self.rows[i].cells[j].rank and self.rows[i].cells[j].value is not None]
-            if len(shown) < (2 if best == "row" else 1):
-                return
-            top = (min if best == "min" else max)(v for _, _, v in shown)
-            for i, j, v in shown:
-                flags[i][j] = v == top
-
-        for j, col in enumerate(self.columns):
-            if col.best in ("max", "min"):
-                mark([(i, j) for i in range(len(self.rows))], col.best)
-        groups = list(dict.fromkeys(c.group for c in self.columns if c.best == "row"))
-        for g in groups:
-            js = [j for j, c in enumerate(self.columns) if c.best == "row" and c.group == g]
-            for i in range(len(self.rows)):
-                mark([(i, j) for j in js], "row")
-        return flags
-
-    def shown_labels(self) -> list[list[str]]:
-        """Row labels with the first (the backbone) printed once per run of equal values."""
-        out, last = [], None
-        for row in self.rows:
-            labels = list(row.labels)
-            if labels and (row.section, labels[0]) == last:
-                labels[0] = ""
-            else:
-                last = (row.section, labels[0]) if labels else None
-            out.append(labels)
-        return out
-
-    def to_markdown(self) -> str:
-        bold = self.bold()
-        lines = [f"**{self.caption}**", "",
-                 "| " + " | ".join(self.label_headers + [c.title() for c in self.columns]) + " |",
-                 "| " + " | ".join(["---"] * len(self.label_headers) + ["---:"] * len(self.columns)) + " |"]
-        for row, labels, flags in zip(self.rows, self.shown_labels(), bold):
-            cells = [(f"**{c.text()}**" if b else c.text()) + c.marks.replace(SIG, "\\" + SIG)
-                     for c, b in zip(row.cells, flags)]
-            lines.append("| " + " | ".join(labels + cells) + " |")
-        if self.notes:
-            lines.append("")
-            lines += [f"{n}  " for n in self.notes[:-1]] + [self.notes[-1]]  # two spaces: Markdown line break
-        return "\n".join(lines) + "\n"
-
-    def to_csv(self) -> str:
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(self.label_headers + [c.title() for c in self.columns])
-        for row in self.rows:
-            w.writerow(row.labels + [c.text() + c.marks for c in row.cells])
-        return buf.getvalue()
-
-    def to_latex(self) -> str:
-        from reports.latex import table_to_latex
-
-        return table_to_latex(self)
-
-
-# ---------------------------------------------------------------- looking cells up
-
-class _Lookup:
-    """Cells from the ledger at default settings. Several results in one cell: seeds give mean
-    +- std (n); other duplicates are averaged and flagged (a dagger here, their paths and values
-    in a footnote). Rows are plain dicts: tables ask for hundreds of cells, and filtering a
-    DataFrame for each would be slow."""
-
-    def __init__(self, results: Results):
-        df = results.records
-        if not df.empty:
-            df = df[df["mrl_dim"].isna() & df["sparse_top_k"].isna()]
-        self.rows = [{k: (None if _missing(v) else v) for k, v in rec.items()} for rec in df.to_dict("records")]
-        self.notes: list[str] = []
-        self._noted: set = set()
-        self.seeded = False
-
-    def select(self, **key) -> list[dict]:
-        return [r for r in self.rows if all(r.get(k) == v for k, v in key.items())]
-
-    def cell(self, metric: str = "ndcg@10", **key) -> Cell:
-        sel = sorted(self.select(**key), key=lambda r: r["source"])
-        vals = [r[metric] for r in sel if r[metric] is not None]
-        if not vals:
-            return Cell(None)
-        cell = Cell(100.0 * sum(vals) / len(vals), rows=sel)
-        if len(sel) > 1 and are_seeds([r.get("seed") for r in sel]):
-            cell.n = len(vals)
-            cell.std = 100.0 * statistics.stdev(vals) if len(vals) > 1 else None
-            self.seeded = True
-        elif len(sel) > 1:
-            cell.marks = DAGGER
-            ident = tuple(sorted(key.items()))
-            if ident not in self._noted:
-                self._noted.add(ident)
-                what = " / ".join(str(key[k]) for k in KEY_ORDER if k in key)
-                each = ", ".join(f"{100 * r['ndcg@10']:.1f} ({r['source']})" for r in sel)
-                self.notes.append(f"{DAGGER} {len(sel)} results for one cell ({what}) that are not distinct "
-                                  f"seeds; the cell shows their mean. nDCG@10 of each: {each}.")
-        return cell
-
-    def has(self, **key) -> bool:
-        return bool(self.select(**key))
-
-    def values(self, column: str, **key) -> list:
-        return sorted({r[column] for r in self.select(**key) if r[column] is not None})
-
-    def seed_note(self) -> list[str]:
-        if self.seeded:
-            return [f"a {PM} s (n): mean and sample standard deviation over n seeds of one experiment."]
-        return []
-
-
-def _missing(value) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
-
-
-def _skipped_notes(results: Results) -> list[str]:
-    if not results.warnings:
-        return []
-    return [f"Skipped {len(results.warnings)} unreadable result file(s): " + "; ".join(results.warnings) + "."]
-
-
-def _delta(a: Cell, b: Cell) -> Cell:
-    """a - b (signed, never bold); missing when either side is."""
-    if a.value is None or b.value is None:
-        return Cell(None, "delta", rank=False)
-    return Cell(a.value - b.value, "delta", rank=False)
-
-
-# ---------------------------------------------------------------- significance
-
-class _Tests:
-    """The paired comparisons of one table; ``finish`` applies Holm's correction over all of them
-    and marks the cells that differ significantly from their reference."""
-
-    def __init__(self, reference_text: str):
-        self.pending: list[tuple[Cell, float]] = []
-        self.untested = 0
-        self.reference_text = reference_text
-
-    def compare(self, cell: Cell, ref: Cell, metric: str = "ndcg@10") -> None:
-        if cell.value is None or ref.value is None:
-            return
-        result = stats.compare(stats.cell_scores(cell.rows, metric), stats.cell_scores(ref.rows, metric))
-        if result is None:
-            self.untested += 1
-            return
-        self.pending.append((cell, result[1]))
-
-    def finish(self) -> list[str]:
-        notes = []
-        if self.pending:
-            adjusted = stats.holm([p for _, p in self.pending])
-            hits = 0
-            for (cell, _), p in zip(self.pending, adjusted):
-                if p < stats.ALPHA:
-                    cell.marks += SIG
-                    hits += 1
-            notes.append(f"{SIG} differs from {self.reference_text} at p < {stats.ALPHA} ({stats.TEST_NAME} over "
-                         f"the {len(self.pending)} comparisons in this table; {hits} significant).")
-        if self.untested:
-            notes.append(f"{self.untested} comparison(s) with {self.reference_text} untested: no per-query scores "
-                         "(results written before per_query.json.gz was kept).")
-        return notes
-
-
-def _finish(table: Table, look: _Lookup | None, results: Results, tests: _Tests | None = None) -> Table | None:
-    if table.name.startswith("paper_vs_ours"):  # a row with neither number compares nothing
-        table.rows = [r for r in table.rows if any(c.value is not None for c in r.cells[:-1])]
-    if not table.rows:
-        return None
-    table.notes = ((look.notes + look.seed_note() if look else []) + (tests.finish() if tests else [])
-                   + table.notes + _skipped_notes(results))
-    return table
-
-
-def _model_backbones(look: _Lookup) -> list[str]:
-    return [b for b in look.values("backbone") if b != "bm25"]
-
-
-def _data_scope(look: _Lookup, datasets: list[str]) -> str:
-    """What a caption says about the data and the training budget of the results shown."""
-    data = ", ".join(names.dataset(d) for d in datasets) or "no data set"
-    steps = sorted({int(r["steps"]) for r in look.rows if r.get("steps") is not None})
-    budget = (f"{steps[0]} training steps" if len(steps) == 1 else
-              f"{steps[0]}-{steps[-1]} training steps" if steps else "training budget not recorded")
-    backbones = ", ".join(names.backbone(b) for b in _model_backbones(look))
-    return f"Data: {data}. Budget: {budget}" + (f" ({backbones})." if backbones else ".")
+from reports import names, paper
+from reports.collect import Results, speed_with_quality
+from reports.paper_vs_ours import PAPER_TABLES, paper_vs_ours
+from reports.table_model import (BASELINE_SETTINGS, DAGGER, DEFAULT_BASELINE, DELTA, MISSING, QUALITY, REP_ORDER, Cell,
+                                 Column, Lookup, Row, Table, Tests, data_scope, delta_cell, finish_table,
+                                 model_backbones, reference_of)
 
 
 # ---------------------------------------------------------------- the paper's layouts
@@ -355,10 +78,10 @@ def table1_speed(results: Results) -> Table | None:
     for m in dups:
         srcs = ", ".join(sp.loc[sp["model"] == m, "source"])
         t.notes.append(f"{DAGGER} {m} was timed more than once; every timing is shown: {srcs}.")
-    return _finish(t, None, results)
+    return finish_table(t, None, results)
 
 
-def _baseline_rows(look: _Lookup, cell_fn) -> list[Row]:
+def _baseline_rows(look: Lookup, cell_fn) -> list[Row]:
     rows = []
     for setting in BASELINE_SETTINGS:
         for backbone in look.values("backbone", setting=setting):
@@ -368,31 +91,24 @@ def _baseline_rows(look: _Lookup, cell_fn) -> list[Row]:
     return rows
 
 
-def _reference(v, rep: str) -> tuple[str, str] | None:
-    """The (variant, representation) a variant's ``rep`` row is compared with."""
-    if v.reference is None:
-        return None
-    return v.reference[0], v.reference[1] or rep
-
-
 def table2_main(results: Results) -> Table | None:
     """Table 2 layout: per backbone, the registered Table 2 variants (full symmetric,
     LightRetriever hybrid, ...) after the baselines, and each one's gap to its reference;
     nDCG@10 and recall@20/50/100 per data set."""
-    look = _Lookup(results)
+    look = Lookup(results)
     datasets = look.values("dataset")
     cols = [Column(h, "max", group=names.dataset(d)) for d in datasets for _, h in QUALITY]
-    tests = _Tests("its reference row (the Gap row names it)")
+    tests = Tests("its reference row (the Gap row names it)")
 
     def cells(**key) -> list[Cell]:
         return [look.cell(m, dataset=d, **key) for d in datasets for m, _ in QUALITY]
 
     t = Table("table2_main", "Table 2: full symmetric vs LightRetriever (hybrid retrieval) and the other Table 2 "
-              "variants per backbone, with baselines; nDCG@10 and recall x 100. " + _data_scope(look, datasets),
+              "variants per backbone, with baselines; nDCG@10 and recall x 100. " + data_scope(look, datasets),
               ["Backbone", "Method"], cols)
     t.rows += _baseline_rows(look, cells)
     members = variants_in("table2")
-    for b in _model_backbones(look):
+    for b in model_backbones(look):
         shown = {}
         for v in members:
             for rep in v.representations:
@@ -407,7 +123,7 @@ def table2_main(results: Results) -> Table | None:
                 own = shown[(v.name, rep)]
                 t.rows.append(Row([names.backbone(b), names.method(v.name, rep, short=len(v.representations) == 1)],
                                   own, b))
-                ref = _reference(v, rep)
+                ref = reference_of(v, rep)
                 if ref is None or not look.has(backbone=b, setting=ref[0], representation=ref[1]):
                     continue
                 ref_cells = cells(backbone=b, setting=ref[0], representation=ref[1])
@@ -415,8 +131,8 @@ def table2_main(results: Results) -> Table | None:
                     if QUALITY[k % len(QUALITY)][0] == "ndcg@10":  # the test is on nDCG@10
                         tests.compare(c, rc)
                 t.rows.append(Row([names.backbone(b), f"Gap ({v.display} - {names.variant(ref[0])})"],
-                                  [_delta(x, y) for x, y in zip(own, ref_cells)], b))
-    return _finish(t, look, results, tests)
+                                  [delta_cell(x, y) for x, y in zip(own, ref_cells)], b))
+    return finish_table(t, look, results, tests)
 
 
 def _label_columns(members) -> list[str]:
@@ -432,7 +148,7 @@ def table3_4_ablations(results: Results) -> Table | None:
     """Tables 3-4 layout: the registered ablations (A1-A3) with their difference to their
     reference (LightRetriever, the representation each declares). A1 is every ``light_both``
     result (variant a1_both_light, or a LightRetriever run evaluated so)."""
-    look = _Lookup(results)
+    look = Lookup(results)
     datasets = look.values("dataset")
     members = variants_in("table3_4")
     registry = list_variants()
@@ -441,10 +157,10 @@ def table3_4_ablations(results: Results) -> Table | None:
     cols = []
     for d in datasets:
         cols += [Column("nDCG@10", "max", group=names.dataset(d)), Column(DELTA, None, group=names.dataset(d))]
-    tests = _Tests("its LightRetriever reference row")
+    tests = Tests("its LightRetriever reference row")
     t = Table("table3_4_ablations", f"Tables 3-4: symmetry ablations A1-A3, nDCG@10 x 100 and {DELTA} to the "
               "reference row above them (Emb = cached token embeddings, 1L-Trans = first transformer layer "
-              "only). " + _data_scope(look, datasets),
+              "only). " + data_scope(look, datasets),
               ["Backbone", "Setting", *extra, "Repr."], cols)
 
     def labels(name: str, rep: str, b: str) -> list[str]:
@@ -453,11 +169,11 @@ def table3_4_ablations(results: Results) -> Table | None:
         return [names.backbone(b), names.variant(name), *(given.get(k, MISSING) for k in extra),
                 names.representation(rep)]
 
-    for b in _model_backbones(look):
+    for b in model_backbones(look):
         blocks: dict[tuple[str, str], list[tuple[str, str]]] = {}
         for v in members:
             for rep in v.representations:
-                ref = _reference(v, rep)
+                ref = reference_of(v, rep)
                 if ref and look.has(backbone=b, setting=v.name, representation=rep):
                     blocks.setdefault(ref, []).append((v.name, rep))
         for ref, rows in blocks.items():
@@ -469,16 +185,16 @@ def table3_4_ablations(results: Results) -> Table | None:
                 for d, rc in zip(datasets, ref_cells):
                     c = look.cell(dataset=d, backbone=b, setting=name, representation=rep)
                     tests.compare(c, rc)
-                    row_cells += [c, _delta(c, rc)]
+                    row_cells += [c, delta_cell(c, rc)]
                 t.rows.append(Row(labels(name, rep, b), row_cells, b))
-    return _finish(t, look, results, tests)
+    return finish_table(t, look, results, tests)
 
 
 def table5_kl(results: Results) -> Table | None:
     """Table 5 layout: per representation (dense / sparse / hybrid: the A4 breakdown), the
     reference (LightRetriever, i.e. without KL) and every registered Table 5 variant (with KL,
     ...) with its {DELTA} to the reference. Bold compares the variants within one row."""
-    look = _Lookup(results)
+    look = Lookup(results)
     datasets = look.values("dataset")
     members = [v for v in variants_in("table5") if look.has(setting=v.name)]
     if not members:
@@ -491,11 +207,11 @@ def table5_kl(results: Results) -> Table | None:
         cols += [Column(names.variant(r), "row", group=g) for r in ref_names]
         for v in members:
             cols += [Column(v.display, "row", group=g), Column(DELTA, None, group=g)]
-    tests = _Tests("the reference (" + ", ".join(names.variant(r) for r in ref_names) + ") in the same row")
+    tests = Tests("the reference (" + ", ".join(names.variant(r) for r in ref_names) + ") in the same row")
     t = Table("table5_kl", f"Table 5: with / without the KL alignment loss per representation (the A4 breakdown), "
               f"nDCG@10 x 100 ({DELTA} = variant - {', '.join(names.variant(r) for r in ref_names)}; bold: the best "
-              "of each row and data set). " + _data_scope(look, datasets), ["Backbone", "Repr."], cols)
-    for b in _model_backbones(look):
+              "of each row and data set). " + data_scope(look, datasets), ["Backbone", "Repr."], cols)
+    for b in model_backbones(look):
         for rep in reps:
             keys = [(r, rep) for r in ref_names] + [(v.name, rep) for v in members]
             if not any(look.has(backbone=b, setting=s, representation=rr) for s, rr in keys):
@@ -506,15 +222,15 @@ def table5_kl(results: Results) -> Table | None:
                 cells += list(ref_cells.values())
                 for v in members:
                     c = look.cell(dataset=d, backbone=b, setting=v.name, representation=rep)
-                    rc = ref_cells.get(_reference(v, rep)[0]) if v.reference else None
+                    rc = ref_cells.get(reference_of(v, rep)[0]) if v.reference else None
                     if rc is not None:
                         tests.compare(c, rc)
-                    cells += [c, _delta(c, rc) if rc is not None else Cell(None, "delta", rank=False)]
+                    cells += [c, delta_cell(c, rc) if rc is not None else Cell(None, "delta", rank=False)]
             t.rows.append(Row([names.backbone(b), names.representation(rep)], cells, b))
-    return _finish(t, look, results, tests)
+    return finish_table(t, look, results, tests)
 
 
-def _variant_order(look: _Lookup, backbone: str) -> list[tuple[str, str]]:
+def _variant_order(look: Lookup, backbone: str) -> list[tuple[str, str]]:
     """Every (variant, representation) with results for ``backbone``: registered variants in
     registry order (Table 2 first), then any others by name; representations in evaluation order."""
     registry = list_variants()
@@ -529,7 +245,7 @@ def table9_11_per_dataset(results: Results, baseline: tuple[str, str] = DEFAULT_
     """Tables 9-11 layout: nDCG@10 per data set (and their mean when there are several) for the
     baselines and, per backbone, every variant and representation with results; each tested
     against ``baseline`` (variant, representation) of the same backbone."""
-    look = _Lookup(results)
+    look = Lookup(results)
     datasets = look.values("dataset")
     avg = len(datasets) > 1
     cols = [Column(names.dataset(d), "max") for d in datasets] + ([Column("Avg", "max")] if avg else [])
@@ -542,11 +258,11 @@ def table9_11_per_dataset(results: Results, baseline: tuple[str, str] = DEFAULT_
         return cs
 
     base_text = names.method(*baseline)
-    tests = _Tests(f"{base_text} of the same backbone (--baseline)")
+    tests = Tests(f"{base_text} of the same backbone (--baseline)")
     t = Table("table9_11_per_dataset", "Tables 9-11: nDCG@10 x 100 per data set, every variant and representation "
-              "with results. " + _data_scope(look, datasets), ["Backbone", "Method"], cols)
+              "with results. " + data_scope(look, datasets), ["Backbone", "Method"], cols)
     t.rows += _baseline_rows(look, cells)
-    for b in _model_backbones(look):
+    for b in model_backbones(look):
         base = [look.cell(dataset=d, backbone=b, setting=baseline[0], representation=baseline[1]) for d in datasets]
         for setting, rep in _variant_order(look, b):
             row = cells(backbone=b, setting=setting, representation=rep)
@@ -556,222 +272,7 @@ def table9_11_per_dataset(results: Results, baseline: tuple[str, str] = DEFAULT_
             t.rows.append(Row([names.backbone(b), names.method(setting, rep)], row, b))
     if avg:
         t.notes.append("Avg is the mean over all data sets shown; it is missing for a row without all of them.")
-    return _finish(t, look, results, tests)
-
-
-# ---------------------------------------------------------------- paper vs ours
-
-PAPER_TABLES = ("main", "per_dataset", "ablations", "kl", "speed")
-
-
-def _comparison_table(name: str, caption: str, labels: list[str], paper_header: str, ours_header: str = "Ours"):
-    cols = [Column(paper_header, None), Column(ours_header, None), Column("Diff", None)]
-    return Table(name, caption, labels, cols)
-
-
-def _comparison_cells(p: float | None, ours: Cell, fmt: str = "pct") -> list[Cell]:
-    pc = Cell(p, fmt, rank=False)
-    oc = Cell(ours.value, fmt, rank=False, marks=ours.marks, std=ours.std, n=ours.n)
-    diff = Cell(None if p is None or ours.value is None else ours.value - p, "delta", rank=False)
-    return [pc, oc, diff]
-
-
-def paper_vs_ours(results: Results, kind: str = "per_dataset",
-                  paper_backbone: str = paper.DEFAULT_PAPER_BACKBONE) -> Table | None:
-    """The paper's number, ours and ours - paper, row by row, for one of ``PAPER_TABLES``.
-
-    Matching is explicit (``reports.paper``): methods by (our setting, representation), data sets
-    by name, and every one of our backbones against the one ``paper_backbone``. A cell that one
-    side lacks shows "-"; no row of ours is ever dropped. The paper reports Tables 1, 3-4 and 5
-    only as benchmark averages, so those comparisons put the paper's average of the benchmark
-    that holds our data set (e.g. the BEIR average for scifact) beside our number, and say so.
-    Speed is compared as ratios (speed-up against speed-up), never as absolute times: the
-    hardware differs.
-    """
-    if kind not in PAPER_TABLES:
-        raise ValueError(f"unknown paper table {kind!r}; one of {PAPER_TABLES}")
-    paper.check_backbone(paper_backbone)
-    return {"main": _pvo_main, "per_dataset": _pvo_per_dataset, "ablations": _pvo_ablations,
-            "kl": _pvo_kl, "speed": _pvo_speed}[kind](results, paper_backbone)
-
-
-def _pvo_methods(results: Results, pb: str, methods: dict, name: str, caption: str) -> Table | None:
-    look = _Lookup(results)
-    datasets = look.values("dataset")
-    t = _comparison_table(name, caption + " " + _data_scope(look, datasets), ["Backbone", "Method", "Data set"],
-                          f"Paper ({pb})")
-    unmatched = set()
-    for setting in BASELINE_SETTINGS:  # baselines first, as in the paper
-        for b in look.values("backbone", setting=setting):
-            for rep in look.values("representation", setting=setting, backbone=b):
-                method = methods.get((setting, rep))
-                if method is None:
-                    unmatched.add(names.method(setting, rep))
-                for d in datasets:
-                    p = paper.lookup_per_dataset(pb, method, d) if method else None
-                    ours = look.cell(dataset=d, backbone=b, setting=setting, representation=rep)
-                    t.rows.append(Row([names.backbone(b), method or names.method(setting, rep), names.dataset(d)],
-                                      _comparison_cells(p, ours), "baselines"))
-    for b in _model_backbones(look):
-        if not any(look.has(backbone=b, setting=s, representation=r) for s, r in methods):
-            continue
-        for (setting, rep), method in methods.items():
-            if setting in BASELINE_SETTINGS:
-                continue
-            for d in datasets:
-                p = paper.lookup_per_dataset(pb, _paper_method(method), d)
-                ours = look.cell(dataset=d, backbone=b, setting=setting, representation=rep)
-                t.rows.append(Row([names.backbone(b), method, names.dataset(d)], _comparison_cells(p, ours), b))
-    if unmatched:
-        t.notes.append("No counterpart in the paper: " + ", ".join(sorted(unmatched)) + ".")
-    missing = sorted({names.dataset(d) for d in datasets if paper.dataset_name(d) is None})
-    if missing:
-        t.notes.append("Data sets the paper does not report: " + ", ".join(missing) + ".")
-    return _finish(t, look, results)
-
-
-# Table 2 names its hybrid LightRetriever just "LightRetriever"; the per-data-set tables spell it out.
-MAIN_METHODS = {("bm25", "bm25"): "BM25", ("symmetric", "symmetric"): "Full Symmetric",
-                ("lightretriever", "hybrid"): "LightRetriever"}
-
-
-def _paper_method(label: str) -> str:
-    return "LightRetriever Hybrid" if label == "LightRetriever" else label
-
-
-def _pvo_main(results: Results, pb: str) -> Table | None:
-    return _pvo_methods(results, pb, MAIN_METHODS, "paper_vs_ours_main",
-                        f"Paper vs ours, Table 2 methods: nDCG@10 x 100 per data set (paper: its Tables 9-11, "
-                        f"backbone {pb}; Diff = ours - paper).")
-
-
-def _pvo_per_dataset(results: Results, pb: str) -> Table | None:
-    return _pvo_methods(results, pb, paper.PER_DATASET_METHODS, "paper_vs_ours_per_dataset",
-                        f"Paper vs ours, Tables 9-11: nDCG@10 x 100 per data set (paper backbone {pb}; "
-                        f"Diff = ours - paper).")
-
-
-def _scope(dataset: str) -> tuple[str | None, str]:
-    bench = paper.benchmark_of(dataset)
-    return bench, (f"{bench} avg." if bench else MISSING)
-
-
-def _pvo_ablations(results: Results, pb: str) -> Table | None:
-    look = _Lookup(results)
-    datasets = look.values("dataset")
-    t = _comparison_table("paper_vs_ours_ablations",
-                          f"Paper vs ours, Tables 3-4 (A1-A3): nDCG@10 x 100 (paper backbone {pb}; the paper "
-                          "reports benchmark averages only; Diff = ours - paper). " + _data_scope(look, datasets),
-                          ["Backbone", "Setting", "Repr.", "Data set", "Paper scope"], f"Paper ({pb})")
-    for b in _model_backbones(look):
-        seen = []
-        for v in variants_in("table3_4"):
-            for rep in v.representations:
-                ref = _reference(v, rep)
-                if look.has(backbone=b, setting=v.name, representation=rep):
-                    seen += [k for k in (ref, (v.name, rep)) if k and k not in seen]
-        for setting, rep in seen:
-            p_key = paper.ABLATION_SETTINGS.get((setting, rep))
-            for d in datasets:
-                bench, scope = _scope(d)
-                p = paper.lookup_ablation(pb, *p_key, bench) if bench and p_key else None
-                ours = look.cell(dataset=d, backbone=b, setting=setting, representation=rep)
-                t.rows.append(Row([names.backbone(b), names.variant(setting), names.representation(rep),
-                                   names.dataset(d), scope], _comparison_cells(p, ours), b))
-    t.notes.append("The paper reports A1 and A2 for Llama3.2-1b and A3 for Llama3.1-8b only.")
-    return _finish(t, look, results)
-
-
-def _pvo_kl(results: Results, pb: str) -> Table | None:
-    look = _Lookup(results)
-    datasets = look.values("dataset")
-    t = _comparison_table("paper_vs_ours_kl",
-                          f"Paper vs ours, Table 5 (KL alignment): nDCG@10 x 100 (paper backbone {pb}; the paper "
-                          "reports benchmark averages only; Diff = ours - paper). " + _data_scope(look, datasets),
-                          ["Backbone", "KL", "Repr.", "Data set", "Paper scope"], f"Paper ({pb})")
-    for b in _model_backbones(look):
-        if not look.has(backbone=b, setting="kl"):
-            continue
-        for rep in ("dense", "sparse", "hybrid"):
-            if not any(look.has(backbone=b, setting=s, representation=rep) for s in paper.KL_SETTINGS):
-                continue
-            for setting, column in paper.KL_SETTINGS.items():
-                for d in datasets:
-                    bench, scope = _scope(d)
-                    p = paper.lookup_kl(pb, column, rep, bench) if bench else None
-                    ours = look.cell(dataset=d, backbone=b, setting=setting, representation=rep)
-                    label = "with" if column == "with_kl" else "without"
-                    t.rows.append(Row([names.backbone(b), label, names.representation(rep), names.dataset(d), scope],
-                                      _comparison_cells(p, ours), b))
-    t.notes.append("The paper reports the KL ablation for Llama3.1-8b only.")
-    return _finish(t, look, results)
-
-
-PAPER_HARDWARE = "A800 GPU"  # the paper's Table 1 (reports/paper_data/README.md)
-
-
-def _paper_speed_pairs() -> list[tuple[str, dict]]:
-    """(paper backbone suffix, {"encode": full/light encode seconds, "qps": light/full QPS,
-    "total": full/light total seconds}) for every backbone the paper's Table 1 times both ways."""
-    t = paper.table1_speed().set_index("model")
-    out = []
-    for suffix in dict.fromkeys(m.split("-", 1)[1] for m in t.index):
-        full, light = f"Full-{suffix}", f"LightRetriever-{suffix}"
-        if full in t.index and light in t.index:
-            f, li = t.loc[full], t.loc[light]
-            out.append((suffix, {"encode": f["encode_s"] / li["encode_s"], "qps": li["qps"] / f["qps"],
-                                 "total": f["total_s"] / li["total_s"]}))
-    return out
-
-
-def _our_speed_pairs(results: Results) -> list[tuple[str, str, dict]]:
-    """(label, hardware, ratios) for every full / light-hybrid pair timed in one speed.json (or,
-    for flat speed files, one full and one LightRetriever row)."""
-    sp = results.speed
-    if sp.empty:
-        return []
-    groups: dict[str, list] = {}
-    for _, r in sp.iterrows():
-        src = r["source"].rsplit(" (", 1)[0] if r["source"].endswith(")") else "flat speed files"
-        kind = paper.speed_kind(r["variant"] if isinstance(r["variant"], str) else None,
-                                r["representation"] if isinstance(r["representation"], str) else None)
-        if kind:
-            groups.setdefault(src, []).append((kind, r))
-    out = []
-    for src, rows in groups.items():
-        for _, f in [x for x in rows if x[0] == "Full"]:
-            for _, li in [x for x in rows if x[0] == "LightRetriever"]:
-                ratios = {"encode": f["encode_s"] / li["encode_s"] if li["encode_s"] > 0 else None,
-                          "qps": li["qps"] / f["qps"] if f["qps"] > 0 else None,
-                          "total": f["total_s"] / li["total_s"] if li["total_s"] > 0 else None}
-                hw = next((x for x in (li["device"], f["device"]) if isinstance(x, str)), "hardware not recorded")
-                out.append((f"{f['model']} vs {li['model']}", hw, ratios))
-    return out
-
-
-SPEED_MEASURES = (("encode", "Encode speed-up (full / light encode s)"),
-                  ("qps", "QPS ratio (light / full QPS)"))  # = the total-time ratio: the same queries
-
-
-def _pvo_speed(results: Results, pb: str) -> Table | None:
-    """Speed as ratios: the paper's speed-up against ours, each with its hardware named (the
-    paper's absolute times are on another machine; Table 1 keeps absolute times)."""
-    pairs = _paper_speed_pairs()
-    ours = _our_speed_pairs(results)
-    if not ours:
-        return None
-    cols = [Column(f"Paper {s} ({PAPER_HARDWARE})", None) for s, _ in pairs] + [Column("Ours", None)]
-    t = Table("paper_vs_ours_speed", "Paper vs ours, Table 1 as ratios: query-encoding speed-up and QPS ratio of the "
-              "light (hybrid) pipeline over the full LLM query encoder, the paper's (65,536 MS MARCO queries, "
-              f"{PAPER_HARDWARE}) beside ours (hardware in the row).", ["Our pair", "Our hardware", "Measure"], cols)
-    for label, hw, ratios in ours:
-        for key, measure in SPEED_MEASURES:
-            cells = [Cell(r[key], "ratio", rank=False) for _, r in pairs]
-            cells.append(Cell(ratios[key], "ratio", rank=False))
-            t.rows.append(Row([label, hw, measure], cells, label))
-    t.notes.append(f"The paper times LightRetriever only for {', '.join(s for s, _ in pairs)} (its Table 1); "
-                   f"--paper-backbone {pb} has no LightRetriever timing of its own, so every timed paper pair is shown.")
-    return _finish(t, None, results)
+    return finish_table(t, look, results, tests)
 
 
 # ---------------------------------------------------------------- everything

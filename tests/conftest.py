@@ -64,3 +64,16 @@ def smollm2_encoder():
 
     model, rt = load_backbone("smollm2-135m-instruct", max_doc_len=128, max_query_tokens=32)
     return RetrievalEncoder(model.eval(), rt)
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored():
+    """`lr` (lr_core.cli.main) sets the root logger's level and handler for its process; in the test
+    process each call would leak into the next test (e.g. `--quiet` hiding the warnings caplog checks)."""
+    import logging
+
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    yield
+    root.setLevel(level)
+    root.handlers[:] = handlers

@@ -3,13 +3,23 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import time
 from pathlib import Path
+
+import yaml
 
 from lr_core.data.beir import load_beir
 from lr_core.config import ExperimentConfig, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENT_CONFIGS = sorted((REPO / "experiments").glob("*.yaml"))
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    """Rows as JSON lines (a str row is written as is: malformed-input tests need raw lines)."""
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
+    return path
 
 
 def fast_config(path: Path | None, tmp_path: Path, extra: list[str] | None = None) -> ExperimentConfig:
@@ -46,3 +56,40 @@ def write_subset(shared_data, name, out_root, n_queries=15, n_extra_docs=120, se
             for d, s in full.qrels[q].items():
                 fh.write(f"{q}\t{d}\t{s}\n")
     return root
+
+
+# --------------------------------------------------------------------------- sweeps (tests/slurm)
+
+PAPER_SPEC = REPO / "experiments" / "sweeps" / "paper_llama32_1b.yaml"
+
+SWEEP_SMALL = ["data.batch_size=2", "data.n_negatives=1", "data.max_doc_len=32", "data.max_query_tokens=16"]
+
+
+def write_spec(path: Path, name: str, grid: dict, overrides: list[str], data_dir: Path, **extra) -> Path:
+    spec = {"name": name, "base_config": str(REPO / "experiments" / "tiny.yaml"), "out": str(path.parent / name),
+            "grid": grid, "overrides": overrides, "wandb": {"mode": "offline"},
+            "evaluate": {"datasets": ["scifact"], "data_dir": str(data_dir), "representations": ["symmetric"]},
+            "slurm": {"partition": "debug", "time": "00:30:00", "cpus_per_task": 1, "mem": "3G",
+                      "array_throttle": 2, "signal_seconds": 30}}
+    for key, value in extra.items():
+        spec[key] = {**spec.get(key, {}), **value} if isinstance(value, dict) else value
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def squeue_ids(job_id: str) -> list[str]:
+    out = subprocess.run(["squeue", "-h", "-r", "-j", job_id, "-o", "%i %T"], capture_output=True, text=True)
+    return out.stdout.split("\n") if out.stdout.strip() else []
+
+
+def wait_until(cond, timeout: float, what: str, every: float = 1.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def slurm_log(out: Path) -> str:
+    return "\n".join(p.read_text()[-3000:] for p in sorted((out / "slurm").glob("*.out")))

@@ -51,9 +51,9 @@ def read_trec(path: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from lr_core.data.beir import load_beir
-    from lr_core.retrieval.tasks import get_benchmark
+    from lr_core.retrieval.tasks import get_task
     from lr_core.retrieval.evaluate import EvalSettings, encoded_corpus_for, load_model_for_eval, vocab_cache_for
-    from lr_core.data.training_data import load_training_sources
+    from lr_core.data.mining import load_training_sources
 
     p = argparse.ArgumentParser(prog="python -m experiments.analysis.light_query_centring", description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir", type=Path)
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     model = load_model_for_eval(args.run_dir)
     data = load_beir(args.dataset, "val")
-    cache = vocab_cache_for(model, get_benchmark(args.dataset).instruction).vectors.astype(np.float32)
+    cache = vocab_cache_for(model, get_task(args.dataset).instruction).vectors.astype(np.float32)
     corpus = encoded_corpus_for(model, data, EvalSettings(split="val"), sparse=False)
     tok = model.encoder.tokenizer
     qids = list(data.queries)

@@ -37,8 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.benchmarks.speed import (library_versions, load_queries, random_corpus, time_full, time_light_dense,
-                                          time_light_hybrid, time_light_sparse)
+from experiments.benchmarks.speed import library_versions, load_queries, random_corpus
+from experiments.benchmarks.speed_pipelines import time_full, time_light_dense, time_light_hybrid, time_light_sparse
 from lr_core.errors import ConfigError, DataError
 
 WARMUP = 8  # queries per untimed warm-up run
@@ -140,7 +140,8 @@ def n_sweep(pipelines: dict, texts: list[str], ns: list[int], full_ns: list[int]
 
 def search_point(m: int, dim: int, tok, cache, texts: list[str], args) -> tuple[dict, dict]:
     """Corpus facts and the dense/sparse/hybrid pipeline timings for ``texts`` among ``m`` random documents."""
-    from lr_core.retrieval.search import DenseIndex, SparseIndex
+    from lr_core.retrieval.dense_index import DenseIndex
+    from lr_core.retrieval.sparse_index import SparseIndex
 
     start = time.perf_counter()
     doc_ids, dense, sparse = random_corpus(m, dim, tok.vocab_size, args.random_terms, max_gb=args.max_gb)
@@ -183,7 +184,7 @@ def run(args, argv) -> dict:
 
     from experiments.benchmarks.common import report_header
     from lr_core.data.beir import resolve_dataset_dir
-    from lr_core.retrieval.tasks import benchmark_for_path
+    from lr_core.retrieval.tasks import task_for_path
     from lr_core.retrieval.evaluate import load_model_for_eval, vocab_cache_for
 
     if bool(args.run_dir) == bool(args.backbone):
@@ -210,7 +211,7 @@ def run(args, argv) -> dict:
         lengths = default_lengths(tok.max_query_tokens)
     if lengths[-1] > tok.max_query_tokens:
         raise ConfigError(f"--lengths: {lengths[-1]} is over the tokenizer's {tok.max_query_tokens} query tokens")
-    instruction = benchmark_for_path(resolve_dataset_dir(args.dataset, args.data_dir)).instruction
+    instruction = task_for_path(resolve_dataset_dir(args.dataset, args.data_dir)).instruction
     start = time.perf_counter()
     cache = vocab_cache_for(model, instruction, args.cache_dtype)
     cache_s = time.perf_counter() - start

@@ -20,7 +20,9 @@ from lr_core.dense import LightBatch, build_light_batch
 from lr_core.instructions import DEFAULT_INSTRUCTION, training_instruction_for
 from lr_core.sparse import sparse_query_vectors
 from lr_core.tokenization import RetrievalTokenizer
-from lr_core.data.training_data import HomogeneousBatchSampler, TrainExample, TrainGroupDataset, load_training_sources
+from lr_core.data.datasets import HomogeneousBatchSampler, TrainGroupDataset
+from lr_core.data.formats import TrainExample
+from lr_core.data.mining import load_training_sources
 
 log = logging.getLogger(__name__)
 

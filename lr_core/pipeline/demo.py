@@ -20,7 +20,6 @@ from pathlib import Path
 # CPU-sized demo budget (measured on a 2-core VM; see the README): steps per model and document length.
 DEMO_STEPS = 40
 DEMO_MAX_DOC_LEN = 64
-CONFIGS = {"lightretriever": "experiments/lightretriever_scifact.yaml", "symmetric": "experiments/symmetric_scifact.yaml"}
 
 
 def format_table(records: list[dict]) -> str:
@@ -36,11 +35,12 @@ def format_table(records: list[dict]) -> str:
 
 
 def run_comparison(out: Path, runs: dict[str, tuple[str, list[str]]], steps: int, dataset: str = "scifact",
-                   data_dir: str | None = None, batch_size: int = 16, repo_root: Path | None = None,
+                   data_dir: str | None = None, batch_size: int = 16,
                    overrides: list[str] | None = None, representations: dict[str, list[str]] | None = None,
                    bm25: bool = False, tag: str | None = None, untrained: bool = False) -> list[dict]:
     """Train every ``label -> (config path, extra overrides)`` for ``steps`` steps on ``dataset``'s
-    train split (BM25-mined negatives), evaluate each on the test split, print one table.
+    train split (BM25-mined negatives), evaluate each on the test split, print one table. Every row
+    goes through :mod:`lr_core.pipeline.run`, the pipeline each sweep run uses.
 
     Every model's ``metrics.json`` files go to its own ``<out>/<label>/eval/<dataset>/<representation>/``
     (``bm25``, ``untrained`` and each trained run). ``overrides`` apply to every run (the same budget
@@ -51,12 +51,12 @@ def run_comparison(out: Path, runs: dict[str, tuple[str, list[str]]], steps: int
     ``untrained`` adds the control row: the same backbone without training, full LLM on both
     sides (dense only: an untrained LM head gives nearly dense "sparse" vectors).
     """
-    from lr_core.config import load_config
-    from lr_core.retrieval.evaluate import EvalSettings, evaluate, evaluate_bm25, load_model_for_eval
-    from lr_core.io import atomic_write_text
-    from lr_core.train import fit
+    from dataclasses import replace
 
-    root = repo_root or Path(__file__).resolve().parents[2]
+    from lr_core.config import load_config
+    from lr_core.io import atomic_write_text
+    from lr_core.pipeline.run import EvalPlan, evaluate_run, fit_run
+
     out.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
     records = []
@@ -68,30 +68,29 @@ def run_comparison(out: Path, runs: dict[str, tuple[str, list[str]]], steps: int
         print(f"[{out.name}] {name}: {times[name]:.0f} s", flush=True)
         return result
 
-    if bm25:
-        records.append(step("bm25", lambda: evaluate_bm25(dataset, out / "bm25" / "eval", data_dir=data_dir)))
-    run_dirs, cfgs = {}, {}
     mined = out / "mined" / f"{dataset}-train-bm25.jsonl"
+    cfgs = {}
     for label, (cfg_path, extra) in runs.items():
-        cfg = load_config(root / cfg_path, [f"run_dir={out / label}", f"trainer.max_steps={steps}",
-                                            f"data.train=[{{beir: {dataset}, split: train, depth: 100, n_negatives: 30, "
-                                            f"cache: {mined}}}]", *(overrides or []), *extra])
+        cfg = load_config(Path(cfg_path), [f"run_dir={out / label}", f"trainer.max_steps={steps}",
+                                           f"data.train=[{{beir: {dataset}, split: train, depth: 100, n_negatives: 30, "
+                                           f"cache: {mined}}}]", *(overrides or []), *extra])
         if data_dir:
             cfg.data.data_dir = data_dir
         cfgs[label] = cfg
-        run_dirs[label] = step(f"train {label}", lambda cfg=cfg: fit(cfg))
+    plan = EvalPlan((dataset,), data_dir, batch_size=batch_size)
+    first = next(iter(cfgs.values()))
+    # the same pipeline as every sweep run: baselines are only evaluated, variants fit then evaluated
+    if bm25:
+        records += step("bm25", lambda: evaluate_run(replace(first, variant="bm25"), out / "bm25", plan))
+    run_dirs = {label: step(f"train {label}", lambda cfg=cfg: fit_run(cfg)) for label, cfg in cfgs.items()}
     if untrained:
-        first = next(iter(cfgs.values()))
-        records += step("evaluate untrained", lambda: evaluate(
-            load_model_for_eval(backbone=first.model.backbone, work_dir=out / "untrained",
-                                max_doc_len=first.data.max_doc_len),
-            dataset, out / "untrained" / "eval", EvalSettings(batch_size=batch_size, representations=("symmetric",)),
-            data_dir))
+        records += step("evaluate untrained", lambda: evaluate_run(
+            replace(first, variant="untrained"), out / "untrained", replace(plan, representations=("symmetric",))))
     for label, run_dir in run_dirs.items():  # one model in memory at a time
         reps = (representations or {}).get(label)
-        settings = EvalSettings(batch_size=batch_size, representations=tuple(reps) if reps else None)
-        records += step(f"evaluate {label}", lambda run_dir=run_dir, settings=settings: evaluate(
-            load_model_for_eval(run_dir), dataset, Path(run_dir) / "eval", settings, data_dir))
+        rplan = replace(plan, representations=tuple(reps) if reps else None)
+        records += step(f"evaluate {label}", lambda cfg=cfgs[label], run_dir=run_dir, rplan=rplan: evaluate_run(
+            cfg, run_dir, rplan))
     table = format_table(records)
     times["total"] = round(sum(times.values()), 1)
     suffix = f"-{tag}" if tag else ""
@@ -103,15 +102,15 @@ def run_comparison(out: Path, runs: dict[str, tuple[str, list[str]]], steps: int
     return records
 
 
-def run_demo(out: Path, steps: int, dataset: str = "scifact", data_dir: str | None = None, batch_size: int = 16,
-             repo_root: Path | None = None, overrides: list[str] | None = None,
+def run_demo(out: Path, steps: int, configs: dict[str, str | Path], dataset: str = "scifact",
+             data_dir: str | None = None, batch_size: int = 16, overrides: list[str] | None = None,
              max_doc_len: int | None = DEMO_MAX_DOC_LEN) -> list[dict]:
-    """The demo: BM25, the untrained backbone, then LightRetriever and the symmetric baseline
-    (``experiments/*_scifact.yaml``).
+    """The demo: BM25, the untrained backbone, then the ``label -> config`` runs of ``configs``
+    (``lr demo``: LightRetriever and the symmetric baseline, ``experiments.DEMO_CONFIGS``).
 
     ``max_doc_len`` (training and corpus encoding) is the CPU budget's main knob: encoding the
     5,183 SciFact documents dominates the run time and grows linearly with it.
     """
     lengths = [f"data.max_doc_len={max_doc_len}"] if max_doc_len else []
-    return run_comparison(out, {v: (c, []) for v, c in CONFIGS.items()}, steps, dataset, data_dir, batch_size,
-                          repo_root, [*lengths, *(overrides or [])], bm25=True, untrained=True)
+    return run_comparison(out, {v: (str(c), []) for v, c in configs.items()}, steps, dataset, data_dir, batch_size,
+                          [*lengths, *(overrides or [])], bm25=True, untrained=True)

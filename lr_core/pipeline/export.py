@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 
 from lr_core.errors import CacheMismatchError, ConfigError, DataError
-from lr_core.serve.bundle import (CACHE_DTYPES, SPARSE_QUERY_MODES, BundleSettings, check_out_dir, read_manifest,
-                                  write_bundle)
+from lr_core.serve.bundle import CACHE_DTYPES, SPARSE_QUERY_MODES, read_manifest
+from lr_core.serve.bundle_write import BundleSettings, check_out_dir, write_bundle
 
 
 def export_bundle(model, dataset: str, out: str | os.PathLike, data_dir: str | os.PathLike | None = None,
@@ -34,7 +34,7 @@ def export_bundle(model, dataset: str, out: str | os.PathLike, data_dir: str | o
     ``top_k`` is the fusion depth unless ``fusion_depth`` is given).
     """
     from lr_core.data.beir import load_beir, resolve_dataset_dir
-    from lr_core.retrieval.tasks import benchmark_for_path
+    from lr_core.retrieval.tasks import task_for_path
     from lr_core.retrieval.evaluate import EvalSettings, encoded_corpus_for, vocab_cache_for
 
     settings = settings or EvalSettings()
@@ -54,7 +54,7 @@ def export_bundle(model, dataset: str, out: str | os.PathLike, data_dir: str | o
         raise ConfigError(f"variant {model.variant!r} encodes dense queries with a network at serve time "
                           "(query_side 'network'); it cannot be served from a vocabulary cache")
     with_sparse = bool({"sparse", "hybrid"} & reps)
-    bench = benchmark_for_path(resolve_dataset_dir(dataset, data_dir), instruction=settings.instruction,
+    bench = task_for_path(resolve_dataset_dir(dataset, data_dir), instruction=settings.instruction,
                                split=settings.split)
     data = load_beir(dataset, settings.split or bench.eval_split, data_dir=data_dir)
     cache = vocab_cache_for(model, bench.instruction, cache_dtype)

@@ -33,7 +33,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from lr_core.retrieval.tasks import Benchmark, _find_root, _is_complete, _safe_extract, get_benchmark, suite_members
+from lr_core.retrieval.tasks import Task, _find_root, _is_complete, _safe_extract, get_task, suite_members
 from lr_core.errors import ConfigError, DataError
 from lr_core.progress import progress
 
@@ -76,9 +76,9 @@ def default_data_dir() -> Path:
     return Path(value).expanduser()
 
 
-def _lookup(name: str) -> Benchmark:
+def _lookup(name: str) -> Task:
     try:
-        bench = get_benchmark(name)
+        bench = get_task(name)
     except KeyError:
         raise ConfigError(f"unknown data set {name!r}; downloadable: {', '.join(downloadable())}") from None
     if bench.suite not in ("beir", "cmteb"):
@@ -165,7 +165,7 @@ def _check_md5(path: Path, expected: str | None, url: str) -> None:
                         "the partial download was removed, run again")
 
 
-def _unpack(archive: Path, bench: Benchmark, dest: Path, final: Path, url: str) -> Path:
+def _unpack(archive: Path, bench: Task, dest: Path, final: Path, url: str) -> Path:
     """Test, extract and check the archive; a bad archive is deleted (a rerun fetches it anew)."""
     work = Path(tempfile.mkdtemp(prefix=f".{bench.name}.unpack-", dir=dest))
     try:
@@ -203,7 +203,7 @@ def _replace(src: Path, final: Path) -> None:
 
 
 # -- CMTEB-Retrieval through mteb --------------------------------------------------------
-def _download_cmteb(bench: Benchmark, dest: Path, final: Path) -> Path:
+def _download_cmteb(bench: Task, dest: Path, final: Path) -> Path:
     import mteb
 
     task = mteb.get_task(bench.mteb_name)

@@ -9,8 +9,9 @@ One model (a trained run, or an untrained backbone) on one or more BEIR-format d
 * ``light_both`` (A1): documents, like queries, as the mean of cached token vectors;
 * ``symmetric_sparse``: SPLADE-style query sparse vectors from the full LLM, same documents.
 
-What "dense" query vectors are is the variant's business (``build_query_cache`` /
-``serve_dense_queries`` of its module, e.g. A2's embedding cache, A3's one-layer encoder).
+Each representation is one small function in :mod:`lr_core.retrieval.representations`; what
+"dense" query vectors are is the variant's business (``build_query_cache``, or ``query_side =
+"network"`` with ``serve_dense_queries``: A2's embedding cache, A3's one-layer encoder).
 
 Every (dataset, representation) gets ``OUT/<dataset>/<representation>/metrics.json`` (the
 results ledger: see :func:`metrics_record`; ``seed`` is the run's ``trainer.seed``, null for an
@@ -25,20 +26,17 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
-
-import numpy as np
+from typing import Sequence
 
 from lr_core.data.beir import BeirDataset, load_beir, resolve_dataset_dir
-from lr_core.retrieval.tasks import benchmark_for_path
+from lr_core.retrieval.tasks import task_for_path
 from lr_core.io import atomic_write_text, git_commit
 
 log = logging.getLogger(__name__)
 
-REPRESENTATIONS = ("dense", "sparse", "hybrid", "symmetric", "light_both", "symmetric_sparse")
+REPRESENTATIONS = ("dense", "sparse", "hybrid", "symmetric", "light_both", "symmetric_sparse")  # REPRESENTERS' keys
 # Representation -> the name tables, figures and W&B summaries print (bm25 is BM25's only one).
 REPRESENTATION_NAMES = {"dense": "Dense", "sparse": "Sparse", "hybrid": "Hybrid", "symmetric": "Full-LLM query",
                         "light_both": "Both-side light", "symmetric_sparse": "Full-LLM sparse", "bm25": "BM25"}
@@ -195,29 +193,6 @@ def encoded_corpus_for(model: EvalModel, dataset: BeirDataset, settings: EvalSet
     return merge_shards(encode_corpus_for(model, dataset, settings, sparse))
 
 
-def quantized_doc_vectors(sparse_index) -> "Iterator[tuple[str, dict[int, int]]]":
-    """(doc id, {token id: floor(100 w)}) for every document of a SparseIndex (after its top-k)."""
-    from lr_core.sparse import quantize_impact
-
-    m = sparse_index.matrix
-    for i, doc_id in enumerate(sparse_index.doc_ids):
-        lo, hi = m.indptr[i], m.indptr[i + 1]
-        yield doc_id, quantize_impact(dict(zip(m.indices[lo:hi].tolist(), m.data[lo:hi].tolist())))
-
-
-def lucene_sparse_run(sparse_index, queries: dict[str, dict[int, float]], index_dir: Path, top_k: int,
-                      threads: int = 2) -> dict[str, dict[str, float]]:
-    """Sparse retrieval through a Lucene impact index built (once, atomically) from ``sparse_index``."""
-    from lr_core.retrieval.lucene import LuceneImpactSearcher, build_impact_index, write_impact_collection
-
-    if not (index_dir / "lr_index.json").exists():
-        collection = index_dir.with_name(index_dir.name + "-collection")
-        if not collection.exists():
-            write_impact_collection(quantized_doc_vectors(sparse_index), collection)
-        build_impact_index(collection, index_dir, threads=threads)
-    return LuceneImpactSearcher(index_dir).search(queries, k=top_k, threads=threads)
-
-
 def metrics_record(dataset: str, split: str, model: EvalModel, representation: str, metrics: dict,
                    timings: dict, extra: dict | None = None) -> dict:
     """One ledger entry (the ``metrics.json`` schema): identity, metrics as fractions 0-1, provenance."""
@@ -251,40 +226,6 @@ def write_result(out_dir: Path, record: dict, run: dict[str, dict[str, float]],
     return out_dir / "metrics.json"
 
 
-def _timed(timings: dict, key: str):
-    class _T:
-        def __enter__(self):
-            self.t = time.perf_counter()
-
-        def __exit__(self, *exc):
-            timings[key] = round(timings.get(key, 0.0) + time.perf_counter() - self.t, 3)
-
-    return _T()
-
-
-def _batched(fn, texts: list[str], batch_size: int) -> np.ndarray | None:
-    """``fn`` over ``texts`` in batches, as one float32 array; ``None`` if ``fn`` answers ``None``."""
-    import torch
-
-    from lr_core.progress import progress
-
-    parts = []
-    with torch.no_grad(), progress(total=len(texts), desc="encoding queries", unit="query") as bar:
-        for b in range(0, len(texts), batch_size):
-            out = fn(texts[b:b + batch_size])
-            if out is None:
-                return None
-            parts.append(np.asarray(out.float().cpu().numpy(), dtype=np.float32))
-            bar.update(len(texts[b:b + batch_size]))
-    return np.concatenate(parts)
-
-
-def light_doc_ids(tok, data: BeirDataset) -> list[list[int]]:
-    """A1's documents as token ids for the cache lookup (an empty document looks up EOS)."""
-    rows = tok.doc_body_ids([p.title for p in data.corpus.values()], [p.text for p in data.corpus.values()])
-    return [row or [tok.eos_id] for row in rows]
-
-
 def evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings: EvalSettings | None = None,
              data_dir: str | Path | None = None) -> list[dict]:
     """Evaluate ``model`` on one data set; writes and returns one ledger record per representation.
@@ -298,107 +239,27 @@ def evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings:
 
 def _evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings: EvalSettings | None = None,
               data_dir: str | Path | None = None) -> list[dict]:
-    import torch
-
-    from lr_core.retrieval.fusion import fuse
     from lr_core.retrieval.metrics import mean_metrics, per_query_metrics
-    from lr_core.retrieval.search import DenseIndex, SparseIndex, run_from_results
-    from lr_core.query_side import query_term_vector
+    from lr_core.retrieval.representations import SPARSE_CORPUS, Retrieval, timed
 
     settings = settings or EvalSettings()
     reps = tuple(settings.representations or model.representations)
     unknown = set(reps) - set(REPRESENTATIONS)
     if unknown:
         raise ValueError(f"unknown representation(s) {sorted(unknown)}; known: {', '.join(REPRESENTATIONS)}")
-    bench = benchmark_for_path(resolve_dataset_dir(dataset_name, data_dir), instruction=settings.instruction,
-                               split=settings.split)
+    bench = task_for_path(resolve_dataset_dir(dataset_name, data_dir), instruction=settings.instruction,
+                          split=settings.split)
     split = settings.split or bench.eval_split
     data = load_beir(dataset_name, split, data_dir=data_dir)
     instruction = bench.instruction
-    tok = model.encoder.tokenizer
-    qids = list(data.queries)
-    texts = [data.queries[q] for q in qids]
     timings: dict[str, float] = {}
-    need_sparse = bool({"sparse", "hybrid", "symmetric_sparse"} & set(reps))
-    with _timed(timings, "corpus_encode_s"):
-        corpus = encoded_corpus_for(model, data, settings, sparse=need_sparse)
-    runs: dict[str, dict] = {}
-    rep_timings: dict[str, dict] = {r: {} for r in reps}
-    dense_index = sparse_index = None
-    if {"dense", "hybrid", "symmetric"} & set(reps):
-        dense_index = DenseIndex(corpus.dense.astype(np.float32), corpus.doc_ids, dim=settings.mrl_dim,
-                                 gpu_mode=settings.faiss_gpu, gpu_fp16=settings.faiss_fp16)
-    served = None
-    if {"dense", "hybrid"} & set(reps) and model.module is not None and model.module.query_side == "network":
-        t = rep_timings.setdefault("dense", {})
-        with _timed(t, "encode_s"):  # a variant that needs a network at serve time (A3)
-            served = _batched(lambda b: model.module.serve_dense_queries(b, instruction), texts,
-                              settings.query_batch_size)
-    if {"dense", "hybrid", "light_both"} & set(reps) and served is None:
-        with _timed(rep_timings.setdefault("dense", {}), "cache_s"):
-            cache = vocab_cache_for(model, instruction, settings.cache_dtype, settings.cache_batch_size)
-    if {"dense", "hybrid"} & set(reps):
-        t = rep_timings.setdefault("dense", {})
-        if served is None:
-            with _timed(t, "tokenize_s"):
-                ids = tok.light_query_ids(texts)
-            with _timed(t, "encode_s"):
-                qv = cache.encode(ids)
-        else:
-            qv = served
-        with _timed(t, "search_s"):
-            scores, hits = dense_index.search(qv, settings.top_k)
-        runs["dense"] = run_from_results(qids, scores, hits)
-    if need_sparse:
-        t = rep_timings.setdefault("sparse", {})
-        with _timed(t, "index_s"):
-            sparse_index = SparseIndex.from_csr(corpus.sparse, corpus.doc_ids)  # top-k applied when encoding
-        with _timed(t, "tokenize_s"):
-            sids = tok.sparse_query_ids(texts)
-        with _timed(t, "encode_s"):
-            qs = [query_term_vector(s, settings.sparse_query_mode) for s in sids]
-        with _timed(t, "search_s"):
-            if settings.sparse_backend == "lucene":
-                index_dir = model.work_dir / "lucene" / encoded_corpus_dir(model, data, settings).name
-                runs["sparse"] = lucene_sparse_run(sparse_index, dict(zip(qids, qs)), index_dir, settings.top_k)
-            else:
-                scores, hits = sparse_index.search(qs, settings.top_k)
-                runs["sparse"] = run_from_results(qids, scores, hits)
-    if "hybrid" in reps:
-        t = rep_timings.setdefault("hybrid", {})
-        with _timed(t, "fuse_s"):
-            kw = ({"w_dense": settings.w_dense, "w_sparse": settings.w_sparse} if settings.fusion == "linear"
-                  else {"k": settings.rrf_k})
-            runs["hybrid"] = fuse(runs["dense"], runs["sparse"], method=settings.fusion, top_k=settings.top_k, **kw)
-    if "symmetric" in reps:
-        t = rep_timings.setdefault("symmetric", {})
-        with _timed(t, "encode_s"), torch.no_grad():
-            qv = _batched(lambda b: model.encoder.encode_full_queries(b, instruction), texts, settings.query_batch_size)
-        with _timed(t, "search_s"):
-            scores, hits = dense_index.search(qv, settings.top_k)
-        runs["symmetric"] = run_from_results(qids, scores, hits)
-    if "symmetric_sparse" in reps:
-        t = rep_timings.setdefault("symmetric_sparse", {})
-        with _timed(t, "encode_s"), torch.no_grad():
-            qs_full = []
-            for b in range(0, len(texts), settings.query_batch_size):
-                m = model.encoder.encode_full_queries_sparse(texts[b:b + settings.query_batch_size], instruction).cpu()
-                qs_full += [{int(i): float(m[r, i]) for i in torch.nonzero(m[r]).flatten()} for r in range(m.size(0))]
-        with _timed(t, "search_s"):
-            if sparse_index is None:
-                sparse_index = SparseIndex.from_csr(corpus.sparse, corpus.doc_ids)
-            scores, hits = sparse_index.search(qs_full, settings.top_k)
-        runs["symmetric_sparse"] = run_from_results(qids, scores, hits)
-    if "light_both" in reps:
-        t = rep_timings.setdefault("light_both", {})
-        with _timed(t, "doc_encode_s"):
-            doc_vectors = cache.encode(light_doc_ids(tok, data))
-        with _timed(t, "encode_s"):
-            qv = cache.encode(tok.light_query_ids(texts))
-        with _timed(t, "search_s"):
-            index = DenseIndex(doc_vectors, list(data.corpus), dim=settings.mrl_dim)
-            scores, hits = index.search(qv, settings.top_k)
-        runs["light_both"] = run_from_results(qids, scores, hits)
+    with timed(timings, "corpus_encode_s"):
+        corpus = encoded_corpus_for(model, data, settings, sparse=bool(SPARSE_CORPUS & set(reps)))
+    retrieval = Retrieval(model, data, instruction, settings, corpus,
+                          load_cache=lambda: vocab_cache_for(model, instruction, settings.cache_dtype,
+                                                             settings.cache_batch_size),
+                          lucene_dir=model.work_dir / "lucene" / encoded_corpus_dir(model, data, settings).name)
+    runs = {rep: retrieval.run(rep) for rep in reps}  # lr_core.retrieval.representations: one function each
     records = []
     for rep in reps:
         pq = per_query_metrics(data.qrels, runs[rep], ignore_identical_ids=bench.ignore_identical_ids)
@@ -406,7 +267,7 @@ def _evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings
         extra = {"instruction": instruction, "ignore_identical_ids": bench.ignore_identical_ids,
                  "settings": asdict(settings)}
         rec = metrics_record(data.name, split, model, rep, metrics,
-                             {**timings, **rep_timings.get(rep, {})}, extra)
+                             {**timings, **retrieval.timings.get(rep, {})}, extra)
         write_result(Path(out_dir) / data.name / rep, rec, runs[rep], per_query=pq)
         records.append(rec)
     return records
@@ -415,16 +276,17 @@ def _evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings
 def evaluate_bm25(dataset_name: str, out_dir: Path, split: str | None = None, data_dir: str | Path | None = None,
                   variant: str = "multifield", index_root: Path | None = None, top_k: int = 1000) -> dict:
     """BM25 (Lucene, Anserini defaults) on one data set; writes ``OUT/<dataset>/bm25/metrics.json``."""
-    from lr_core.retrieval.lucene import bm25_search
+    from lr_core.retrieval.lucene_bm25 import bm25_search
     from lr_core.retrieval.metrics import mean_metrics, per_query_metrics
+    from lr_core.retrieval.representations import timed
 
-    bench = benchmark_for_path(resolve_dataset_dir(dataset_name, data_dir), split=split,
-                               instruction="(not used by BM25)")
+    bench = task_for_path(resolve_dataset_dir(dataset_name, data_dir), split=split,
+                          instruction="(not used by BM25)")
     split = split or bench.eval_split
     data = load_beir(dataset_name, split, data_dir=data_dir)
     index_dir = (index_root or out_dir / "indexes") / f"{data.name}-bm25-{variant}"
     timings: dict[str, float] = {}
-    with _timed(timings, "search_s"):
+    with timed(timings, "search_s"):
         run = bm25_search(data, index_dir, k=top_k, variant=variant)
     pq = per_query_metrics(data.qrels, run, ignore_identical_ids=bench.ignore_identical_ids)
     metrics = mean_metrics(pq)

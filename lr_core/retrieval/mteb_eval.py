@@ -78,7 +78,8 @@ class LightRetrieverSearch:
 
         from lr_core.retrieval.corpus_encoding import _to_csr
         from lr_core.progress import progress
-        from lr_core.retrieval.search import DenseIndex, SparseIndex
+        from lr_core.retrieval.dense_index import DenseIndex
+        from lr_core.retrieval.sparse_index import SparseIndex
 
         ids = [str(i) for i in corpus["id"]]
         texts = list(corpus["text"])
@@ -122,7 +123,8 @@ class LightRetrieverSearch:
     def search(self, queries, *, task_metadata: Any = None, hf_split: str = "", hf_subset: str = "",
                top_k: int = 1000, encode_kwargs: Any = None, top_ranked: Any = None, num_proc: int | None = None,
                **kwargs: Any) -> dict[str, dict[str, float]]:
-        from lr_core.retrieval.evaluate import _batched, vocab_cache_for
+        from lr_core.retrieval.evaluate import vocab_cache_for
+        from lr_core.retrieval.representations import batched
         from lr_core.retrieval.fusion import fuse
         from lr_core.retrieval.search import run_from_results
         from lr_core.query_side import query_term_vector
@@ -136,7 +138,7 @@ class LightRetrieverSearch:
         if self.representation in ("dense", "hybrid"):
             served = None
             if self.model.module is not None and self.model.module.query_side == "network":  # A3
-                served = _batched(lambda b: self.model.module.serve_dense_queries(b, instruction), texts,
+                served = batched(lambda b: self.model.module.serve_dense_queries(b, instruction), texts,
                                   self.settings.query_batch_size)
             if served is None:
                 served = vocab_cache_for(self.model, instruction, self.settings.cache_dtype).encode(
@@ -157,14 +159,14 @@ class LightRetrieverSearch:
 
 def resolve_task(name: str, data_dir: str | os.PathLike | None = None, instruction: str | None = None):
     """An mteb task for ``name``: a BEIR directory, a registered task with a local copy, or mteb's own."""
-    from lr_core.retrieval.tasks import _is_complete, get_benchmark
+    from lr_core.retrieval.tasks import _is_complete, get_task
     from lr_core.retrieval.mteb_integration import local_retrieval_task
 
     path = Path(name).expanduser()
     if path.is_dir():
         return local_retrieval_task(path, instruction=instruction)
     try:
-        bench = get_benchmark(name)
+        bench = get_task(name)
     except KeyError:
         bench = None
     root = data_dir or os.environ.get("LR_DATA_DIR")

@@ -15,7 +15,7 @@
   - documents always: :meth:`RetrievalEncoder.encode_documents` dense vectors.
 
   The query instruction is ``instruction`` when given, else the registry's
-  (:func:`lr_core.retrieval.tasks.get_benchmark` on the mteb task name, e.g. ``SciFact`` or
+  (:func:`lr_core.retrieval.tasks.get_task` on the mteb task name, e.g. ``SciFact`` or
   ``CQADupstackAndroidRetrieval``), else -- for tasks built by :func:`local_retrieval_task`
   -- the instruction stored in the task's metadata.  Any other task raises ``KeyError``.
   Vectors are L2-normalised float32 numpy arrays; similarity is the dot product (= cosine).
@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
-from lr_core.retrieval.tasks import Benchmark, benchmark_for_path, get_benchmark
+from lr_core.retrieval.tasks import Task, task_for_path, get_task
 from lr_core.errors import CacheMismatchError
 
 if TYPE_CHECKING:
@@ -176,7 +176,7 @@ class LightRetrieverMTEB:
         if str(dataset.get("path", "")).startswith(LOCAL_DATASET_PREFIX):
             prompt = task_metadata.prompt
             return prompt["query"] if isinstance(prompt, dict) else prompt
-        return get_benchmark(str(name)).instruction
+        return get_task(str(name)).instruction
 
     def cache_for(self, instruction: str) -> "VocabCache | None":
         if not self.caches:
@@ -270,7 +270,7 @@ def local_retrieval_task(dataset_dir: str | os.PathLike, split: str | None = Non
     from mteb.abstasks.task_metadata import TaskMetadata
 
     root = Path(dataset_dir).expanduser().resolve()
-    bench: Benchmark = benchmark_for_path(root, instruction=instruction, split=split)
+    bench: Task = task_for_path(root, instruction=instruction, split=split)
     split = bench.eval_split
     if eval_langs is None:
         eval_langs = ["cmn-Hans"] if bench.suite == "cmteb" or bench.name.endswith("_zh") else ["eng-Latn"]

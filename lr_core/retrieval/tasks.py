@@ -1,26 +1,26 @@
 """The benchmark registry: every evaluation set the suite knows, in one place.
 
-A :class:`Benchmark` names a task's canonical name, its suite (``beir``, ``cmteb`` or
+A :class:`Task` names a task's canonical name, its suite (``beir``, ``cmteb`` or
 ``local``), the split it is evaluated on (BEIR: ``test``; MS MARCO and CMTEB-Retrieval:
 ``dev``), its query instruction (from :mod:`lr_core.instructions`), its name in ``mteb``
 and, for BEIR sets, the official download URL.
 
-* :data:`BENCHMARKS` -- the 15 BEIR tasks, the 8 CMTEB-Retrieval tasks and the offline sets
+* :data:`TASKS` -- the 15 BEIR tasks, the 8 CMTEB-Retrieval tasks and the offline sets
   ``cranfield`` and ``cmrc2018_zh`` (``scifact`` is both a BEIR task and an offline set; it
   keeps its BEIR entry).
-* :func:`get_benchmark` -- lookup by canonical name, mteb name or alias (case-insensitive;
+* :func:`get_task` -- lookup by canonical name, mteb name or alias (case-insensitive;
   a path's last component counts).  Unknown names raise ``KeyError`` listing known ones.
-* :func:`benchmark_for_path` -- a Benchmark for any BEIR-format directory; an unknown
+* :func:`task_for_path` -- a Task for any BEIR-format directory; an unknown
   directory needs an explicit instruction.
 * :func:`download_beir` -- fetch and unpack an official BEIR zip (needs internet; never
   called implicitly).  Extraction is atomic: a temporary directory renamed into place, so
   a failed or corrupt download leaves nothing behind.
 
->>> get_benchmark("SciFact").eval_split
+>>> get_task("SciFact").eval_split
 'test'
->>> get_benchmark("/data/beir/msmarco/").eval_split
+>>> get_task("/data/beir/msmarco/").eval_split
 'dev'
->>> get_benchmark("FiQA2018").name
+>>> get_task("FiQA2018").name
 'fiqa'
 >>> len(suite_members("beir")), len(suite_members("cmteb"))
 (15, 8)
@@ -42,12 +42,12 @@ from lr_core.errors import ConfigError, DataError, MissingSettingError
 from lr_core.instructions import BEIR_INSTRUCTIONS, CMTEB_INSTRUCTIONS, LOCAL_INSTRUCTIONS
 
 __all__ = [
-    "Benchmark",
-    "BENCHMARKS",
+    "Task",
+    "TASKS",
     "BEIR_URL_TEMPLATE",
     "SUITES",
-    "get_benchmark",
-    "benchmark_for_path",
+    "get_task",
+    "task_for_path",
     "suite_members",
     "is_beir_dir",
     "download_beir",
@@ -58,7 +58,7 @@ SUITES = ("beir", "cmteb", "local")
 
 
 @dataclass(frozen=True)
-class Benchmark:
+class Task:
     """One evaluation task. ``mteb_name``/``beir_url`` are ``None`` where they do not apply."""
 
     name: str
@@ -117,29 +117,29 @@ _DEV_SPLIT_BEIR = {"msmarco"}
 _QUERIES_ARE_DOCUMENTS = {"arguana", "quora", "cqadupstack"}
 
 
-def _build() -> dict[str, Benchmark]:
-    out: dict[str, Benchmark] = {}
+def _build() -> dict[str, Task]:
+    out: dict[str, Task] = {}
     for name, inst in BEIR_INSTRUCTIONS.items():
-        out[name] = Benchmark(name=name, suite="beir", eval_split="dev" if name in _DEV_SPLIT_BEIR else "test",
+        out[name] = Task(name=name, suite="beir", eval_split="dev" if name in _DEV_SPLIT_BEIR else "test",
                               instruction=inst, mteb_name=_BEIR_MTEB_NAMES[name],
                               beir_url=BEIR_URL_TEMPLATE.format(name=name),
                               ignore_identical_ids=name in _QUERIES_ARE_DOCUMENTS)
     for name, inst in CMTEB_INSTRUCTIONS.items():
-        out[name] = Benchmark(name=name, suite="cmteb", eval_split="dev", instruction=inst,
+        out[name] = Task(name=name, suite="cmteb", eval_split="dev", instruction=inst,
                               mteb_name=_CMTEB_MTEB_NAMES[name])
     for name, inst in LOCAL_INSTRUCTIONS.items():
-        out[name] = Benchmark(name=name, suite="local", eval_split="test", instruction=inst,
+        out[name] = Task(name=name, suite="local", eval_split="test", instruction=inst,
                               display=_LOCAL_DISPLAY.get(name))
     return out
 
 
-BENCHMARKS: dict[str, Benchmark] = _build()
+TASKS: dict[str, Task] = _build()
 
 # The offline copies shipped with the workplace (scifact is listed under its BEIR entry).
 LOCAL_SETS = ("scifact", "cranfield", "cmrc2018_zh")
 
 _ALIASES: dict[str, str] = {
-    **{b.mteb_name.lower(): b.name for b in BENCHMARKS.values() if b.mteb_name},
+    **{b.mteb_name.lower(): b.name for b in TASKS.values() if b.mteb_name},
     "climatefever": "climate-fever",
     "dbpedia": "dbpedia-entity",
     "fiqa2018": "fiqa",
@@ -157,29 +157,29 @@ def _key(name: str | os.PathLike) -> str:
     return text.split("/")[-1].lower()
 
 
-def _lookup(name: str | os.PathLike) -> Benchmark | None:
+def _lookup(name: str | os.PathLike) -> Task | None:
     key = _key(name)
-    if key in BENCHMARKS:
-        return BENCHMARKS[key]
+    if key in TASKS:
+        return TASKS[key]
     if key in _ALIASES:
-        return BENCHMARKS[_ALIASES[key]]
+        return TASKS[_ALIASES[key]]
     if _CQA_SUBTASK.match(key):
-        return BENCHMARKS["cqadupstack"]
+        return TASKS["cqadupstack"]
     return None
 
 
-def get_benchmark(name: str | os.PathLike) -> Benchmark:
+def get_task(name: str | os.PathLike) -> Task:
     """The registered benchmark called ``name`` (canonical, mteb name or alias; any case).
 
     A path counts by its last component (``/data/beir/scifact/`` -> ``scifact``).  Unknown
     names raise ``KeyError`` listing the known ones; for an unregistered local directory use
-    :func:`benchmark_for_path` with an explicit instruction.
+    :func:`task_for_path` with an explicit instruction.
     """
     found = _lookup(name)
     if found is None:
         raise KeyError(
-            f"unknown benchmark {str(name)!r}; known: {', '.join(sorted(BENCHMARKS))}. "
-            "For another BEIR-format directory use benchmark_for_path(path, instruction=...)."
+            f"unknown benchmark {str(name)!r}; known: {', '.join(sorted(TASKS))}. "
+            "For another BEIR-format directory use task_for_path(path, instruction=...)."
         )
     return found
 
@@ -196,7 +196,7 @@ def suite_members(suite: str) -> list[str]:
         raise KeyError(f"unknown suite {suite!r}; known: {', '.join(SUITES)}")
     if suite == "local":
         return list(LOCAL_SETS)
-    return [b.name for b in BENCHMARKS.values() if b.suite == suite]
+    return [b.name for b in TASKS.values() if b.suite == suite]
 
 
 # -- BEIR directories ------------------------------------------------------------------
@@ -220,7 +220,7 @@ def is_beir_dir(path: str | os.PathLike, split: str | None = None) -> bool:
     return (split in splits) if split is not None else bool(splits)
 
 
-def _is_complete(path: Path, bench: Benchmark | None) -> bool:
+def _is_complete(path: Path, bench: Task | None) -> bool:
     """A BEIR layout for ``bench``'s split; CQADupStack is a directory of sub-forum sets."""
     split = bench.eval_split if bench is not None else None
     if is_beir_dir(path, split):
@@ -230,9 +230,9 @@ def _is_complete(path: Path, bench: Benchmark | None) -> bool:
         is_beir_dir(p, split) for p in subdirs)
 
 
-def benchmark_for_path(path: str | os.PathLike, instruction: str | None = None,
-                       split: str | None = None) -> Benchmark:
-    """A Benchmark for a BEIR-format directory, registered or not.
+def task_for_path(path: str | os.PathLike, instruction: str | None = None,
+                       split: str | None = None) -> Task:
+    """A Task for a BEIR-format directory, registered or not.
 
     The name is the directory's last component.  A registered name keeps its registry entry
     (``instruction``/``split``, when given, override it).  An unregistered directory becomes a
@@ -250,20 +250,20 @@ def benchmark_for_path(path: str | os.PathLike, instruction: str | None = None,
         chosen = split or known.eval_split
         if chosen not in available:
             raise DataError(f"{path}: no qrels/{chosen}.tsv (available splits: {available})")
-        return Benchmark(name=known.name, suite=known.suite, eval_split=chosen,
+        return Task(name=known.name, suite=known.suite, eval_split=chosen,
                          instruction=instruction or known.instruction, mteb_name=known.mteb_name,
                          beir_url=known.beir_url, ignore_identical_ids=known.ignore_identical_ids)
     if not instruction:
         raise MissingSettingError(
             f"{path.name!r} is not a registered benchmark, so its query instruction is unknown "
-            f"(known: {', '.join(sorted(BENCHMARKS))})", "instruction")
+            f"(known: {', '.join(sorted(TASKS))})", "instruction")
     if split is None:
         split = next((s for s in ("test", "dev") if s in available), available[0] if len(available) == 1 else None)
         if split is None:
             raise MissingSettingError(f"{path}: several qrels splits {available} and none is test/dev", "split")
     elif split not in available:
         raise DataError(f"{path}: no qrels/{split}.tsv (available splits: {available})")
-    return Benchmark(name=path.resolve().name, suite="local", eval_split=split, instruction=instruction)
+    return Task(name=path.resolve().name, suite="local", eval_split=split, instruction=instruction)
 
 
 # -- downloading -----------------------------------------------------------------------
@@ -307,7 +307,7 @@ def download_beir(name: str, data_dir: str | os.PathLike, url: str | None = None
 
     Returns the dataset directory (for ``cqadupstack``: the directory of sub-forum sets).
     """
-    bench = get_benchmark(name)
+    bench = get_task(name)
     if bench.suite != "beir":
         raise KeyError(f"{name!r} is not a BEIR task; download_beir fetches only: {', '.join(suite_members('beir'))}")
     data_dir = Path(data_dir).expanduser()

@@ -3,7 +3,7 @@ import numpy as np
 
 from lr_core.data.beir import BeirDataset, Passage
 from lr_core.cache import CacheMetadata, VocabCache
-from lr_core.retrieval.evaluate import light_doc_ids
+from lr_core.retrieval.representations import light_doc_ids
 
 
 def test_document_vector_is_mean_of_cached_rows(tokenizer):

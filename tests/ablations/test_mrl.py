@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from lr_core.losses import contrastive_loss, mrl_contrastive_loss
-from lr_core.retrieval.search import DenseIndex
+from lr_core.retrieval.dense_index import DenseIndex
 
 
 def test_full_width_equals_plain_loss():

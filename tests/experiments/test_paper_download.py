@@ -6,7 +6,7 @@ import json
 import yaml
 
 from experiments.paper import download_training_data as dl
-from lr_core.data.training_data import read_train_jsonl
+from lr_core.data.formats import read_train_jsonl
 from tests.helpers import REPO
 
 

@@ -1,10 +1,12 @@
 """Training vs evaluation instructions (lr_core.instructions, lr_core.data.datamodule.resolve_instructions)."""
 from __future__ import annotations
 
+import logging
+
 from lr_core.data.datamodule import resolve_instructions
 from lr_core.instructions import (DEFAULT_INSTRUCTION, TRAINING_INSTRUCTIONS, instruction_for,
                                   training_instruction_for)
-from lr_core.data.training_data import TrainExample
+from lr_core.data.formats import TrainExample
 from lr_core.data.beir import Passage
 
 
@@ -31,6 +33,8 @@ def _ex(source, instruction=None, qid="1"):
 
 
 def test_resolve_instructions_prefers_override_then_own_then_training_table(caplog):
+    # an earlier `lr ... --quiet` in this process leaves the root logger at ERROR: ask for warnings here
+    caplog.set_level(logging.WARNING, logger="lr_core.data.datamodule")
     exs = [_ex("scifact"), _ex("scifact", "Own instruction"), _ex("unknown-source"), _ex("unknown-source")]
     resolve_instructions(exs, None)
     assert [e.instruction for e in exs] == [training_instruction_for("scifact"), "Own instruction",

@@ -70,7 +70,7 @@ def test_status_line_is_periodic(monkeypatch, capsys):
 
 
 def test_lucene_indexer_lines_move_the_bar():
-    from lr_core.retrieval.lucene import _indexing_progress
+    from lr_core.retrieval.lucene_jvm import _indexing_progress
 
     bar = P.StatusLine(total=3000, desc="Lucene", silent=True)
     feed = _indexing_progress(bar)

@@ -9,7 +9,7 @@ from lr_core.data.beir import load_beir
 from lr_core.config import DataConfig
 from lr_core.data.datamodule import RetrievalDataModule
 from lr_core.errors import CacheMismatchError
-from lr_core.data.training_data import load_training_sources
+from lr_core.data.mining import load_training_sources
 from lr_core.validation import VALIDATION_QUERIES, validation_query_ids
 
 

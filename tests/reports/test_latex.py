@@ -6,7 +6,7 @@ import pytest
 
 from lr_core.errors import ConfigError
 from reports.latex import LatexError, compile_pdf, escape, pages_in_log, pdf_page_count, preamble, report_tex
-from reports.tables import Cell, Column, Row, Table
+from reports.table_model import Cell, Column, Row, Table
 
 
 def test_escape():

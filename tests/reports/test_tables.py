@@ -9,7 +9,7 @@ from importlib import resources
 import pytest
 
 from lr_core.errors import ConfigError
-from reports import tables
+from reports import paper_vs_ours, table_model, tables
 from reports.collect import SkippedResultWarning, collect
 from reports.latex import escape
 from tests.reports.ledger import SMOL, write_bench_speed, write_metrics, write_speed
@@ -149,7 +149,7 @@ def _paper_csv():
 @pytest.mark.parametrize("paper_backbone", ["Llama3.2-1b", "Llama3.1-8b", "Qwen2.5-7b", "Mistral0.3-7b"])
 def test_paper_column_is_the_paper_exactly(ledger, paper_backbone):
     write_metrics(ledger, "cranfield", "lightretriever", SMOL, "dense", 0.2, run="lr")  # not in the paper
-    t = tables.paper_vs_ours(collect([ledger]), "per_dataset", paper_backbone)
+    t = paper_vs_ours.paper_vs_ours(collect([ledger]), "per_dataset", paper_backbone)
     rows = list(csv.DictReader(io.StringIO(t.to_csv())))
     printed = {(r["backbone"], r["method"], r["dataset"]): r["ndcg_at_10"] for r in _paper_csv()}
     with_paper = 0
@@ -171,25 +171,25 @@ def test_paper_column_is_the_paper_exactly(ledger, paper_backbone):
 
 
 def test_paper_vs_ours_main_ablations_kl_speed(results):
-    main = tables.paper_vs_ours(results, "main", "Llama3.2-1b").to_markdown()
+    main = paper_vs_ours.paper_vs_ours(results, "main", "Llama3.2-1b").to_markdown()
     assert "|  | LightRetriever | SciFact | 71.5 | 60.3 | -11.2 |" in main
-    abl = tables.paper_vs_ours(results, "ablations", "Llama3.1-8b").to_markdown()
+    abl = paper_vs_ours.paper_vs_ours(results, "ablations", "Llama3.1-8b").to_markdown()
     assert "|  | A3 1-layer query | Hybrid | SciFact | BEIR avg. | 50.1 | 55.0 | +4.9 |" in abl
     assert "|  | LightRetriever | Hybrid | SciFact | BEIR avg. | 54.4 | 60.3 | +5.9 |" in abl
     # the paper has no Llama3.1-8b A1: shown as "-", not dropped
     assert "|  | A1 both-side light | Both-side light | SciFact | BEIR avg. | - | 30.1 | - |" in abl
-    kl = tables.paper_vs_ours(results, "kl", "Llama3.1-8b").to_markdown()
+    kl = paper_vs_ours.paper_vs_ours(results, "kl", "Llama3.1-8b").to_markdown()
     assert "|  | with | Sparse | SciFact | BEIR avg. | 49.5 | 56.9 | +7.4 |" in kl
     assert "|  | without | Dense | NFCorpus | BEIR avg. | 50.8 | 28.1 | -22.7 |" in kl
     # speed as ratios: paper Llama8b encode 109.4853 / 0.0412 = 2,657x and QPS 6999 / 549 = 12.7x;
     # ours 2.5 / 0.01 = 250x and 833.3 / 104.9 = 7.9x
-    speed = tables.paper_vs_ours(results, "speed", "Llama3.1-8b").to_markdown()
+    speed = paper_vs_ours.paper_vs_ours(results, "speed", "Llama3.1-8b").to_markdown()
     assert ("| Full-SmolLM2 vs LightRetriever-SmolLM2 | cpu | Encode speed-up (full / light encode s) | 2,657x | "
             "2,397x | 250x |") in speed
     assert "|  | cpu | QPS ratio (light / full QPS) | 12.7x | 11.8x | 7.9x |" in speed
     assert "Paper Llama8b (A800 GPU)" in speed
     with pytest.raises(ConfigError, match="unknown paper backbone"):
-        tables.paper_vs_ours(results, "main", "GPT-5")
+        paper_vs_ours.paper_vs_ours(results, "main", "GPT-5")
 
 
 def test_duplicates_and_skipped_files_are_footnoted_everywhere(ledger):
@@ -233,7 +233,7 @@ def test_lr_bench_speed_in_table1_and_against_the_paper(tmp_path):
         f"{SMOLD} light sparse,\"cpu, 2 threads\",64,0.0100,0.0010,0.0500,0.0610,1049,-",
         f"{SMOLD} light hybrid,\"cpu, 2 threads\",64,0.0200,0.0030,0.0570,0.0800,800,60.3"]
     # ratios of one speed.json: encode 3.18 / 0.003 = 1,060x; QPS 800 / 19.9 = 40.1x (qps rounded in the file)
-    rows = tables.paper_vs_ours(r, "speed", "Llama3.1-8b").to_csv().splitlines()
+    rows = paper_vs_ours.paper_vs_ours(r, "speed", "Llama3.1-8b").to_csv().splitlines()
     assert rows[1:] == [f"{SMOLD} full LLM query vs {SMOLD} light hybrid,\"cpu, 2 threads\","
                         "Encode speed-up (full / light encode s),\"2,657x\",\"2,397x\",\"1,060x\"",
                         f"{SMOLD} full LLM query vs {SMOLD} light hybrid,\"cpu, 2 threads\","
@@ -241,11 +241,11 @@ def test_lr_bench_speed_in_table1_and_against_the_paper(tmp_path):
 
 
 def test_bold_compares_printed_values():
-    t = tables.Table("t", "c", ["Row"], [tables.Column("x", "max"), tables.Column("s", "min"),
-                                         tables.Column("d", None)])
-    t.rows = [tables.Row(["a"], [tables.Cell(50.04), tables.Cell(1.00001, "sec"), tables.Cell(9.0, "delta")]),
-              tables.Row(["b"], [tables.Cell(49.96), tables.Cell(1.0, "sec"), tables.Cell(-0.04, "delta")]),
-              tables.Row(["c"], [tables.Cell(None), tables.Cell(2.0, "sec", rank=False), tables.Cell(None, "delta")])]
+    t = table_model.Table("t", "c", ["Row"], [table_model.Column("x", "max"), table_model.Column("s", "min"),
+                                         table_model.Column("d", None)])
+    t.rows = [table_model.Row(["a"], [table_model.Cell(50.04), table_model.Cell(1.00001, "sec"), table_model.Cell(9.0, "delta")]),
+              table_model.Row(["b"], [table_model.Cell(49.96), table_model.Cell(1.0, "sec"), table_model.Cell(-0.04, "delta")]),
+              table_model.Row(["c"], [table_model.Cell(None), table_model.Cell(2.0, "sec", rank=False), table_model.Cell(None, "delta")])]
     assert t.to_csv() == "Row,x,s,d\na,50.0,1.0000,+9.0\nb,50.0,1.0000,+0.0\nc,-,2.0000,-\n"
     assert t.bold() == [[True, True, False], [True, True, False], [False, False, False]]
 

@@ -108,7 +108,7 @@ def test_speed_user_errors(work, capsys):
 def test_speed_times_a3_on_the_same_queries(work, tmp_path):
     """``--a3-run-dir``: a trained A3 run's one-layer query encoder as a fifth pipeline, same N queries."""
     from lr_core.train import fit
-    from reports.collect import speed_rows
+    from reports.records import speed_rows
 
     from tests.helpers import REPO, fast_config
 

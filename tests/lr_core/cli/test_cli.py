@@ -124,6 +124,7 @@ import argparse
 import re
 
 from lr_core import cli
+from lr_core.cli import parser as cli_parser
 
 
 def _subcommands(parser: argparse.ArgumentParser, prefix=()):
@@ -150,7 +151,7 @@ def test_every_command_is_listed_and_its_help_has_an_example(capsys):
             main([*path, "--help"])
         out = capsys.readouterr().out
         assert exc.value.code == 0, path
-        desc, examples = cli.COMMANDS[" ".join(path)]
+        desc, examples = cli_parser.COMMANDS[" ".join(path)]
         assert desc in " ".join(out.split()), path
         assert re.search(r"^examples?:\n  lr ", out, re.M), f"lr {' '.join(path)} --help has no example"
         assert "--verbose" in out and "--no-progress" in out, path
@@ -161,7 +162,7 @@ def test_every_example_parses(capsys):
     import shlex
 
     parser = cli.build_parser()
-    for name, (_, examples) in cli.COMMANDS.items():
+    for name, (_, examples) in cli_parser.COMMANDS.items():
         for ex in examples:
             words = [w.split("|")[0] for w in shlex.split(re.sub(r"\[[^\]]*\]", "", ex))[1:]]
             parser.parse_args([w.replace("$LR_DATA_DIR", "/data") for w in words])
@@ -171,9 +172,9 @@ def test_readme_command_list_is_generated_from_the_parser():
     from tests.helpers import REPO
 
     readme = (REPO / "README.md").read_text()
-    assert cli.commands_markdown() in readme, (
-        "README.md's ## Commands block differs from lr_core.cli.COMMANDS; regenerate it with "
-        "python -c 'from lr_core.cli import commands_markdown; print(commands_markdown())'")
+    assert cli_parser.commands_markdown() in readme, (
+        "README.md's ## Commands block differs from lr_core.cli.parser.COMMANDS; regenerate it with "
+        "python -c 'from lr_core.cli.parser import commands_markdown; print(commands_markdown())'")
 
 
 def test_global_flags_before_or_after_the_command(capsys, tmp_path):

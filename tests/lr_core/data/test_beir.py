@@ -11,16 +11,12 @@ import pytest
 from lr_core.data.beir import BeirDataset, Passage, load_beir, resolve_dataset_dir
 from lr_core.errors import DataError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import write_jsonl
 
 
 @pytest.fixture(scope="module")
 def data_dir(shared_data) -> Path:
     return shared_data
-
-
-def _write_jsonl(path: Path, rows: list) -> None:
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
 
 
 def make_beir(
@@ -46,8 +42,8 @@ def make_beir(
         ]
     if qrels is None:
         qrels = "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t2\nq2\td3\t0\n"
-    _write_jsonl(root / "corpus.jsonl", corpus)
-    _write_jsonl(root / "queries.jsonl", queries)
+    write_jsonl(root / "corpus.jsonl", corpus)
+    write_jsonl(root / "queries.jsonl", queries)
     (root / "qrels").mkdir(exist_ok=True)
     (root / "qrels" / f"{split}.tsv").write_text(qrels, encoding="utf-8")
     return root

@@ -20,7 +20,7 @@ import pytest
 
 from lr_core.data.beir import load_beir
 from lr_core.errors import DataError
-from lr_core.data.training_data import read_train_jsonl
+from lr_core.data.formats import read_train_jsonl
 
 DEFAULT_SEED = 20201
 N_BEIR = 1500

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from lr_core.data.beir import load_beir
+from experiments import DEMO_CONFIGS
 from lr_core.pipeline.demo import DEMO_MAX_DOC_LEN, format_table, run_demo
 
 
@@ -30,7 +31,7 @@ def test_demo_runs_every_step_and_prints_one_table(shared_data, tmp_path, capsys
     data = tmp_path / "data"
     write_small_scifact(shared_data, data / "scifact")
     shrink = ["model.backbone=tiny-llama", "data.batch_size=2", "data.n_negatives=1", "data.max_doc_len=32"]
-    records = run_demo(tmp_path / "demo", steps=1, data_dir=str(data), overrides=shrink)
+    records = run_demo(tmp_path / "demo", steps=1, configs=DEMO_CONFIGS, data_dir=str(data), overrides=shrink)
     got = {(r["variant"], r["representation"]) for r in records}
     assert got == {("bm25", "bm25"), ("untrained", "symmetric"), ("lightretriever", "dense"), ("lightretriever", "sparse"),
                    ("lightretriever", "hybrid"), ("lightretriever", "symmetric"), ("symmetric", "symmetric")}

@@ -123,8 +123,9 @@ def test_exact_sparse_search_and_lucene_agree_on_scifact(tiny_encoder, shared_da
     import scipy.sparse as sp
 
     from lr_core.retrieval.corpus_encoding import encode_corpus, merge_shards
-    from lr_core.retrieval.evaluate import lucene_sparse_run, quantized_doc_vectors
-    from lr_core.retrieval.search import SparseIndex, run_from_results
+    from lr_core.retrieval.representations import lucene_sparse_run, quantized_doc_vectors
+    from lr_core.retrieval.search import run_from_results
+    from lr_core.retrieval.sparse_index import SparseIndex
     from lr_core.query_side import query_term_vector
 
     data = load_beir(shared_data / "scifact", "test")

@@ -1,4 +1,4 @@
-"""Lucene back ends (pyserini 0.25 / Anserini 0.25): BM25 on SciFact, impact
+"""Lucene back ends (lucene_jvm, lucene_impact, lucene_bm25; pyserini 0.25 / Anserini 0.25): BM25 on SciFact, impact
 search equal to exact sparse search, term strings, atomic index builds.
 
 Nothing is skipped: a missing Java, pyserini or data directory fails.  JVM
@@ -16,23 +16,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lr_core.retrieval import lucene
+from lr_core.retrieval import lucene_jvm
 from lr_core.data.beir import load_beir
 from lr_core.errors import CacheMismatchError, ConfigError, DataError
-from lr_core.retrieval.lucene import (
-    LuceneBM25Searcher,
+from lr_core.retrieval.lucene_bm25 import LuceneBM25Searcher, bm25_search, build_bm25_index
+from lr_core.retrieval.lucene_impact import (
     LuceneImpactSearcher,
-    bm25_search,
-    build_bm25_index,
     build_impact_index,
-    ensure_java,
     id_for_term,
     impact_query_string,
     term_for_id,
     write_impact_collection,
 )
+from lr_core.retrieval.lucene_jvm import ensure_java
 from lr_core.retrieval.metrics import evaluate_run
-from lr_core.retrieval.search import SparseIndex
+from lr_core.retrieval.sparse_index import SparseIndex
 from lr_core.sparse import quantize_impact
 
 # Anserini's published BEIR (v1.0.0) SciFact BM25 regressions (k1=0.9, b=0.4)
@@ -70,10 +68,10 @@ def test_ensure_java_too_old(tmp_path, monkeypatch):
 
 
 def test_parse_java_version():
-    assert lucene._parse_java_version('openjdk version "17.0.15" 2025-04-15') == 17
-    assert lucene._parse_java_version('java version "1.8.0_292"') == 8
-    assert lucene._parse_java_version('openjdk version "21" 2023-09-19') == 21
-    assert lucene._parse_java_version("no version here") is None
+    assert lucene_jvm._parse_java_version('openjdk version "17.0.15" 2025-04-15') == 17
+    assert lucene_jvm._parse_java_version('java version "1.8.0_292"') == 8
+    assert lucene_jvm._parse_java_version('openjdk version "21" 2023-09-19') == 21
+    assert lucene_jvm._parse_java_version("no version here") is None
 
 
 # --------------------------------------------------------------------------- BM25 on SciFact
@@ -114,7 +112,7 @@ def test_bm25_scifact(scifact, bm25_indexes, variant, expected):
 
 def test_bm25_index_reused_and_checked(scifact, bm25_indexes):
     idx = bm25_indexes["multifield"]
-    marker = idx / lucene.MARKER_FILE
+    marker = idx / lucene_jvm.MARKER_FILE
     before = marker.stat().st_mtime_ns
     assert build_bm25_index(scifact, idx, variant="multifield") == idx
     assert marker.stat().st_mtime_ns == before
@@ -247,7 +245,7 @@ def test_impact_query_forms(impact_setup):
 
 def test_impact_index_reuse_and_mismatch(impact_setup, tmp_path):
     root, index = impact_setup["root"], impact_setup["index"]
-    marker = index / lucene.MARKER_FILE
+    marker = index / lucene_jvm.MARKER_FILE
     before = marker.stat().st_mtime_ns
     assert build_impact_index(root / "collection", index) == index  # no rebuild
     assert marker.stat().st_mtime_ns == before
@@ -349,7 +347,7 @@ def test_failed_build_leaves_no_index_indexer_crash(tmp_path):
     # the indexer itself exits non-zero (input directory missing under its feet)
     settings = {"collection": "JsonVectorCollection", "impact": True, "pretokenized": True}
     with pytest.raises(DataError, match="exit status"):
-        lucene._build_index(
+        lucene_jvm.build_index(
             tmp_path / "missing", tmp_path / "index", "impact", "JsonVectorCollection",
             ["-impact", "-pretokenized"], settings, "0" * 64, 1, 1,
         )  # fmt: skip

@@ -11,26 +11,26 @@ import pytest
 import torch
 
 from lr_core.data.beir import load_beir
-from lr_core.retrieval.tasks import BENCHMARKS, get_benchmark
+from lr_core.retrieval.tasks import TASKS, get_task
 from lr_core.cache import CacheMetadata, VocabCache
 from lr_core.errors import CacheMismatchError, ConfigError
 from lr_core.retrieval.metrics import evaluate_run
 from lr_core.retrieval.mteb_integration import LightRetrieverMTEB, local_retrieval_task, run_mteb
 from mteb.types import PromptType
 
-SCIFACT = BENCHMARKS["scifact"].instruction
+SCIFACT = TASKS["scifact"].instruction
 
 
 # -- registry versus the installed mteb ----------------------------------------------------
 def test_registry_matches_mteb_task_metadata():
-    for b in BENCHMARKS.values():
+    for b in TASKS.values():
         if b.mteb_name is None:
             continue
         task = mteb.get_task(b.mteb_name)
         assert task.metadata.eval_splits == [b.eval_split], b.name
         subtasks = getattr(task.metadata, "tasks", None) or [task]  # CQADupstackRetrieval aggregates 12 tasks
         for sub in subtasks:
-            assert get_benchmark(sub.metadata.name) is b
+            assert get_task(sub.metadata.name) is b
             # mteb gives the CQADupStack sub-forum tasks no prompt; the registry supplies it.
             if sub.metadata.prompt is not None:
                 assert sub.metadata.prompt["query"] == b.instruction, sub.metadata.name
@@ -166,9 +166,9 @@ def test_light_queries_without_cache_symmetric_queries_and_documents(tiny_encode
 
 def test_instruction_comes_from_the_task_or_an_override(tiny_encoder, tmp_path):
     w = LightRetrieverMTEB(tiny_encoder)
-    assert w.instruction_for_task(mteb.get_task("NFCorpus").metadata) == BENCHMARKS["nfcorpus"].instruction
+    assert w.instruction_for_task(mteb.get_task("NFCorpus").metadata) == TASKS["nfcorpus"].instruction
     assert w.instruction_for_task(mteb.get_task("CQADupstackGisRetrieval").metadata) == \
-        BENCHMARKS["cqadupstack"].instruction
+        TASKS["cqadupstack"].instruction
     assert LightRetrieverMTEB(tiny_encoder, instruction="Find it").instruction_for_task(
         mteb.get_task("NFCorpus").metadata) == "Find it"
     with pytest.raises(KeyError, match="unknown benchmark"):

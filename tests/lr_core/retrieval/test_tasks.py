@@ -11,7 +11,7 @@ import pytest
 
 from lr_core.retrieval import tasks as bm
 from lr_core.data.beir import load_beir
-from lr_core.retrieval.tasks import (BENCHMARKS, Benchmark, benchmark_for_path, download_beir, get_benchmark,
+from lr_core.retrieval.tasks import (TASKS, Task, task_for_path, download_beir, get_task,
                                 is_beir_dir, suite_members)
 from lr_core.errors import ConfigError, DataError
 from lr_core.instructions import BEIR_INSTRUCTIONS, CMTEB_INSTRUCTIONS, LOCAL_INSTRUCTIONS, instruction_for
@@ -37,13 +37,13 @@ def test_registry_has_all_15_beir_and_8_cmteb_tasks():
     assert len(beir) == 15 and set(beir) == set(BEIR_INSTRUCTIONS)
     assert len(cmteb) == 8 and set(cmteb) == set(CMTEB_INSTRUCTIONS)
     assert suite_members("local") == ["scifact", "cranfield", "cmrc2018_zh"]
-    assert set(BENCHMARKS) == set(BEIR_INSTRUCTIONS) | set(CMTEB_INSTRUCTIONS) | set(LOCAL_INSTRUCTIONS)
+    assert set(TASKS) == set(BEIR_INSTRUCTIONS) | set(CMTEB_INSTRUCTIONS) | set(LOCAL_INSTRUCTIONS)
     with pytest.raises(KeyError, match="beir"):
         suite_members("mteb")
 
 
 def test_splits_instructions_urls_and_mteb_names():
-    for name, b in BENCHMARKS.items():
+    for name, b in TASKS.items():
         assert b.name == name
         assert b.instruction == instruction_for(name)
         if b.suite == "beir":
@@ -54,14 +54,14 @@ def test_splits_instructions_urls_and_mteb_names():
             assert b.eval_split == "dev" and b.beir_url is None and b.mteb_name.lower() == name
         else:
             assert b.suite == "local" and b.eval_split == "test" and b.beir_url is None and b.mteb_name is None
-    assert BENCHMARKS["scifact"].suite == "beir"  # also a local set, it keeps its BEIR entry
-    assert BENCHMARKS["cmrc2018_zh"].suite == BENCHMARKS["cranfield"].suite == "local"
+    assert TASKS["scifact"].suite == "beir"  # also a local set, it keeps its BEIR entry
+    assert TASKS["cmrc2018_zh"].suite == TASKS["cranfield"].suite == "local"
     with pytest.raises(dataclasses.FrozenInstanceError):
-        BENCHMARKS["nq"].eval_split = "dev"
+        TASKS["nq"].eval_split = "dev"
     with pytest.raises(ValueError, match="suite"):
-        Benchmark("x", "glue", "test", "Given a query")
+        Task("x", "glue", "test", "Given a query")
     with pytest.raises(ValueError, match="instruction"):
-        Benchmark("x", "local", "test", " ")
+        Task("x", "local", "test", " ")
 
 
 @pytest.mark.parametrize("query,expected", [
@@ -73,14 +73,14 @@ def test_splits_instructions_urls_and_mteb_names():
     ("C:\\data\\cranfield", "cranfield"), ("cmrc2018_zh", "cmrc2018_zh"),
 ])
 def test_get_benchmark_names_aliases_and_paths(query, expected):
-    assert get_benchmark(query).name == expected
+    assert get_task(query).name == expected
 
 
 def test_unknown_name_lists_known_ones():
     with pytest.raises(KeyError, match="unknown benchmark 'scifactt'.*arguana.*scifact.*videoretrieval"):
-        get_benchmark("scifactt")
+        get_task("scifactt")
     with pytest.raises(KeyError):
-        get_benchmark("Touche2020Retrieval.v3")  # a different data set in mteb, not an alias
+        get_task("Touche2020Retrieval.v3")  # a different data set in mteb, not an alias
 
 
 # -- ad-hoc directories ---------------------------------------------------------------------
@@ -99,33 +99,33 @@ def write_beir(root: Path, n_docs: int = 3, splits=("test",), nested: str | None
 
 
 def test_benchmark_for_path_registered_and_unregistered(shared_data, tmp_path):
-    b = benchmark_for_path(shared_data / "scifact")
-    assert b == BENCHMARKS["scifact"]
-    assert benchmark_for_path(shared_data / "cranfield").suite == "local"
-    assert benchmark_for_path(shared_data / "scifact", instruction="Find abstracts").instruction == "Find abstracts"
+    b = task_for_path(shared_data / "scifact")
+    assert b == TASKS["scifact"]
+    assert task_for_path(shared_data / "cranfield").suite == "local"
+    assert task_for_path(shared_data / "scifact", instruction="Find abstracts").instruction == "Find abstracts"
     with pytest.raises(DataError, match="qrels/dev.tsv"):
-        benchmark_for_path(shared_data / "scifact", split="dev")
+        task_for_path(shared_data / "scifact", split="dev")
 
     mine = write_beir(tmp_path / "mycorpus")
     with pytest.raises(ConfigError, match="instruction"):
-        benchmark_for_path(mine)
-    adhoc = benchmark_for_path(mine, instruction="Given a question, retrieve answers")
+        task_for_path(mine)
+    adhoc = task_for_path(mine, instruction="Given a question, retrieve answers")
     assert (adhoc.name, adhoc.suite, adhoc.eval_split, adhoc.mteb_name, adhoc.beir_url) == (
         "mycorpus", "local", "test", None, None)
     assert load_beir(mine, adhoc.eval_split).queries == {"q0": "what is number one"}
 
     devonly = write_beir(tmp_path / "devonly", splits=("dev", "train"))
-    assert benchmark_for_path(devonly, instruction="x y").eval_split == "dev"
+    assert task_for_path(devonly, instruction="x y").eval_split == "dev"
     odd = write_beir(tmp_path / "odd", splits=("a", "b"))
     with pytest.raises(DataError, match="split"):
-        benchmark_for_path(odd, instruction="x y")
-    assert benchmark_for_path(odd, instruction="x y", split="b").eval_split == "b"
+        task_for_path(odd, instruction="x y")
+    assert task_for_path(odd, instruction="x y", split="b").eval_split == "b"
 
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="not a BEIR-format directory"):
-        benchmark_for_path(tmp_path / "empty", instruction="x y")
+        task_for_path(tmp_path / "empty", instruction="x y")
     with pytest.raises(DataError, match="not a directory"):
-        benchmark_for_path(tmp_path / "missing", instruction="x y")
+        task_for_path(tmp_path / "missing", instruction="x y")
 
 
 # -- download_beir (offline: local zips) -------------------------------------------------------
@@ -174,7 +174,7 @@ def test_download_with_monkeypatched_opener_md5_and_root_level_zip(tmp_path):
     import hashlib
 
     out = download_beir("msmarco", tmp_path, opener=opener, md5=hashlib.md5(payload).hexdigest())
-    assert seen == [BENCHMARKS["msmarco"].beir_url]
+    assert seen == [TASKS["msmarco"].beir_url]
     assert is_beir_dir(out, "dev") and out.name == "msmarco"
 
     with pytest.raises(DataError, match="md5"):
@@ -232,8 +232,8 @@ def test_cqadupstack_archive_of_subforums(tmp_path):
 
 
 def test_identical_ids_are_ignored_only_where_queries_are_documents(shared_data):
-    assert {n for n, b in BENCHMARKS.items() if b.ignore_identical_ids} == {"arguana", "quora", "cqadupstack"}
-    assert benchmark_for_path(shared_data / "cranfield").ignore_identical_ids is False
+    assert {n for n, b in TASKS.items() if b.ignore_identical_ids} == {"arguana", "quora", "cqadupstack"}
+    assert task_for_path(shared_data / "cranfield").ignore_identical_ids is False
 
 
 def test_display_names():

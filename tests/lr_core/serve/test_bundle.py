@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lr_core.pipeline import export
-from lr_core.serve import bundle as serving
+from lr_core.serve import bundle_write
 from lr_core.errors import ConfigError
 from lr_core.serve.bundle import BundleError, load_bundle, sha256_file
 
@@ -227,7 +227,7 @@ def test_export_refusals(served, tmp_path, capsys):
     cache = VocabCache(bundle.cache.vectors, bundle.cache.metadata)
     bad_sparse = bundle.sparse.matrix[:, :100]  # wrong number of term columns
     with pytest.raises(ConfigError, match="columns"):
-        serving.write_bundle(tmp_path / "half", bundle.tokenizer, cache, bundle.dense.doc_ids,
-                             np.ones((bundle.num_documents, cache.vectors.shape[1]), np.float32), bad_sparse,
-                             dataset="scifact", instruction=bundle.config["instruction"])
+        bundle_write.write_bundle(tmp_path / "half", bundle.tokenizer, cache, bundle.dense.doc_ids,
+                                  np.ones((bundle.num_documents, cache.vectors.shape[1]), np.float32), bad_sparse,
+                                  dataset="scifact", instruction=bundle.config["instruction"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["precious"]

@@ -19,7 +19,8 @@ import scipy.sparse as sp
 
 from lr_core.serve import loadtest
 from lr_core.serve.server import start_server_process
-from lr_core.serve.bundle import load_bundle, write_bundle
+from lr_core.serve.bundle import load_bundle
+from lr_core.serve.bundle_write import write_bundle
 
 from tests.helpers import write_subset
 
