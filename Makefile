@@ -45,7 +45,7 @@ demo: setup
 # GPU-only tests carry the `gpu` marker and are deselected here by design (this target runs on CPU
 # machines); nothing else is skipped.
 test: setup
-	$(BIN)/python -m pytest -q -m "not gpu" tests
+	$(BIN)/python -m pytest -q -m "not gpu" --durations=25 tests
 
 # On a machine with CUDA (after `make setup-gpu`): the tests that need the GPU.
 test-gpu: setup-gpu

@@ -20,44 +20,28 @@ from lr_core.errors import ConfigError
 from tests.helpers import REPO, SWEEP_SMALL, slurm_log, squeue_ids, wait_until, write_spec
 
 
-def test_preempted_then_cancelled_run_resumes(local_slurm, tiny_beir, tmp_path, capsys):
+def test_cancelled_run_is_interrupted_and_resumes_when_resubmitted(local_slurm, tiny_beir, tmp_path, capsys):
+    """scancel (SIGTERM): nothing requeues the run, its status says "interrupted", and submitting the spec
+    again resumes it from its checkpoint into the same W&B run. (USR1 -> checkpoint -> requeue -> resume
+    is the two-task test below.)"""
     spec = write_spec(tmp_path / "long.yaml", "long", {"variant": ["lightretriever"]},
-                      ["trainer.max_steps=150", "trainer.checkpoint_every_n_steps=5", *SWEEP_SMALL], tiny_beir)
+                      ["trainer.max_steps=60", "trainer.checkpoint_every_n_steps=5", *SWEEP_SMALL], tiny_beir)
     out = tmp_path / "long"
     run = out / "variant-lightretriever"
     ckpt = run / "checkpoints" / "last.ckpt"
-
-    def step():
-        import torch
-
-        try:
-            return torch.load(ckpt, weights_only=False, map_location="cpu")["global_step"]
-        except Exception:
-            return -1
-
     job = submit.submit(spec)
     wait_until(lambda: ckpt.exists(), 600, "the first checkpoint", every=0.3)
-    # 1. the pre-emption warning: the run checkpoints, requeues itself and carries on
-    subprocess.run(["scancel", "--signal=USR1", job], check=True)
-    def requeued():
-        st = json.loads((run / "status.json").read_text())
-        return st["state"] == "requeued" or int(st["restarts"]) >= 1
-
-    wait_until(requeued, 300, "the run to requeue itself", every=0.3)
-    first_stop = step()
-    assert 0 < first_stop < 150
-    wait_until(lambda: step() > first_stop + 5 or (run / "train_done.json").exists(), 600, "the requeued run to train on")
-    # 2. a cancellation: nothing requeues it, status shows it, resubmitting resumes it
     subprocess.run(["scancel", job], check=True)
     wait_until(lambda: not squeue_ids(job), 300, "the cancelled job to leave the queue")
     assert not (run / "train_done.json").exists(), "training finished before the cancellation: raise max_steps"
+    assert json.loads((run / "status.json").read_text())["state"] == "interrupted"
     assert main(["sweep", "status", str(spec)]) == 0
     assert "interrupted" in capsys.readouterr().out
     job2 = submit.submit(spec)
     assert job2 and job2 != job
     wait_until(lambda: not squeue_ids(job2), 900, "the resubmitted run")
     done = json.loads((run / "train_done.json").read_text())
-    assert done["global_step"] == 150 and done["resumed_from"], slurm_log(out)
+    assert done["global_step"] == 60 and done["resumed_from"], slurm_log(out)
     assert (run / sweep_spec.DONE_FILE).exists(), slurm_log(out)
     # one W&B run id throughout: every offline directory continues it
     rid = (run / "wandb_id.txt").read_text().strip()
@@ -65,7 +49,7 @@ def test_preempted_then_cancelled_run_resumes(local_slurm, tiny_beir, tmp_path, 
     assert len(dirs) >= 2 and all(d.name.endswith(rid) for d in dirs)
     log = (run / "logs" / "metrics.csv").read_text().splitlines()
     steps = [int(r.split(",")[list(map(str.strip, log[0].split(","))).index("step")]) for r in log[1:] if r.strip()]
-    assert max(steps) >= 145 and min(steps) == 0  # one log across the three sessions
+    assert max(steps) >= 55 and min(steps) == 0  # one log across both sessions
 
 
 def test_local_sweep_with_baselines_mrl_widths_and_speed(tiny_beir, tmp_path, capsys):
