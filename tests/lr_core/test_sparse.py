@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from lr_core.query_side import query_term_vector
 from lr_core.sparse import (
     SparseMaxProjection,
     flops_regularizer,
@@ -183,17 +182,6 @@ def test_eos_position_cannot_win_the_max():
 
 
 # ---------------------------------------------------------------- query side
-
-
-def test_query_term_vector_counts_and_bow():
-    ids = [5, 3, 5, 5, 9]
-    assert query_term_vector(ids) == {5: 3.0, 3: 1.0, 9: 1.0}
-    assert query_term_vector(ids, mode="counts") == {5: 3.0, 3: 1.0, 9: 1.0}
-    assert query_term_vector(ids, mode="bow") == {5: 1.0, 3: 1.0, 9: 1.0}
-    assert query_term_vector([]) == {}
-    assert all(isinstance(v, float) for v in query_term_vector(ids).values())
-    with pytest.raises(ValueError, match="counts.*bow"):
-        query_term_vector(ids, mode="tfidf")
 
 
 def test_sparse_query_vectors_dense():

@@ -60,3 +60,43 @@ def test_display_names_and_bad_declarations():
     finally:
         unregister_variant("zz_tmp")
     assert "zz_tmp" not in list_variants()
+
+
+# --------------------------------------------------------------------------- the variant contract
+
+
+def test_every_variant_declares_its_query_side_and_the_special_paths():
+    from lr_core.variants import QUERY_SIDES
+
+    variants = list_variants()
+    sides = {name: v.cls.query_side for name, v in variants.items()}
+    assert set(sides.values()) <= set(QUERY_SIDES)
+    # A3 is the one variant whose dense queries need a network at serve time, and it says how deep
+    assert [n for n, s in sides.items() if s == "network"] == ["a3_one_layer_query"]
+    assert variants["a3_one_layer_query"].cls.query_layers == 1
+    assert all(v.cls.query_layers is None for n, v in variants.items() if sides[n] == "cache")
+    # MRL is the one variant evaluated at smaller widths too
+    assert [n for n, v in variants.items() if v.cls.eval_at_widths] == ["mrl"]
+    assert "a4_breakdown" not in variants  # Table 5 reports LightRetriever's own rows; no copy of it
+
+
+def test_a_bad_query_side_is_refused_at_registration():
+    class Odd:
+        query_side = "magic"
+
+    with pytest.raises(ValueError, match="query_side must be one of"):
+        register_variant("zz_odd", "d", "Table 2: odd")(Odd)
+    assert "zz_odd" not in list_variants()
+
+
+def test_the_core_registry_holds_only_what_was_imported():
+    """lr_core.variants imports no provider: the catalog (ablations) fills it, here via tests/conftest.py."""
+    import ast
+
+    import lr_core.variants as registry
+
+    tree = ast.parse(open(registry.__file__).read())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m and (m.startswith("ablations") or m == "importlib")}
+    assert {"lightretriever", "symmetric", "kl", "mrl"} <= set(list_variants())

@@ -90,3 +90,11 @@ def test_compare_command_trains_each_variant_with_one_budget(shared_data, tmp_pa
     assert (tmp_path / "cmp" / "lightretriever" / "checkpoints" / "last.ckpt").stat().st_mtime_ns == trained
     assert main(["compare", "--config", "experiments/tiny.yaml", "--variant", "lightretriever", "--steps", "1",
                  "--out", str(tmp_path / "x"), "--representation", "kl=dense"]) == 2
+
+
+def test_demo_configs_come_from_the_experiments_package():
+    """The library never looks for experiments/*.yaml by a repository-relative path: the CLI passes these."""
+    import experiments
+
+    assert set(DEMO_CONFIGS) == {"lightretriever", "symmetric"}
+    assert all(p.is_file() and p.parent == experiments.CONFIG_DIR for p in DEMO_CONFIGS.values())
