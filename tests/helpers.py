@@ -58,6 +58,27 @@ def write_subset(shared_data, name, out_root, n_queries=15, n_extra_docs=120, se
     return root
 
 
+
+def write_beir_slice(shared_data, name: str, out_root: Path, n_queries: int, n_docs: int) -> Path:
+    """A deterministic BEIR directory ``out_root/name``: the first ``n_queries`` judged test queries,
+    their relevant documents, then the corpus's first other documents up to ``n_docs`` in all."""
+    ds = load_beir(shared_data / name, "test")
+    qids = list(ds.qrels)[:n_queries]
+    docs = list(dict.fromkeys(d for q in qids for d in ds.qrels[q]))
+    docs += [d for d in ds.corpus if d not in set(docs)][: n_docs - len(docs)]
+    root = out_root / name
+    (root / "qrels").mkdir(parents=True)
+    (root / "corpus.jsonl").write_text("".join(
+        json.dumps({"_id": d, "title": ds.corpus[d].title, "text": ds.corpus[d].text}) + "\n" for d in docs))
+    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": ds.queries[q]}) + "\n" for q in qids))
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"{q}\t{d}\t{s}\n" for q in qids for d, s in ds.qrels[q].items()))
+    return root
+
+
+def leftover_temp_dirs(parent: Path, name: str) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith(f".{name}.tmp-"))
+
 # --------------------------------------------------------------------------- sweeps (tests/slurm)
 
 PAPER_SPEC = REPO / "experiments" / "sweeps" / "paper_llama32_1b.yaml"

@@ -33,7 +33,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from lr_core.retrieval.tasks import Task, _find_root, _is_complete, _safe_extract, get_task, suite_members
+from lr_core.retrieval.tasks import Task, get_task, is_complete, suite_members
 from lr_core.errors import ConfigError, DataError
 from lr_core.progress import progress
 
@@ -98,7 +98,7 @@ def download_dataset(name: str, dest: str | os.PathLike, base_url: str | None = 
     dest = Path(dest).expanduser()
     final = dest / bench.name
     if final.exists() and not force:
-        if _is_complete(final, bench):
+        if is_complete(final, bench):
             return final
         raise DataError(f"{final} exists but is not a complete BEIR directory (no qrels/{bench.eval_split}.tsv); "
                         "remove it, or pass --force to replace it")
@@ -165,6 +165,26 @@ def _check_md5(path: Path, expected: str | None, url: str) -> None:
                         "the partial download was removed, run again")
 
 
+def _safe_extract(zf: zipfile.ZipFile, dest: Path) -> None:
+    """Extract every member under ``dest``, refusing absolute paths and ``..`` (zip slip)."""
+    root = dest.resolve()
+    for info in zf.infolist():
+        target = (dest / info.filename).resolve()
+        if target != root and root not in target.parents:
+            raise DataError(f"zip member {info.filename!r} would be written outside {dest}")
+    zf.extractall(dest)
+
+
+def _find_root(extracted: Path, name: str) -> Path:
+    """The directory of the extracted archive that holds the data set."""
+    if (extracted / name).is_dir():
+        return extracted / name
+    entries = [p for p in extracted.iterdir() if p.name != "__MACOSX" and not p.name.startswith(".")]
+    if len(entries) == 1 and entries[0].is_dir():
+        return entries[0]
+    return extracted
+
+
 def _unpack(archive: Path, bench: Task, dest: Path, final: Path, url: str) -> Path:
     """Test, extract and check the archive; a bad archive is deleted (a rerun fetches it anew)."""
     work = Path(tempfile.mkdtemp(prefix=f".{bench.name}.unpack-", dir=dest))
@@ -178,7 +198,7 @@ def _unpack(archive: Path, bench: Task, dest: Path, final: Path, url: str) -> Pa
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
             raise DataError(f"{url}: not a valid zip archive ({exc})") from None
         root = _find_root(work, bench.name)
-        if not _is_complete(root, bench):
+        if not is_complete(root, bench):
             raise DataError(f"{url}: the archive does not unpack to a BEIR layout with qrels/{bench.eval_split}.tsv "
                             f"(found: {sorted(p.name for p in root.iterdir())})")
         _replace(root, final)
@@ -214,7 +234,7 @@ def _download_cmteb(bench: Task, dest: Path, final: Path) -> Path:
     work = Path(tempfile.mkdtemp(prefix=f".{bench.name}.unpack-", dir=dest))
     try:
         write_beir(task, work / bench.name, bench.eval_split)
-        if not _is_complete(work / bench.name, bench):
+        if not is_complete(work / bench.name, bench):
             raise DataError(f"{bench.mteb_name}: no {bench.eval_split} split in the loaded task")
         _replace(work / bench.name, final)
         return final

@@ -159,7 +159,7 @@ class LightRetrieverSearch:
 
 def resolve_task(name: str, data_dir: str | os.PathLike | None = None, instruction: str | None = None):
     """An mteb task for ``name``: a BEIR directory, a registered task with a local copy, or mteb's own."""
-    from lr_core.retrieval.tasks import _is_complete, get_task
+    from lr_core.retrieval.tasks import get_task, is_complete
     from lr_core.retrieval.mteb_integration import local_retrieval_task
 
     path = Path(name).expanduser()
@@ -170,7 +170,7 @@ def resolve_task(name: str, data_dir: str | os.PathLike | None = None, instructi
     except KeyError:
         bench = None
     root = data_dir or os.environ.get("LR_DATA_DIR")
-    if bench is not None and root and _is_complete(Path(root) / bench.name, bench):
+    if bench is not None and root and is_complete(Path(root) / bench.name, bench):
         return local_retrieval_task(Path(root) / bench.name, name=bench.mteb_name or bench.name,
                                     instruction=instruction)
     import mteb

@@ -1,4 +1,4 @@
-"""The benchmark registry: every evaluation set the suite knows, in one place.
+"""The task registry: every evaluation set (benchmark task) the suite knows, in one place.
 
 A :class:`Task` names a task's canonical name, its suite (``beir``, ``cmteb`` or
 ``local``), the split it is evaluated on (BEIR: ``test``; MS MARCO and CMTEB-Retrieval:
@@ -12,9 +12,8 @@ and, for BEIR sets, the official download URL.
   a path's last component counts).  Unknown names raise ``KeyError`` listing known ones.
 * :func:`task_for_path` -- a Task for any BEIR-format directory; an unknown
   directory needs an explicit instruction.
-* :func:`download_beir` -- fetch and unpack an official BEIR zip (needs internet; never
-  called implicitly).  Extraction is atomic: a temporary directory renamed into place, so
-  a failed or corrupt download leaves nothing behind.
+* :func:`is_complete` -- whether a directory holds a task's files (fetching them is
+  :mod:`lr_core.retrieval.download`, ``lr data download``).
 
 >>> get_task("SciFact").eval_split
 'test'
@@ -27,18 +26,13 @@ and, for BEIR sets, the official download URL.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import shutil
-import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from lr_core.validation import SOURCE_SPLIT, VALIDATION_SPLIT
-from lr_core.errors import ConfigError, DataError, MissingSettingError
+from lr_core.errors import DataError, MissingSettingError
 from lr_core.instructions import BEIR_INSTRUCTIONS, CMTEB_INSTRUCTIONS, LOCAL_INSTRUCTIONS
 
 __all__ = [
@@ -50,7 +44,7 @@ __all__ = [
     "task_for_path",
     "suite_members",
     "is_beir_dir",
-    "download_beir",
+    "is_complete",
 ]
 
 BEIR_URL_TEMPLATE = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
@@ -220,7 +214,7 @@ def is_beir_dir(path: str | os.PathLike, split: str | None = None) -> bool:
     return (split in splits) if split is not None else bool(splits)
 
 
-def _is_complete(path: Path, bench: Task | None) -> bool:
+def is_complete(path: Path, bench: Task | None) -> bool:
     """A BEIR layout for ``bench``'s split; CQADupStack is a directory of sub-forum sets."""
     split = bench.eval_split if bench is not None else None
     if is_beir_dir(path, split):
@@ -264,92 +258,3 @@ def task_for_path(path: str | os.PathLike, instruction: str | None = None,
     elif split not in available:
         raise DataError(f"{path}: no qrels/{split}.tsv (available splits: {available})")
     return Task(name=path.resolve().name, suite="local", eval_split=split, instruction=instruction)
-
-
-# -- downloading -----------------------------------------------------------------------
-def _default_opener(url: str):
-    import urllib.request
-
-    return urllib.request.urlopen(url, timeout=60)  # noqa: S310 -- the URL is the BEIR mirror or the caller's
-
-
-def _safe_extract(zf: zipfile.ZipFile, dest: Path) -> None:
-    """Extract every member under ``dest``, refusing absolute paths and ``..`` (zip slip)."""
-    root = dest.resolve()
-    for info in zf.infolist():
-        target = (dest / info.filename).resolve()
-        if target != root and root not in target.parents:
-            raise DataError(f"zip member {info.filename!r} would be written outside {dest}")
-    zf.extractall(dest)
-
-
-def _find_root(extracted: Path, name: str) -> Path:
-    """The directory of the extracted archive that holds the data set."""
-    if (extracted / name).is_dir():
-        return extracted / name
-    entries = [p for p in extracted.iterdir() if p.name != "__MACOSX" and not p.name.startswith(".")]
-    if len(entries) == 1 and entries[0].is_dir():
-        return entries[0]
-    return extracted
-
-
-def download_beir(name: str, data_dir: str | os.PathLike, url: str | None = None, md5: str | None = None,
-                  opener: Callable[[str], object] | None = None) -> Path:
-    """Download the official BEIR zip of ``name`` and unpack it to ``data_dir / name``.
-
-    * An existing complete directory is returned as is, without touching the network.
-    * An existing incomplete directory raises ``DataError`` (it is never deleted).
-    * The zip is written to a temporary file and extracted to a temporary directory inside
-      ``data_dir``; only after the layout is verified is it renamed to ``data_dir / name``,
-      so an interrupted download or a corrupt zip leaves nothing behind.
-    * ``url`` overrides the BEIR URL (e.g. a mirror or a ``file://`` URL); ``md5`` checks the
-      archive; ``opener(url)`` returns a readable binary file object (default: urllib).
-
-    Returns the dataset directory (for ``cqadupstack``: the directory of sub-forum sets).
-    """
-    bench = get_task(name)
-    if bench.suite != "beir":
-        raise KeyError(f"{name!r} is not a BEIR task; download_beir fetches only: {', '.join(suite_members('beir'))}")
-    data_dir = Path(data_dir).expanduser()
-    final = data_dir / bench.name
-    if final.exists():
-        if _is_complete(final, bench):
-            return final
-        raise DataError(f"{final} exists but is not a complete BEIR directory (split {bench.eval_split!r}); "
-                        "remove it and download again")
-    data_dir.mkdir(parents=True, exist_ok=True)
-    url = url or bench.beir_url
-    work = Path(tempfile.mkdtemp(prefix=f".{bench.name}.download-", dir=data_dir))
-    try:
-        archive = work / f"{bench.name}.zip"
-        digest = hashlib.md5()  # noqa: S324 -- integrity check against BEIR's published md5 sums
-        with (opener or _default_opener)(url) as src, open(archive, "wb") as dst:
-            while chunk := src.read(1 << 20):
-                digest.update(chunk)
-                dst.write(chunk)
-        if md5 is not None and digest.hexdigest() != md5.lower():
-            raise DataError(f"{url}: md5 {digest.hexdigest()} does not match the expected {md5}")
-        extracted = work / "extracted"
-        extracted.mkdir()
-        try:
-            with zipfile.ZipFile(archive) as zf:
-                bad = zf.testzip()
-                if bad is not None:
-                    raise DataError(f"{url}: corrupt zip (bad CRC in {bad!r})")
-                _safe_extract(zf, extracted)
-        except zipfile.BadZipFile as exc:
-            raise DataError(f"{url}: not a valid zip archive ({exc})") from None
-        root = _find_root(extracted, bench.name)
-        if not _is_complete(root, bench):
-            raise DataError(f"{url}: the archive does not unpack to a BEIR layout with qrels/{bench.eval_split}.tsv "
-                            f"(found: {sorted(p.name for p in root.iterdir())})")
-        try:
-            os.rename(root, final)
-        except OSError:
-            # Someone else finished the same download first: keep theirs if it is complete.
-            if final.exists() and _is_complete(final, bench):
-                return final
-            raise
-        return final
-    finally:
-        shutil.rmtree(work, ignore_errors=True)

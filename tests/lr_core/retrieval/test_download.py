@@ -7,7 +7,6 @@ import json
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
@@ -137,6 +136,42 @@ def test_bad_archives_leave_nothing_behind(server, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == [".downloads"] and not list((tmp_path / ".downloads").iterdir())
     with pytest.raises(DataError, match="HTTP 404"):
         download_dataset("arguana", tmp_path, base_url=server.url, md5="")
+
+
+def test_root_level_and_subforum_archives_unpack(server, tmp_path):
+    """A zip with the files at its root (no folder), and cqadupstack's zip of sub-forum sets."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("corpus.jsonl", json.dumps({"_id": "d1", "title": "t", "text": "cells divide"}) + "\n")
+        zf.writestr("queries.jsonl", json.dumps({"_id": "q1", "text": "do cells divide"}) + "\n")
+        zf.writestr("qrels/dev.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    server.files["/beir/msmarco.zip"] = buf.getvalue()
+    out = download_dataset("msmarco", tmp_path, base_url=server.url, md5="")
+    assert out == tmp_path / "msmarco" and load_beir(out, split="dev").qrels == {"q1": {"d1": 1}}
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for forum in ("android", "gis"):
+            src = zipfile.ZipFile(io.BytesIO(beir_zip(forum)))
+            for member in src.namelist():
+                zf.writestr(f"cqadupstack/{member}", src.read(member))
+    server.files["/beir/cqadupstack.zip"] = buf.getvalue()
+    out = download_dataset("cqadupstack", tmp_path, base_url=server.url, md5="")
+    assert sorted(p.name for p in out.iterdir()) == ["android", "gis"]
+    assert load_beir(out / "gis", split="test").qrels == {"q1": {"d3": 1}}
+
+
+def test_zip_slip_is_refused_and_leaves_nothing(server, tmp_path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        src = zipfile.ZipFile(io.BytesIO(beir_zip()))
+        for member in src.namelist():
+            zf.writestr(member, src.read(member))
+        zf.writestr("../evil.txt", "x")
+    server.files["/beir/scifact.zip"] = buf.getvalue()
+    with pytest.raises(DataError, match="outside"):
+        download_dataset("scifact", tmp_path / "data", base_url=server.url, md5="")
+    assert not (tmp_path / "data" / "scifact").exists() and not (tmp_path / "evil.txt").exists()
+    assert not list((tmp_path / "data" / ".downloads").iterdir())
 
 
 def test_names_and_destination_errors(tmp_path, capsys, monkeypatch):

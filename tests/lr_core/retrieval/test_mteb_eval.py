@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from lr_core.data.beir import load_beir
 from lr_core.cli import main
 
-from tests.helpers import REPO
+from tests.helpers import REPO, write_beir_slice
 
 TINY = str(REPO / "experiments" / "tiny.yaml")
 
@@ -17,18 +16,7 @@ TINY = str(REPO / "experiments" / "tiny.yaml")
 @pytest.fixture(scope="module")
 def small_task(shared_data, tmp_path_factory) -> Path:
     """15 SciFact test queries, their relevant documents and distractors: 40 documents (named scifact)."""
-    ds = load_beir(shared_data / "scifact", "test")
-    qids = list(ds.qrels)[:15]
-    docs = list(dict.fromkeys(d for q in qids for d in ds.qrels[q]))
-    docs += [d for d in ds.corpus if d not in set(docs)][: 40 - len(docs)]
-    root = tmp_path_factory.mktemp("beir") / "scifact"
-    (root / "qrels").mkdir(parents=True)
-    (root / "corpus.jsonl").write_text("".join(
-        json.dumps({"_id": d, "title": ds.corpus[d].title, "text": ds.corpus[d].text}) + "\n" for d in docs))
-    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": ds.queries[q]}) + "\n" for q in qids))
-    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
-        f"{q}\t{d}\t{s}\n" for q in qids for d, s in ds.qrels[q].items()))
-    return root
+    return write_beir_slice(shared_data, "scifact", tmp_path_factory.mktemp("beir"), n_queries=15, n_docs=40)
 
 
 @pytest.fixture(scope="module")

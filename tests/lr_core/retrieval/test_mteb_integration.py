@@ -2,7 +2,6 @@
 against lr_core.retrieval.metrics on the same vectors."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import mteb
@@ -17,6 +16,8 @@ from lr_core.errors import CacheMismatchError, ConfigError
 from lr_core.retrieval.metrics import evaluate_run
 from lr_core.retrieval.mteb_integration import LightRetrieverMTEB, local_retrieval_task, run_mteb
 from mteb.types import PromptType
+
+from tests.helpers import write_beir_slice
 
 SCIFACT = TASKS["scifact"].instruction
 
@@ -191,24 +192,7 @@ def test_instruction_comes_from_the_task_or_an_override(tiny_encoder, tmp_path):
 @pytest.fixture(scope="module")
 def small_scifact(shared_data, tmp_path_factory) -> Path:
     """20 SciFact test queries, their relevant documents and distractors: 50 documents."""
-    ds = load_beir(shared_data / "scifact", "test")
-    qids = list(ds.qrels)[:20]
-    docs = list(dict.fromkeys(d for q in qids for d in ds.qrels[q]))
-    docs += [d for d in ds.corpus if d not in set(docs)][: 50 - len(docs)]
-    root = tmp_path_factory.mktemp("beir") / "scifact"
-    (root / "qrels").mkdir(parents=True)
-    with open(root / "corpus.jsonl", "w") as f:
-        for d in docs:
-            f.write(json.dumps({"_id": d, "title": ds.corpus[d].title, "text": ds.corpus[d].text}) + "\n")
-    with open(root / "queries.jsonl", "w") as f:
-        for q in qids:
-            f.write(json.dumps({"_id": q, "text": ds.queries[q]}) + "\n")
-    with open(root / "qrels" / "test.tsv", "w") as f:
-        f.write("query-id\tcorpus-id\tscore\n")
-        for q in qids:
-            for d, s in ds.qrels[q].items():
-                f.write(f"{q}\t{d}\t{s}\n")
-    return root
+    return write_beir_slice(shared_data, "scifact", tmp_path_factory.mktemp("beir"), n_queries=20, n_docs=50)
 
 
 def test_local_retrieval_task_reads_beir_files(small_scifact, tiny_encoder, tmp_path):

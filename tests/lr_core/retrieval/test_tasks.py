@@ -1,33 +1,16 @@
-"""The benchmark registry: completeness, lookup, ad-hoc directories, atomic BEIR download (offline)."""
+"""lr_core.retrieval.tasks, the task registry: completeness, lookup, ad-hoc directories, display names."""
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
-import zipfile
 from pathlib import Path
 
 import pytest
 
-from lr_core.retrieval import tasks as bm
 from lr_core.data.beir import load_beir
-from lr_core.retrieval.tasks import (TASKS, Task, task_for_path, download_beir, get_task,
-                                is_beir_dir, suite_members)
+from lr_core.retrieval.tasks import TASKS, Task, get_task, suite_members, task_for_path
 from lr_core.errors import ConfigError, DataError
 from lr_core.instructions import BEIR_INSTRUCTIONS, CMTEB_INSTRUCTIONS, LOCAL_INSTRUCTIONS, instruction_for
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    """download_beir's default opener may read file:// URLs here, never the network."""
-    real = bm._default_opener
-
-    def local_only(url):
-        if not url.startswith("file://"):
-            raise AssertionError(f"tests must not download anything (asked for {url})")
-        return real(url)
-
-    monkeypatch.setattr(bm, "_default_opener", local_only)
 
 
 # -- registry -----------------------------------------------------------------------------
@@ -72,7 +55,7 @@ def test_splits_instructions_urls_and_mteb_names():
     ("msmarco-dev", "msmarco"), ("T2Retrieval", "t2retrieval"), ("CmedqaRetrieval", "cmedqaretrieval"),
     ("C:\\data\\cranfield", "cranfield"), ("cmrc2018_zh", "cmrc2018_zh"),
 ])
-def test_get_benchmark_names_aliases_and_paths(query, expected):
+def test_get_task_names_aliases_and_paths(query, expected):
     assert get_task(query).name == expected
 
 
@@ -98,7 +81,7 @@ def write_beir(root: Path, n_docs: int = 3, splits=("test",), nested: str | None
     return d
 
 
-def test_benchmark_for_path_registered_and_unregistered(shared_data, tmp_path):
+def test_task_for_path_registered_and_unregistered(shared_data, tmp_path):
     b = task_for_path(shared_data / "scifact")
     assert b == TASKS["scifact"]
     assert task_for_path(shared_data / "cranfield").suite == "local"
@@ -126,109 +109,6 @@ def test_benchmark_for_path_registered_and_unregistered(shared_data, tmp_path):
         task_for_path(tmp_path / "empty", instruction="x y")
     with pytest.raises(DataError, match="not a directory"):
         task_for_path(tmp_path / "missing", instruction="x y")
-
-
-# -- download_beir (offline: local zips) -------------------------------------------------------
-def make_zip(path: Path, files: dict[str, str]) -> Path:
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, text in files.items():
-            zf.writestr(name, text)
-    return path
-
-
-def beir_files(prefix: str = "scifact/", split: str = "test") -> dict[str, str]:
-    return {
-        f"{prefix}corpus.jsonl": json.dumps({"_id": "d1", "title": "t", "text": "cells divide"}) + "\n",
-        f"{prefix}queries.jsonl": json.dumps({"_id": "q1", "text": "do cells divide"}) + "\n",
-        f"{prefix}qrels/{split}.tsv": "query-id\tcorpus-id\tscore\nq1\td1\t1\n",
-    }
-
-
-def test_download_from_file_url_then_reuse_without_network(tmp_path):
-    archive = make_zip(tmp_path / "scifact.zip", beir_files())
-    data_dir = tmp_path / "data"
-    out = download_beir("scifact", data_dir, url=archive.as_uri())
-    assert out == data_dir / "scifact" and is_beir_dir(out, "test")
-    assert [p.name for p in data_dir.iterdir()] == ["scifact"]  # no temporary files left behind
-    ds = load_beir(out, "test")
-    assert ds.queries == {"q1": "do cells divide"} and set(ds.corpus) == {"d1"}
-
-    def offline(url):
-        raise AssertionError("an existing complete directory must be reused without network")
-
-    assert download_beir("SciFact", data_dir, opener=offline) == out
-
-
-def test_download_with_monkeypatched_opener_md5_and_root_level_zip(tmp_path):
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, text in beir_files(prefix="", split="dev").items():  # files at the zip's root
-            zf.writestr(name, text)
-    payload = buf.getvalue()
-    seen = []
-
-    def opener(url):
-        seen.append(url)
-        return io.BytesIO(payload)
-
-    import hashlib
-
-    out = download_beir("msmarco", tmp_path, opener=opener, md5=hashlib.md5(payload).hexdigest())
-    assert seen == [TASKS["msmarco"].beir_url]
-    assert is_beir_dir(out, "dev") and out.name == "msmarco"
-
-    with pytest.raises(DataError, match="md5"):
-        download_beir("nq", tmp_path / "other", opener=lambda url: io.BytesIO(payload), md5="0" * 32)
-    assert list((tmp_path / "other").iterdir()) == []
-
-
-@pytest.mark.parametrize("what", ["garbage", "truncated", "no_qrels_for_split", "zip_slip", "opener_fails"])
-def test_failed_download_leaves_nothing_behind(tmp_path, what):
-    good = make_zip(tmp_path / "good.zip", beir_files()).read_bytes()
-    if what == "garbage":
-        payload = b"this is not a zip file" * 10
-    elif what == "truncated":
-        payload = good[: len(good) // 2]
-    elif what == "no_qrels_for_split":
-        payload = make_zip(tmp_path / "b.zip", beir_files(split="train")).read_bytes()
-    elif what == "zip_slip":
-        payload = make_zip(tmp_path / "c.zip", {**beir_files(), "../evil.txt": "x"}).read_bytes()
-    else:
-        payload = None
-
-    def opener(url):
-        if payload is None:
-            raise OSError("connection reset")
-        return io.BytesIO(payload)
-
-    data_dir = tmp_path / "data"
-    with pytest.raises((DataError, OSError)):
-        download_beir("scifact", data_dir, opener=opener)
-    assert list(data_dir.iterdir()) == []
-    assert not (tmp_path / "evil.txt").exists()
-
-
-def test_download_refuses_non_beir_and_incomplete_existing_dirs(tmp_path):
-    with pytest.raises(KeyError, match="not a BEIR task"):
-        download_beir("cranfield", tmp_path)
-    with pytest.raises(KeyError, match="T2Retrieval|t2retrieval"):
-        download_beir("T2Retrieval", tmp_path)
-    partial = tmp_path / "nq"
-    partial.mkdir()
-    (partial / "corpus.jsonl").write_text("{}\n")
-    with pytest.raises(DataError, match="not a complete BEIR directory"):
-        download_beir("nq", tmp_path, opener=lambda url: pytest.fail("must not download over a partial dir"))
-    assert (partial / "corpus.jsonl").exists()  # never deleted
-
-
-def test_cqadupstack_archive_of_subforums(tmp_path):
-    files = {}
-    for forum in ("android", "gis"):
-        files.update(beir_files(prefix=f"cqadupstack/{forum}/"))
-    archive = make_zip(tmp_path / "cqa.zip", files)
-    out = download_beir("cqadupstack", tmp_path / "data", url=archive.as_uri())
-    assert sorted(p.name for p in out.iterdir()) == ["android", "gis"]
-    assert is_beir_dir(out / "gis", "test")
 
 
 def test_identical_ids_are_ignored_only_where_queries_are_documents(shared_data):

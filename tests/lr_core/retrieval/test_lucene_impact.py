@@ -1,25 +1,18 @@
-"""Lucene back ends (lucene_jvm, lucene_impact, lucene_bm25; pyserini 0.25 / Anserini 0.25): BM25 on SciFact, impact
-search equal to exact sparse search, term strings, atomic index builds.
+"""lr_core.retrieval.lucene_impact: the impact index returns exact sparse search's rankings and integer scores; term strings; collections.
 
-Nothing is skipped: a missing Java, pyserini or data directory fails.  JVM
-start-ups cost seconds, so indexes are module-scoped fixtures.
+Nothing is skipped: a missing Java or pyserini fails. JVM start-ups cost seconds, so the index is a module-scoped fixture.
 """
 from __future__ import annotations
 
 import json
-import os
-import stat
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lr_core.retrieval import lucene_jvm
-from lr_core.data.beir import load_beir
-from lr_core.errors import CacheMismatchError, ConfigError, DataError
-from lr_core.retrieval.lucene_bm25 import LuceneBM25Searcher, bm25_search, build_bm25_index
+from lr_core.errors import CacheMismatchError, ConfigError
+from lr_core.retrieval.lucene_bm25 import LuceneBM25Searcher, build_bm25_index
 from lr_core.retrieval.lucene_impact import (
     LuceneImpactSearcher,
     build_impact_index,
@@ -28,101 +21,10 @@ from lr_core.retrieval.lucene_impact import (
     term_for_id,
     write_impact_collection,
 )
-from lr_core.retrieval.lucene_jvm import ensure_java
-from lr_core.retrieval.metrics import evaluate_run
 from lr_core.retrieval.sparse_index import SparseIndex
 from lr_core.sparse import quantize_impact
 
-# Anserini's published BEIR (v1.0.0) SciFact BM25 regressions (k1=0.9, b=0.4)
-SCIFACT_MULTIFIELD = {"ndcg@10": 0.6647, "recall@100": 0.9076}  # BEIR's official BM25; the paper's 66.5
-SCIFACT_FLAT = {"ndcg@10": 0.6789, "recall@100": 0.9253}
-
-BM25_K = 100  # enough for nDCG@10 and R@100; 1000 hits cost seconds of stored-field reads
-
-
-def _leftovers(parent: Path, name: str) -> list[str]:
-    return sorted(p.name for p in parent.iterdir() if p.name.startswith(f".{name}.tmp-"))
-
-
-# --------------------------------------------------------------------------- java
-
-
-def test_java_present_and_recent():
-    java = ensure_java()
-    assert os.path.isfile(java)
-
-
-def test_ensure_java_missing(tmp_path, monkeypatch):
-    monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(ConfigError, match="apt-get install openjdk-17-jre-headless"):
-        ensure_java()
-
-
-def test_ensure_java_too_old(tmp_path, monkeypatch):
-    fake = tmp_path / "java"
-    fake.write_text('#!/bin/sh\necho \'java version "1.8.0_292"\' >&2\n')
-    fake.chmod(fake.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(ConfigError, match=r"Java 8.*openjdk-17-jre-headless"):
-        ensure_java()
-
-
-def test_parse_java_version():
-    assert lucene_jvm._parse_java_version('openjdk version "17.0.15" 2025-04-15') == 17
-    assert lucene_jvm._parse_java_version('java version "1.8.0_292"') == 8
-    assert lucene_jvm._parse_java_version('openjdk version "21" 2023-09-19') == 21
-    assert lucene_jvm._parse_java_version("no version here") is None
-
-
-# --------------------------------------------------------------------------- BM25 on SciFact
-
-
-@pytest.fixture(scope="module")
-def scifact(shared_data):
-    return load_beir("scifact", "test", data_dir=shared_data)
-
-
-@pytest.fixture(scope="module")
-def bm25_indexes(scifact, tmp_path_factory):
-    # both indexers run at once (separate JVM subprocesses): less wall time on 2 cores
-    root = tmp_path_factory.mktemp("bm25")
-    variants = ("multifield", "flat")
-    with ThreadPoolExecutor(len(variants)) as pool:
-        futures = {v: pool.submit(build_bm25_index, scifact, root / v, 1, v) for v in variants}
-        return {v: f.result() for v, f in futures.items()}
-
-
-@pytest.mark.parametrize(
-    "variant, expected", [("multifield", SCIFACT_MULTIFIELD), ("flat", SCIFACT_FLAT)]
-)
-def test_bm25_scifact(scifact, bm25_indexes, variant, expected):
-    run = bm25_search(scifact, bm25_indexes[variant], k=BM25_K, threads=2, variant=variant)
-    assert set(run) == set(scifact.queries)
-    for hits in run.values():
-        assert 0 < len(hits) <= BM25_K
-        scores = list(hits.values())
-        assert scores == sorted(scores, reverse=True)
-    m = evaluate_run(scifact.qrels, run)
-    print(f"BM25 {variant}: nDCG@10={m['ndcg@10']:.4f} R@100={m['recall@100']:.4f}")
-    if variant == "multifield":  # the paper's Table 10 / BEIR: 0.665
-        assert 0.655 <= m["ndcg@10"] <= 0.675
-    assert m["ndcg@10"] == pytest.approx(expected["ndcg@10"], abs=1e-3)
-    assert m["recall@100"] == pytest.approx(expected["recall@100"], abs=1e-3)
-
-
-def test_bm25_index_reused_and_checked(scifact, bm25_indexes):
-    idx = bm25_indexes["multifield"]
-    marker = idx / lucene_jvm.MARKER_FILE
-    before = marker.stat().st_mtime_ns
-    assert build_bm25_index(scifact, idx, variant="multifield") == idx
-    assert marker.stat().st_mtime_ns == before
-    meta = json.loads(marker.read_text())
-    assert meta["kind"] == "bm25" and meta["num_docs"] == len(scifact.corpus)
-    with pytest.raises(CacheMismatchError):
-        build_bm25_index(scifact, idx, variant="flat")
-    other = dict(list(scifact.corpus.items())[:10])
-    with pytest.raises(CacheMismatchError):
-        build_bm25_index(other, idx, variant="multifield")
+from tests.helpers import leftover_temp_dirs
 
 
 def test_bm25_searcher_rejects_impact_index(impact_setup):
@@ -310,7 +212,7 @@ def test_write_impact_collection_format(tmp_path):
     with pytest.raises(ConfigError, match="not empty"):
         write_impact_collection({"z": {1: 1}}, tmp_path / "c")
     assert write_impact_collection({"z": {1: 1}}, tmp_path / "c", overwrite=True) == 1
-    assert _leftovers(tmp_path, "c") == []
+    assert leftover_temp_dirs(tmp_path, "c") == []
 
 
 @pytest.mark.parametrize(
@@ -327,45 +229,4 @@ def test_write_impact_collection_rejects(tmp_path, docs, match):
     with pytest.raises(ValueError, match=match):
         write_impact_collection(docs, tmp_path / "c")
     assert not (tmp_path / "c").exists()
-    assert _leftovers(tmp_path, "c") == []
-
-
-# --------------------------------------------------------------------------- atomic builds
-
-
-def test_failed_build_leaves_no_index_malformed_collection(tmp_path):
-    coll = tmp_path / "bad"
-    coll.mkdir()
-    (coll / "docs.jsonl").write_text('{"id": "x", "contents": "", "vector": {"t1": 3}}\n{"id": "y", "vector": \n')
-    with pytest.raises(DataError):
-        build_impact_index(coll, tmp_path / "index")
-    assert not (tmp_path / "index").exists()
-    assert _leftovers(tmp_path, "index") == []
-
-
-def test_failed_build_leaves_no_index_indexer_crash(tmp_path):
-    # the indexer itself exits non-zero (input directory missing under its feet)
-    settings = {"collection": "JsonVectorCollection", "impact": True, "pretokenized": True}
-    with pytest.raises(DataError, match="exit status"):
-        lucene_jvm.build_index(
-            tmp_path / "missing", tmp_path / "index", "impact", "JsonVectorCollection",
-            ["-impact", "-pretokenized"], settings, "0" * 64, 1, 1,
-        )  # fmt: skip
-    assert not (tmp_path / "index").exists()
-    assert _leftovers(tmp_path, "index") == []
-
-
-def test_missing_collection_and_foreign_index_dir(tmp_path):
-    with pytest.raises(DataError, match="does not exist"):
-        build_impact_index(tmp_path / "nope", tmp_path / "index")
-    assert not (tmp_path / "index").exists()
-    foreign = tmp_path / "foreign"
-    foreign.mkdir()
-    (foreign / "segments_1").write_bytes(b"")
-    coll = tmp_path / "coll"
-    write_impact_collection({"a": {1: 1}}, coll)
-    with pytest.raises(ConfigError, match="not a complete index"):
-        build_impact_index(coll, foreign)
-    assert sorted(p.name for p in foreign.iterdir()) == ["segments_1"]  # untouched
-    with pytest.raises(DataError):
-        LuceneImpactSearcher(foreign)
+    assert leftover_temp_dirs(tmp_path, "c") == []
