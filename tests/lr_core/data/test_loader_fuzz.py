@@ -184,36 +184,48 @@ def check_error(exc: DataError, root: Path) -> None:
     assert str(root) in msg, f"error does not name the file: {msg!r}"
 
 
-def test_fuzz_beir_directories(tmp_path, capsys):
-    seed = fuzz_seed()
-    with capsys.disabled():
-        print(f"\n[fuzz] BEIR directories: seed {seed} (rerun with LR_FUZZ_SEED={seed})")
-    rng = random.Random(seed)
+def fuzz(label: str, seed: int, n_cases: int, make_case, load, check, capsys) -> None:
+    """One fuzz loop, shared by both loaders: ``make_case(case) -> (target, mutations)`` writes a
+    case, ``load(target)`` reads it; a DataError must name the target, and whatever is accepted
+    must pass ``check(loaded, target)``. Both outcomes must occur often enough to mean something."""
     outcomes = {"error": 0, "loaded": 0}
     start = time.perf_counter()
-    for case in range(N_BEIR):
+    for case in range(n_cases):
         if time.perf_counter() - start > MAX_SECONDS:
             break
-        root = tmp_path / f"case{case}" / "set"
-        raw, done = mutate_beir(rng, valid_beir())
-        write_files(root, raw)
+        target, done = make_case(case)
         try:
-            ds = load_beir(root, "test")
+            loaded = load(target)
         except DataError as exc:
-            check_error(exc, root)
+            check_error(exc, target)
             outcomes["error"] += 1
             continue
         except Exception as exc:  # noqa: BLE001 -- the point of the test
             pytest.fail(f"seed {seed} case {case} ({', '.join(done)}): {type(exc).__name__}: {exc}")
         try:
-            check_beir(ds, root)
+            check(loaded, target)
         except (AssertionError, UnicodeEncodeError) as exc:
-            pytest.fail(f"seed {seed} case {case} ({', '.join(done)}): accepted but wrong: {exc}")
+            pytest.fail(f"seed {seed} case {case} ({', '.join(done)}): accepted but wrong: {exc!r}")
         outcomes["loaded"] += 1
     with capsys.disabled():
-        print(f"[fuzz] {case + 1} BEIR cases in {time.perf_counter() - start:.1f} s: {outcomes}")
+        print(f"[fuzz] {case + 1} {label} cases in {time.perf_counter() - start:.1f} s: {outcomes}")
     assert sum(outcomes.values()) >= MIN_CASES
     assert outcomes["error"] > sum(outcomes.values()) // 4 and outcomes["loaded"] > 10  # both paths exercised
+
+
+def test_fuzz_beir_directories(tmp_path, capsys):
+    seed = fuzz_seed()
+    with capsys.disabled():
+        print(f"\n[fuzz] BEIR directories: seed {seed} (rerun with LR_FUZZ_SEED={seed})")
+    rng = random.Random(seed)
+
+    def make_case(case):
+        root = tmp_path / f"case{case}" / "set"
+        raw, done = mutate_beir(rng, valid_beir())
+        write_files(root, raw)
+        return root, done
+
+    fuzz("BEIR", seed, N_BEIR, make_case, lambda root: load_beir(root, "test"), check_beir, capsys)
 
 
 # --------------------------------------------------------------------------- training JSONL
@@ -322,29 +334,13 @@ def test_fuzz_training_jsonl(tmp_path, capsys):
     with capsys.disabled():
         print(f"\n[fuzz] training JSONL: seed {seed} (rerun with LR_FUZZ_SEED={seed})")
     rng = random.Random(seed + 1)
-    outcomes = {"error": 0, "loaded": 0}
-    start = time.perf_counter()
-    for case in range(N_JSONL):
-        if time.perf_counter() - start > MAX_SECONDS:
-            break
+
+    def make_case(case):
         path = tmp_path / f"train{case}.jsonl"
         data, done = mutate_train(rng)
         if data is not None:
             path.write_bytes(data)
-        try:
-            examples = read_train_jsonl(path)
-        except DataError as exc:
-            check_error(exc, path)
-            outcomes["error"] += 1
-            continue
-        except Exception as exc:  # noqa: BLE001 -- the point of the test
-            pytest.fail(f"seed {seed} case {case} ({', '.join(done)}): {type(exc).__name__}: {exc}")
-        try:
-            check_examples(examples)
-        except (AssertionError, UnicodeEncodeError) as exc:
-            pytest.fail(f"seed {seed} case {case} ({', '.join(done)}): accepted but wrong: {exc!r}")
-        outcomes["loaded"] += 1
-    with capsys.disabled():
-        print(f"[fuzz] {case + 1} training JSONL cases in {time.perf_counter() - start:.1f} s: {outcomes}")
-    assert sum(outcomes.values()) >= MIN_CASES
-    assert outcomes["error"] > sum(outcomes.values()) // 4 and outcomes["loaded"] > 10
+        return path, done
+
+    fuzz("training JSONL", seed, N_JSONL, make_case, read_train_jsonl, lambda examples, _: check_examples(examples),
+         capsys)
