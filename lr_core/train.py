@@ -243,7 +243,8 @@ def load_trained(run_dir: str | Path, checkpoint: str | Path | None = None, devi
     """Rebuild a run's module from its ``config.yaml`` and load its adapters; returns (module, cfg, ckpt_hash).
 
     ``run_dir`` may also be a published adapter directory (:mod:`lr_core.adapters`). ``device``
-    (None: the CPU): where the module is built and placed (evaluation on a GPU).
+    (None: the CPU): where the backbone is built (evaluation on a GPU); what a variant adds beside
+    it (A2's delta, a centre) stays on the CPU until the caller moves the module.
     """
     from lr_core.adapters import is_adapter_dir, load_adapter_weights
     from lr_core.modules import trainable_state_hash
@@ -254,8 +255,6 @@ def load_trained(run_dir: str | Path, checkpoint: str | Path | None = None, devi
         raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
     cfg = config_from_dict(yaml.safe_load(cfg_path.read_text()), str(cfg_path))
     module = build_module(cfg, device)
-    if device is not None:  # what the variant adds beside the backbone (A2's delta, a centre) goes there too
-        module.to(device)
     if checkpoint is None and is_adapter_dir(run_dir):
         load_adapter_weights(module, run_dir)
         module.eval()
