@@ -17,6 +17,11 @@ results ledger: see :func:`metrics_record`; ``seed`` is the run's ``trainer.seed
 untrained backbone and BM25), ``run.trec`` and ``per_query.json.gz`` (per-query nDCG@10 and
 recall, for paired significance tests).
 
+On a GPU (``device``) the backbone is built there: flash-attention 2 for documents and full
+queries when installed, SDPA for the light-query block mask (:mod:`lr_core.encoder` says why).
+Under several ranks (torchrun, ``srun``) :func:`encode_corpus_shards_on_ranks` shares the corpus
+shards out among them first; rank 0 then evaluates.
+
 >>> model = load_model_for_eval("runs/lightretriever_scifact")           # doctest: +SKIP
 >>> records = evaluate(model, "scifact", "runs/lightretriever_scifact/eval")   # doctest: +SKIP
 """
