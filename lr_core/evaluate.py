@@ -336,8 +336,9 @@ def encode_corpus_shards_on_ranks(model: EvalModel, dataset_names: Sequence[str]
     only merges them. With one rank this does nothing (and returns 0).
 
     Every rank calls it with the same settings; ``settings.num_shards`` should be at least the
-    number of ranks, or some ranks idle. A rank that fails makes every rank raise (no rank waits
-    for ever), and the shards already written stay: a rerun encodes only the missing ones.
+    number of ranks, or some ranks idle. A rank that fails while encoding makes every rank raise
+    (no rank waits for ever), and the shards already written stay: a rerun encodes only the
+    missing ones.
 
     >>> rank = encode_corpus_shards_on_ranks(model, ["scifact"], EvalSettings(num_shards=8))   # doctest: +SKIP
     >>> if rank == 0: evaluate(model, "scifact", out, EvalSettings(num_shards=8))               # doctest: +SKIP
