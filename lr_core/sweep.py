@@ -12,7 +12,9 @@ Spec (``experiments/sweeps/*.yaml``)::
     evaluate: {datasets: [scifact], data_dir: null, split: null,   # split null: each set's test split; val: lr_core/validation.py
                representations: null,           # a list for every run, or {variant: [...]}; null: the variant's own
                mrl_dims: [],                    # runs of the mrl variant are also evaluated (dense) at these widths
-               device: cpu, batch_size: 16}     # auto / cuda: encode on the GPU (bf16); documents per forward pass
+               device: cpu, batch_size: 16,     # auto / cuda: encode on the GPU (bf16); documents per forward pass
+               cache_batch_size: null,          # vocabulary ids per forward pass building the cache (null: 256)
+               query_batch_size: 64}            # queries per forward pass (full-LLM queries, A3)
     speed: {run: variant-lightretriever, a3_run: null, args: [--threads, "2"]}   # optional: lr bench speed
     wandb: {project: lightretriever-suite, mode: auto}
     slurm: {partition: debug, time: "01:00:00", cpus_per_task: 2, mem: 8G, gpus_per_node: 0,
@@ -38,7 +40,10 @@ Several ranks per run (``gpus_per_node`` or ``ntasks_per_node`` > 1, or ``nodes`
 ``srun`` starts one task per rank and Lightning trains with DDP. Global rank 0 owns every side
 effect: ``status.json``, the W&B run, the done files, evaluation and the requeue; the other
 ranks train and exit. A USR1 that reaches any rank stops all of them after the same step (the
-flag is all-reduced each step), so there is one checkpoint to resume from.
+flag is all-reduced each step), so there is one checkpoint to resume from. At evaluation every
+rank encodes its share of the corpus shards (``num_shards`` = the number of ranks; on GPUs each
+rank on its own, ``cuda:<local rank>``), then rank 0 merges them, builds the vocabulary cache and
+scores (:func:`lr_core.evaluate.encode_corpus_shards_on_ranks`).
 """
 from __future__ import annotations
 
@@ -53,7 +58,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -106,6 +111,8 @@ class SweepSpec:
     eval_device: str = "cpu"  # evaluate.device: cpu, auto or cuda[:N]
     eval_batch_size: int = 16  # evaluate.batch_size: documents per forward pass
     split: str | None = None  # None: each data set's evaluation split (test); "val": the held-out train queries
+    eval_cache_batch_size: int | None = None  # evaluate.cache_batch_size: vocabulary ids per forward pass (None: 256)
+    eval_query_batch_size: int = 64  # evaluate.query_batch_size: queries per forward pass
 
     def representations_for(self, variant: str) -> list[str] | None:
         """What runs of ``variant`` are evaluated as (None: what the variant declares)."""
@@ -186,18 +193,23 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
     if not isinstance(overrides, list) or not all(isinstance(o, str) and "=" in o for o in overrides):
         raise _err(path, "overrides", "must be a list of 'key.sub=value' strings")
     ev = raw.get("evaluate") or {}
-    if not isinstance(ev, dict) or set(ev) - {"datasets", "data_dir", "representations", "mrl_dims", "split", "device",
-                                              "batch_size"}:
-        raise _err(path, "evaluate", "allowed keys: datasets, data_dir, representations, mrl_dims, split, device, "
-                   "batch_size")
+    eval_keys = ("datasets", "data_dir", "representations", "mrl_dims", "split", "device", "batch_size",
+                 "cache_batch_size", "query_batch_size")
+    if not isinstance(ev, dict) or set(ev) - set(eval_keys):
+        raise _err(path, "evaluate", f"allowed keys: {', '.join(eval_keys)}")
     if not isinstance(ev.get("split"), (str, type(None))):
         raise _err(path, "evaluate.split", "a split name (e.g. val) or null for each data set's test split")
     eval_device = ev.get("device", "cpu")
     if eval_device not in ("cpu", "auto") and not re.fullmatch(r"cuda(:\d+)?", str(eval_device)):
         raise _err(path, "evaluate.device", f"cpu, auto or cuda[:N], got {eval_device!r}")
-    eval_batch = ev.get("batch_size", 16)
-    if isinstance(eval_batch, bool) or not isinstance(eval_batch, int) or eval_batch < 1:
-        raise _err(path, "evaluate.batch_size", f"a positive integer, got {eval_batch!r}")
+    batches = {}
+    for key, default in (("batch_size", 16), ("cache_batch_size", None), ("query_batch_size", 64)):
+        value = batches[key] = ev.get(key, default)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise _err(path, f"evaluate.{key}", f"a positive integer, got {value!r}")
+    eval_batch = batches["batch_size"]
+    if eval_batch is None:
+        raise _err(path, "evaluate.batch_size", "a positive integer, got None")
     datasets = ev.get("datasets") or []
     if not isinstance(datasets, list) or not datasets:
         raise _err(path, "evaluate.datasets", "required: a non-empty list of data sets")
@@ -224,7 +236,8 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
     out = Path(raw.get("out") or f"runs/sweeps/{name}")
     return SweepSpec(name, base_path, out, {SHORTCUTS.get(k, k): v for k, v in grid.items()}, overrides, datasets,
                      ev.get("data_dir"), reps, wandb, slurm, path, mrl_dims, speed, eval_device, eval_batch,
-                     ev.get("split"))
+                     ev.get("split"), eval_cache_batch_size=batches["cache_batch_size"],
+                     eval_query_batch_size=batches["query_batch_size"])
 
 
 def _slug(value) -> str:
@@ -539,23 +552,62 @@ def _write_status(run_dir: Path, state: str, **extra) -> None:
     atomic_write_text(run_dir / STATUS_FILE, json.dumps(payload, indent=2) + "\n")
 
 
-def evaluate_run(spec: SweepSpec, cfg, run_dir: Path) -> dict:
-    """Evaluate a finished run (or a baseline) on every data set of the spec; the W&B summary values."""
-    from lr_core.evaluate import EvalSettings, evaluate, evaluate_bm25, load_model_for_eval
+def _eval_settings(spec: SweepSpec, cfg):
+    """What a run (or the ``untrained`` baseline) is evaluated with; with several ranks the corpus
+    is encoded in one shard per rank."""
+    from lr_core.distributed import launch_world_size
+    from lr_core.evaluate import EvalSettings
+
+    reps = spec.representations_for(cfg.variant)
+    if cfg.variant == "untrained":
+        reps = reps or ["symmetric"]
+    return EvalSettings(split=spec.split, representations=tuple(reps) if reps else None,
+                        batch_size=spec.eval_batch_size, cache_batch_size=spec.eval_cache_batch_size,
+                        query_batch_size=spec.eval_query_batch_size, num_shards=max(1, launch_world_size()))
+
+
+def _eval_model(spec: SweepSpec, cfg, run_dir: Path):
+    """The model a run (or the ``untrained`` baseline) is evaluated as, on this rank's device."""
+    from lr_core.devices import rank_device
+    from lr_core.distributed import launch_world_size, local_rank
+    from lr_core.evaluate import load_model_for_eval
+
+    device = rank_device(spec.eval_device, local_rank()) if launch_world_size() > 1 else spec.eval_device
+    if cfg.variant == "untrained":
+        return load_model_for_eval(backbone=cfg.model.backbone, work_dir=run_dir, max_doc_len=cfg.data.max_doc_len,
+                                   device=device)
+    return load_model_for_eval(run_dir, device=device)
+
+
+def encode_run_corpora(spec: SweepSpec, cfg, run_dir: Path):
+    """Every rank: its share of each data set's corpus shards, then a wait for the others; returns
+    the loaded model (rank 0 evaluates it). Nothing for BM25 or a single rank (returns None)."""
+    from lr_core.corpus_encoding import rank_shards
+    from lr_core.distributed import launch_rank, launch_world_size
+    from lr_core.evaluate import encode_corpus_shards_on_ranks
+
+    world = launch_world_size()
+    if cfg.variant == "bm25" or world <= 1:
+        return None
+    model = _eval_model(spec, cfg, run_dir)
+    settings = _eval_settings(spec, cfg)
+    print(f"lr: rank {launch_rank()} encodes corpus shards {rank_shards(settings.num_shards, launch_rank(), world)} "
+          f"of {settings.num_shards}", flush=True)
+    encode_corpus_shards_on_ranks(model, spec.datasets, settings, spec.data_dir)
+    return model
+
+
+def evaluate_run(spec: SweepSpec, cfg, run_dir: Path, model=None) -> dict:
+    """Evaluate a finished run (or a baseline) on every data set of the spec; the W&B summary values.
+    ``model``: the one :func:`encode_run_corpora` loaded (None: load it here)."""
+    from lr_core.evaluate import evaluate, evaluate_bm25
 
     records = []
     if cfg.variant == "bm25":
         records = [evaluate_bm25(ds, run_dir / "eval", split=spec.split, data_dir=spec.data_dir) for ds in spec.datasets]
     else:
-        if cfg.variant == "untrained":
-            model = load_model_for_eval(backbone=cfg.model.backbone, work_dir=run_dir, max_doc_len=cfg.data.max_doc_len,
-                                        device=spec.eval_device)
-            reps = spec.representations_for(cfg.variant) or ["symmetric"]
-        else:
-            model = load_model_for_eval(run_dir, device=spec.eval_device)
-            reps = spec.representations_for(cfg.variant)
-        settings = EvalSettings(split=spec.split, representations=tuple(reps) if reps else None,
-                                batch_size=spec.eval_batch_size)
+        model = model or _eval_model(spec, cfg, run_dir)
+        settings = _eval_settings(spec, cfg)
         for ds in spec.datasets:
             records += evaluate(model, ds, run_dir / "eval", settings, spec.data_dir)
         if cfg.variant == "mrl":  # the same model served at smaller widths (dense only)
@@ -563,8 +615,7 @@ def evaluate_run(spec: SweepSpec, cfg, run_dir: Path) -> dict:
                 for ds in spec.datasets:
                     records += [{**r, "representation": f"{r['representation']}@{dim}"} for r in
                                 evaluate(model, ds, run_dir / f"eval-mrl{dim}",
-                                         EvalSettings(split=spec.split, representations=("dense",), mrl_dim=dim,
-                                                      batch_size=spec.eval_batch_size), spec.data_dir)]
+                                         replace(settings, representations=("dense",), mrl_dim=dim), spec.data_dir)]
     return {f"{r['dataset']}/{r['representation']}/{m}": r[m] for r in records
             for m in ("ndcg@10", "recall@20", "recall@50", "recall@100")}
 
@@ -603,10 +654,11 @@ def run_task(manifest_path: str | os.PathLike, index: int) -> int:
                 if owner:
                     _requeue(run_dir, spec.slurm.max_requeues)
                 return 0
+        model = encode_run_corpora(spec, cfg, run_dir)  # several ranks: each encodes its corpus shards
         if not owner:
             return 0
         print(f"lr: rank {rank} evaluates {run.name}", flush=True)
-        summary = evaluate_run(spec, cfg, run_dir)
+        summary = evaluate_run(spec, cfg, run_dir, model)
         log_summary(cfg, run_dir, summary)
         atomic_write_text(run_dir / DONE_FILE, json.dumps({"metrics": summary}, indent=2) + "\n")
         _write_status(run_dir, "done")

@@ -217,12 +217,42 @@ def test_local_sweep_with_baselines_mrl_widths_and_speed(tiny_beir, tmp_path, ca
     ({"speed": {"args": ["--threads", "2"]}}, "speed"),
     ({"evaluate": {"mrl_dims": [0]}}, "evaluate.mrl_dims"),
     ({"evaluate": {"representations": {"lightretriever": ["magic"]}}}, "unknown"),
+    ({"evaluate": {"cache_batch_size": 0}}, "evaluate.cache_batch_size"),
+    ({"evaluate": {"query_batch_size": "64"}}, "evaluate.query_batch_size"),
+    ({"evaluate": {"batch_size": None}}, "evaluate.batch_size"),
 ])
 def test_bad_speed_and_evaluate_settings_fail_before_running(tiny_beir, tmp_path, change, match):
     spec = write_spec(tmp_path / "bad.yaml", "bad", {"variant": ["lightretriever", "bm25"]}, SMALL, tiny_beir, **change)
     with pytest.raises(ConfigError, match=match):
         sweep.run_local(spec)
     assert not (tmp_path / "bad" / "variant-bm25").exists()
+
+
+def test_evaluation_batch_sizes_shards_and_devices_follow_the_spec_and_the_ranks(tiny_beir, tmp_path, monkeypatch):
+    """The spec's batch sizes reach the evaluation settings; with several ranks (srun's environment) the
+    corpus is encoded in one shard per rank and each rank evaluates on its own GPU."""
+    import lr_core.evaluate
+
+    path = write_spec(tmp_path / "b.yaml", "b", {"variant": ["lightretriever", "untrained"]}, SMALL, tiny_beir,
+                      evaluate={"batch_size": 8, "cache_batch_size": 512, "query_batch_size": 32, "device": "cuda"})
+    spec = sweep.load_spec(path)
+    trained, untrained = (sweep.run_config(spec, run) for run in sweep.expand(spec))
+    for var in ("WORLD_SIZE", "SLURM_STEP_NUM_TASKS", "LOCAL_RANK", "SLURM_LOCALID"):
+        monkeypatch.delenv(var, raising=False)
+    s = sweep._eval_settings(spec, trained)
+    assert (s.batch_size, s.cache_batch_size, s.query_batch_size, s.num_shards, s.representations) == \
+        (8, 512, 32, 1, ("symmetric",))
+    default = sweep.load_spec(write_spec(tmp_path / "d.yaml", "d", {"variant": ["untrained"]}, SMALL, tiny_beir))
+    s = sweep._eval_settings(default, untrained)
+    assert (s.batch_size, s.cache_batch_size, s.query_batch_size) == (16, None, 64)
+    devices = []
+    monkeypatch.setattr(lr_core.evaluate, "load_model_for_eval", lambda *a, device, **kw: devices.append(device))
+    sweep._eval_model(spec, trained, tmp_path)
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "4")
+    monkeypatch.setenv("SLURM_LOCALID", "3")
+    sweep._eval_model(spec, untrained, tmp_path)
+    assert devices == ["cuda", "cuda:3"]
+    assert sweep._eval_settings(spec, trained).num_shards == 4
 
 
 # Specs whose evaluation sets are downloaded by the user (not in the offline data): tested below with stand-ins.
@@ -322,6 +352,11 @@ def test_two_task_job_stops_both_ranks_at_one_step_and_evaluates_once(local_slur
     stops = re.findall(r"lr: USR1 stop after step (\d+) on rank (\d+)", text)
     assert len(stops) == 2 and {r for _, r in stops} == {"0", "1"} and len({s for s, _ in stops}) == 1, text[-5000:]
     assert re.findall(r"lr: rank (\d+) evaluates", text) == ["0"], text[-5000:]
+    # each rank encoded its own corpus shard (once, in the session that finished training); rank 0 merged them
+    shards = re.findall(r"lr: rank (\d+) encodes corpus shards \[(\d+)\] of 2", text)
+    assert sorted(shards) == [("0", "0"), ("1", "1")], text[-5000:]
+    assert sorted(p.name for p in run.glob("corpus/*/shard-*.npz")) == ["shard-00000-of-00002.npz",
+                                                                       "shard-00001-of-00002.npz"]
     done = json.loads((run / "train_done.json").read_text())
     assert done["global_step"] == 20 and done["resumed_from"], text[-5000:]
     # the resumed session started exactly at the stop step: every step is logged once across the two sessions
