@@ -31,8 +31,8 @@ class EmbeddingDelta(torch.nn.Module):
                   representations=("dense",), reference=("lightretriever", None),
                   columns={"Train query": "Emb", "Train doc": "Full", "Infer query": "Emb", "Infer doc": "Full"})
 class EmbeddingQueryModule(LightRetrieverModule):
-    def __init__(self, cfg):
-        super().__init__(cfg)
+    def __init__(self, cfg, **kw):
+        super().__init__(cfg, **kw)
         lora = cfg.model.lora
         self.query_delta = EmbeddingDelta(self.tokenizer.vocab_size, self.encoder.hidden_size, lora.r, lora.alpha)
 

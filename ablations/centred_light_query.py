@@ -25,8 +25,8 @@ from lr_core.variants import register_variant
                   display="LightRetriever (centred query)", table="table2",
                   representations=("dense", "sparse", "hybrid"), reference=("lightretriever", None))
 class CentredLightQueryModule(LightRetrieverModule):
-    def __init__(self, cfg):
-        super().__init__(cfg)
+    def __init__(self, cfg, **kw):
+        super().__init__(cfg, **kw)
         self.light_centre = torch.nn.Parameter(torch.zeros(self.encoder.hidden_size))
 
     def light_dense_queries(self, batch):

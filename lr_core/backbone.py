@@ -153,15 +153,18 @@ def load_tokenizer(name: str = DEFAULT_BACKBONE, max_doc_len: int = 512, max_que
 
 
 def tiny_llama(vocab_size: int = 49152, hidden_size: int = 64, num_layers: int = 2, num_heads: int = 4,
-               num_kv_heads: int = 2, intermediate_size: int = 128, seed: int = 0, bos_id: int = 1, eos_id: int = 2):
-    """A randomly initialised small Llama (tied embeddings, like SmolLM2) for fast tests."""
+               num_kv_heads: int = 2, intermediate_size: int = 128, seed: int = 0, bos_id: int = 1, eos_id: int = 2,
+               attn: str = "sdpa"):
+    """A randomly initialised small Llama (tied embeddings, like SmolLM2) for fast tests.
+
+    The weights are drawn on the CPU whatever ``attn`` is, so one seed gives one model on every device."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
         vocab_size=vocab_size, hidden_size=hidden_size, num_hidden_layers=num_layers,
         num_attention_heads=num_heads, num_key_value_heads=num_kv_heads, intermediate_size=intermediate_size,
         max_position_embeddings=2048, tie_word_embeddings=True, bos_token_id=bos_id, eos_token_id=eos_id,
-        pad_token_id=eos_id, attn_implementation="sdpa",
+        pad_token_id=eos_id, attn_implementation=attn,
     )
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -171,12 +174,17 @@ def tiny_llama(vocab_size: int = 49152, hidden_size: int = 64, num_layers: int =
 
 def load_backbone(name: str = DEFAULT_BACKBONE, device: str | torch.device = "cpu", dtype: str | torch.dtype = "auto",
                   attn: str = "auto", max_doc_len: int = 512, max_query_tokens: int = 512):
-    """Load a causal LM and its :class:`RetrievalTokenizer`; returns ``(model, tokenizer)``."""
+    """Load a causal LM and its :class:`RetrievalTokenizer`; returns ``(model, tokenizer)``.
+
+    ``device`` is where the model will run: ``dtype`` and ``attn`` ``auto`` resolve for it
+    (bf16 and flash-attention 2 on CUDA when installed), so build for the device rather than
+    loading on the CPU and moving."""
     spec = resolve_backbone(name)
     rt = load_tokenizer(name, max_doc_len=max_doc_len, max_query_tokens=max_query_tokens)
     torch_dtype = pick_dtype(device, dtype)
     if spec.tiny:
-        model = tiny_llama(vocab_size=rt.vocab_size, bos_id=rt.bos_id, eos_id=rt.eos_id, **spec.tiny_kwargs)
+        model = tiny_llama(vocab_size=rt.vocab_size, bos_id=rt.bos_id, eos_id=rt.eos_id,
+                           attn=pick_attention(device, attn), **spec.tiny_kwargs)
         model.to(dtype=torch_dtype)
     else:
         from transformers import AutoModelForCausalLM

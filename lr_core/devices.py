@@ -41,6 +41,19 @@ def resolve_device(name: str | torch.device) -> torch.device:
     return dev
 
 
+def rank_device(name: str, local_rank: int) -> str:
+    """The device one of several ranks on a node evaluates on: a bare ``cuda`` (or ``auto`` where
+    CUDA is seen) is the rank's own GPU, ``cuda:<local_rank>``; anything else stays as given.
+
+    >>> rank_device("cpu", 3), rank_device("cuda:0", 3)
+    ('cpu', 'cuda:0')
+    """
+    text = str(name).strip().lower()
+    if text == "cuda" or (text == "auto" and torch.cuda.is_available()):
+        return f"cuda:{local_rank}"
+    return str(name)
+
+
 def inference_autocast(device: str | torch.device):
     """bf16 autocast on CUDA (the paper trains and serves in bf16); nothing on the CPU (float32 there)."""
     dev = torch.device(device) if not isinstance(device, torch.device) else device

@@ -15,6 +15,22 @@ The ablations of ``ablations/`` use two narrower query encoders of the same back
 layer + final norm) and :meth:`~RetrievalEncoder.embedding_token_vectors` (A2: the input
 embedding layer only).
 
+Attention. Documents and full queries use what the backbone was loaded with
+(:func:`lr_core.backbone.pick_attention`: flash-attention 2 on CUDA when installed, else
+SDPA). The light-query block mask always runs on PyTorch SDPA: :meth:`light_attention`
+switches the implementation for that one call, whatever the backbone was loaded with. The
+mask lets each query token's block attend to the shared prompt and to itself only, a
+block-diagonal-plus-prefix pattern that flash-attn's causal and varlen kernels cannot express
+without copying the prompt once per token. ``flex_attention`` could express it and skip the
+masked blocks, but it is fast only compiled (``torch.compile``), needs a ``BlockMask`` rebuilt
+for every batch shape, and has never run on this suite's machines; the light sequences are
+short (prompt plus two positions per query token), so the dense boolean mask costs little,
+and SDPA (on CUDA its memory-efficient kernel takes any mask) computes exactly what training
+computes. Not measured: whether flex_attention would be faster on a GPU. The switch sets the
+shared config for the duration of one forward, so a model serves one forward at a time (as
+with :meth:`first_layers`); a training step under gradient checkpointing would recompute the
+light forward outside the switch, so that combination with flash-attn is refused.
+
 >>> model, rt = load_backbone("tiny-llama")            # doctest: +SKIP
 >>> enc = RetrievalEncoder(model, rt)                  # doctest: +SKIP
 >>> q = enc.encode_light_queries(["what is bm25"], "Given a question, ...")  # doctest: +SKIP
@@ -30,6 +46,12 @@ import torch
 from lr_core.dense import LightBatch, build_light_batch, eos_pool, mean_of_token_states, normalize
 from lr_core.sparse import sparse_doc_mask, sparse_doc_vectors
 from lr_core.tokenization import RetrievalTokenizer
+
+# The attention the light-query block mask runs on, whatever the backbone was loaded with
+# (see the module docstring: flash-attn cannot express the mask).
+LIGHT_ATTENTION = "sdpa"
+# Implementations that take the 4-D block mask as it is.
+_MASK_ATTENTIONS = ("sdpa", "eager", None)
 
 
 class RetrievalEncoder(torch.nn.Module):
@@ -70,6 +92,24 @@ class RetrievalEncoder(torch.nn.Module):
             raise RuntimeError(f"the block-mask light encoder needs SDPA or eager attention, not {impl!r}; "
                                "load the backbone with attn='sdpa'")
         return block_mask
+
+    @contextlib.contextmanager
+    def light_attention(self):
+        """Run the block-mask light encodings on SDPA (see the module docstring), then restore
+        the backbone's own attention (flash-attention 2 on CUDA when installed)."""
+        config = self.decoder.config  # one object shared by the model and every attention layer
+        impl = getattr(config, "_attn_implementation", None)
+        if impl in _MASK_ATTENTIONS:
+            yield
+            return
+        if self.training and getattr(self.decoder, "gradient_checkpointing", False):
+            raise RuntimeError(f"the light-query block mask needs SDPA, but gradient checkpointing would recompute "
+                               f"it with {impl!r} in the backward pass; train with model.attn=sdpa")
+        config._attn_implementation = LIGHT_ATTENTION
+        try:
+            yield
+        finally:
+            config._attn_implementation = impl
 
     def last_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                     position_ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -155,7 +195,8 @@ class RetrievalEncoder(torch.nn.Module):
     def light_token_states(self, batch: LightBatch) -> torch.Tensor:
         """Un-normalised vector of every query token, [B, n, H] (padding blocks hold junk; see token_mask)."""
         batch = batch.to(self.device)
-        hidden = self.last_hidden(batch.input_ids, self.attention_mask_for(batch.block_mask), batch.position_ids)
+        with self.light_attention():
+            hidden = self.last_hidden(batch.input_ids, self.attention_mask_for(batch.block_mask), batch.position_ids)
         index = batch.eos_index.unsqueeze(-1).expand(-1, -1, hidden.size(-1))
         return hidden.gather(1, index)
 

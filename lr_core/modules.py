@@ -65,14 +65,16 @@ class RetrieverModule(L.LightningModule):
     # Also evaluated (dense only) at the sweep's `evaluate.mrl_dims` widths (Matryoshka training).
     eval_at_widths: bool = False
 
-    def __init__(self, cfg: ExperimentConfig):
+    def __init__(self, cfg: ExperimentConfig, device: str | torch.device = "cpu"):
+        """``device``: where the backbone is built (training: the CPU, Lightning moves it; evaluation:
+        its device, so that ``model.attn: auto`` resolves for it, e.g. flash-attention 2 on CUDA)."""
         super().__init__()
         if cfg.loss.gathered_loss_scale not in GATHERED_LOSS_SCALES:
             raise ConfigError(f"loss.gathered_loss_scale must be one of {GATHERED_LOSS_SCALES}, "
                               f"got {cfg.loss.gathered_loss_scale!r}")
         self.cfg = cfg
         self.strict_loading = False  # checkpoints hold adapters only
-        lm, tokenizer = load_backbone(cfg.model.backbone, device="cpu", dtype=cfg.model.dtype, attn=cfg.model.attn,
+        lm, tokenizer = load_backbone(cfg.model.backbone, device=device, dtype=cfg.model.dtype, attn=cfg.model.attn,
                                       max_doc_len=cfg.data.max_doc_len, max_query_tokens=cfg.data.max_query_tokens)
         if str(device_hint(cfg)) == "cuda" and cfg.model.dtype == "auto":
             lm.to(torch.bfloat16)

@@ -43,8 +43,10 @@ warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*"
 warnings.filterwarnings("ignore", message=".*overridden `transfer_batch_to_device`.*")
 
 
-def build_module(cfg: ExperimentConfig):
-    return get_variant(cfg.variant).cls(cfg)
+def build_module(cfg: ExperimentConfig, device=None):
+    """The variant's LightningModule; ``device`` (None: the CPU) is where its backbone is built."""
+    cls = get_variant(cfg.variant).cls
+    return cls(cfg) if device is None else cls(cfg, device=device)
 
 
 def _precision(cfg: ExperimentConfig) -> str:
@@ -237,10 +239,12 @@ def fit(cfg: ExperimentConfig, extra_callbacks=(), logger=None) -> Path:
     return run_dir
 
 
-def load_trained(run_dir: str | Path, checkpoint: str | Path | None = None):
+def load_trained(run_dir: str | Path, checkpoint: str | Path | None = None, device=None):
     """Rebuild a run's module from its ``config.yaml`` and load its adapters; returns (module, cfg, ckpt_hash).
 
-    ``run_dir`` may also be a published adapter directory (:mod:`lr_core.adapters`).
+    ``run_dir`` may also be a published adapter directory (:mod:`lr_core.adapters`). ``device``
+    (None: the CPU): where the backbone is built (evaluation on a GPU); what a variant adds beside
+    it (A2's delta, a centre) stays on the CPU until the caller moves the module.
     """
     from lr_core.adapters import is_adapter_dir, load_adapter_weights
     from lr_core.modules import trainable_state_hash
@@ -250,7 +254,7 @@ def load_trained(run_dir: str | Path, checkpoint: str | Path | None = None):
     if not cfg_path.is_file():
         raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
     cfg = config_from_dict(yaml.safe_load(cfg_path.read_text()), str(cfg_path))
-    module = build_module(cfg)
+    module = build_module(cfg, device)
     if checkpoint is None and is_adapter_dir(run_dir):
         load_adapter_weights(module, run_dir)
         module.eval()

@@ -12,7 +12,9 @@ Spec (``experiments/sweeps/*.yaml``)::
     evaluate: {datasets: [scifact], data_dir: null, split: null,   # split null: each set's test split; val: lr_core/validation.py
                representations: null,           # a list for every run, or {variant: [...]}; null: the variant's own
                mrl_dims: [],                    # runs of the mrl variant are also evaluated (dense) at these widths
-               device: cpu, batch_size: 16}     # auto / cuda: encode on the GPU (bf16); documents per forward pass
+               device: cpu, batch_size: 16,     # auto / cuda: encode on the GPU (bf16); documents per forward pass
+               cache_batch_size: null,          # vocabulary ids per forward pass building the cache (null: 256)
+               query_batch_size: 64}            # queries per forward pass (full-LLM queries, A3)
     speed: {run: variant-lightretriever, a3_run: null, args: [--threads, "2"]}   # optional: lr bench speed
     wandb: {project: lightretriever-suite, mode: auto}
     slurm: {partition: debug, time: "01:00:00", cpus_per_task: 2, mem: 8G, gpus_per_node: 0,
@@ -89,6 +91,8 @@ class SweepSpec:
     eval_device: str = "cpu"  # evaluate.device: cpu, auto or cuda[:N]
     eval_batch_size: int = 16  # evaluate.batch_size: documents per forward pass
     split: str | None = None  # None: each data set's evaluation split (test); "val": the held-out train queries
+    eval_cache_batch_size: int | None = None  # evaluate.cache_batch_size: vocabulary ids per forward pass (None: 256)
+    eval_query_batch_size: int = 64  # evaluate.query_batch_size: queries per forward pass
 
     def representations_for(self, variant: str) -> list[str] | None:
         """What runs of ``variant`` are evaluated as (None: what the variant declares)."""
@@ -100,7 +104,8 @@ class SweepSpec:
         """The ``evaluate`` block for a run of ``variant``, as the shared pipeline takes it."""
         reps = self.representations_for(variant)
         return EvalPlan(tuple(self.datasets), self.data_dir, self.split, tuple(reps) if reps else None,
-                        self.eval_device, self.eval_batch_size, tuple(self.mrl_dims))
+                        self.eval_device, self.eval_batch_size, tuple(self.mrl_dims), self.eval_cache_batch_size,
+                        self.eval_query_batch_size)
 
 
 @dataclass
@@ -175,18 +180,23 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
     if not isinstance(overrides, list) or not all(isinstance(o, str) and "=" in o for o in overrides):
         raise spec_error(path, "overrides", "must be a list of 'key.sub=value' strings")
     ev = raw.get("evaluate") or {}
-    if not isinstance(ev, dict) or set(ev) - {"datasets", "data_dir", "representations", "mrl_dims", "split", "device",
-                                              "batch_size"}:
-        raise spec_error(path, "evaluate", "allowed keys: datasets, data_dir, representations, mrl_dims, split, device, "
-                   "batch_size")
+    eval_keys = ("datasets", "data_dir", "representations", "mrl_dims", "split", "device", "batch_size",
+                 "cache_batch_size", "query_batch_size")
+    if not isinstance(ev, dict) or set(ev) - set(eval_keys):
+        raise spec_error(path, "evaluate", f"allowed keys: {', '.join(eval_keys)}")
     if not isinstance(ev.get("split"), (str, type(None))):
         raise spec_error(path, "evaluate.split", "a split name (e.g. val) or null for each data set's test split")
     eval_device = ev.get("device", "cpu")
     if eval_device not in ("cpu", "auto") and not re.fullmatch(r"cuda(:\d+)?", str(eval_device)):
         raise spec_error(path, "evaluate.device", f"cpu, auto or cuda[:N], got {eval_device!r}")
-    eval_batch = ev.get("batch_size", 16)
-    if isinstance(eval_batch, bool) or not isinstance(eval_batch, int) or eval_batch < 1:
-        raise spec_error(path, "evaluate.batch_size", f"a positive integer, got {eval_batch!r}")
+    batches = {}
+    for key, default in (("batch_size", 16), ("cache_batch_size", None), ("query_batch_size", 64)):
+        value = batches[key] = ev.get(key, default)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise spec_error(path, f"evaluate.{key}", f"a positive integer, got {value!r}")
+    eval_batch = batches["batch_size"]
+    if eval_batch is None:
+        raise spec_error(path, "evaluate.batch_size", "a positive integer, got None")
     datasets = ev.get("datasets") or []
     if not isinstance(datasets, list) or not datasets:
         raise spec_error(path, "evaluate.datasets", "required: a non-empty list of data sets")
@@ -213,7 +223,8 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
     out = Path(raw.get("out") or f"runs/sweeps/{name}")
     return SweepSpec(name, base_path, out, {SHORTCUTS.get(k, k): v for k, v in grid.items()}, overrides, datasets,
                      ev.get("data_dir"), reps, wandb, slurm, path, mrl_dims, speed, eval_device, eval_batch,
-                     ev.get("split"))
+                     ev.get("split"), eval_cache_batch_size=batches["cache_batch_size"],
+                     eval_query_batch_size=batches["query_batch_size"])
 
 
 def _slug(value) -> str:

@@ -6,7 +6,10 @@ run checkpoints and requeues itself (at most ``slurm.max_requeues`` times), cont
 W&B run. Global rank 0 owns every side effect: ``status.json``, the W&B run, the done files,
 evaluation and the requeue; the other ranks train and exit. A USR1 that reaches any rank stops
 all of them after the same step (the flag is all-reduced each step), so there is one checkpoint
-to resume from. ``lr sweep SPEC --local`` runs every run here, one after the other, without Slurm.
+to resume from. At evaluation every rank encodes its share of the corpus shards (``num_shards`` =
+the number of ranks; on GPUs each rank on its own, ``cuda:<local rank>``), then rank 0 merges
+them, builds the vocabulary cache and scores (:func:`lr_core.pipeline.run.encode_corpora_on_ranks`).
+``lr sweep SPEC --local`` runs every run here, one after the other, without Slurm.
 """
 from __future__ import annotations
 
@@ -86,7 +89,7 @@ def run_task(manifest_path: str | os.PathLike, index: int) -> int:
     """Train (or resume) and evaluate run ``index`` of a sweep manifest; requeue on SIGUSR1.
     Baselines (``bm25``, ``untrained``) are only evaluated."""
     from lr_core.distributed import launch_rank
-    from lr_core.pipeline.run import evaluate_run, fit_run, is_baseline, summary_values
+    from lr_core.pipeline.run import encode_corpora_on_ranks, evaluate_run, fit_run, is_baseline, summary_values
     from lr_core.retrieval.wandb_summary import log_summary
 
     manifest = json.loads(Path(manifest_path).read_text())
@@ -116,10 +119,12 @@ def run_task(manifest_path: str | os.PathLike, index: int) -> int:
                 if owner:
                     _requeue(run_dir, spec.slurm.max_requeues)
                 return 0
+        plan = spec.eval_plan(cfg.variant)
+        model = encode_corpora_on_ranks(cfg, run_dir, plan)  # several ranks: each encodes its corpus shards
         if not owner:
             return 0
         print(f"lr: rank {rank} evaluates {run.name}", flush=True)
-        summary = summary_values(evaluate_run(cfg, run_dir, spec.eval_plan(cfg.variant)))
+        summary = summary_values(evaluate_run(cfg, run_dir, plan, model))
         log_summary(cfg, run_dir, summary)
         atomic_write_text(run_dir / DONE_FILE, json.dumps({"metrics": summary}, indent=2) + "\n")
         _write_status(run_dir, "done")

@@ -65,10 +65,23 @@ def _eval_model(args):
 
 
 def cmd_evaluate(args) -> None:
-    from lr_core.retrieval.evaluate import evaluate
+    """Under torchrun or ``srun`` with several ranks, every rank encodes its corpus shards (on its own
+    GPU with ``--device cuda``), then rank 0 alone evaluates."""
+    from dataclasses import replace
 
+    from lr_core.devices import rank_device
+    from lr_core.distributed import launch_world_size, local_rank
+    from lr_core.retrieval.evaluate import encode_corpus_shards_on_ranks, evaluate
+
+    world = launch_world_size()
+    if world > 1:
+        args.device = rank_device(args.device, local_rank())
     model, out = _eval_model(args)
     settings = _eval_settings(args)
+    if world > 1:
+        settings = replace(settings, num_shards=max(settings.num_shards, world))
+        if encode_corpus_shards_on_ranks(model, args.dataset, settings, data_dir=args.data_dir) != 0:
+            return  # rank 0 evaluates
     for dataset in args.dataset:
         for rec in evaluate(model, dataset, out, settings, data_dir=args.data_dir):
             print(f"{rec['dataset']:<14} {rec['representation']:<10} nDCG@10 {rec['ndcg@10']:.4f}  "

@@ -169,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--faiss-gpu", default="replicate", choices=["replicate", "shard"],
                             help="with faiss-gpu: a full index per GPU, or the vectors split over the GPUs")
         parser.add_argument("--faiss-fp16", action="store_true", help="Faiss GPU index in float16")
-        parser.add_argument("--num-shards", type=int, default=1)
+        parser.add_argument("--num-shards", type=int, default=1,
+                            help="corpus shards (resumable; under torchrun/srun at least one per rank)")
         parser.add_argument("--dense-dtype", default="float32", choices=["float32", "float16"])
         parser.add_argument("--cache-dtype", default="float32", choices=["float32", "float16"])
         from lr_core.retrieval.evaluate import REPRESENTATIONS

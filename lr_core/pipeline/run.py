@@ -14,7 +14,7 @@ and ``lr sweep --local`` (:mod:`slurm.task`) all run a row the same way:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lr_core.variants import BASELINES
@@ -33,6 +33,8 @@ class EvalPlan:
     device: str = "cpu"  # where the model encodes: cpu, auto or cuda[:N]
     batch_size: int = 16  # documents per forward pass
     mrl_dims: tuple[int, ...] = ()  # smaller dense widths for variants with eval_at_widths (MRL)
+    cache_batch_size: int | None = None  # vocabulary ids per forward pass building the cache (None: the model's)
+    query_batch_size: int = 64  # queries per forward pass (full-LLM queries, A3)
 
 
 def is_baseline(variant: str) -> bool:
@@ -49,23 +51,62 @@ def fit_run(cfg, callbacks=()) -> Path | None:
     return fit(cfg, extra_callbacks=list(callbacks))
 
 
-def evaluate_run(cfg, run_dir: str | Path, plan: EvalPlan) -> list[dict]:
+def eval_settings(cfg, plan: EvalPlan):
+    """What a run (or the ``untrained`` baseline) is evaluated with; under several ranks (torchrun,
+    ``srun``) the corpus is encoded in one shard per rank."""
+    from lr_core.distributed import launch_world_size
+    from lr_core.retrieval.evaluate import EvalSettings
+
+    reps = plan.representations
+    if cfg.variant == "untrained":
+        reps = reps or ("symmetric",)
+    return EvalSettings(split=plan.split, representations=tuple(reps) if reps else None, batch_size=plan.batch_size,
+                        cache_batch_size=plan.cache_batch_size, query_batch_size=plan.query_batch_size,
+                        num_shards=max(1, launch_world_size()))
+
+
+def eval_model(cfg, run_dir: str | Path, plan: EvalPlan):
+    """The model a run (or the ``untrained`` baseline) is evaluated as, on this rank's device."""
+    from lr_core.devices import rank_device
+    from lr_core.distributed import launch_world_size, local_rank
+    from lr_core.retrieval.evaluate import load_model_for_eval
+
+    device = rank_device(plan.device, local_rank()) if launch_world_size() > 1 else plan.device
+    if cfg.variant == "untrained":
+        return load_model_for_eval(backbone=cfg.model.backbone, work_dir=Path(run_dir),
+                                   max_doc_len=cfg.data.max_doc_len, device=device)
+    return load_model_for_eval(run_dir, device=device)
+
+
+def encode_corpora_on_ranks(cfg, run_dir: str | Path, plan: EvalPlan):
+    """Every rank: its share of each data set's corpus shards, then a wait for the others; returns
+    the loaded model (rank 0 then evaluates it). Nothing for BM25 or a single rank (None)."""
+    from lr_core.distributed import launch_rank, launch_world_size
+    from lr_core.retrieval.corpus_encoding import rank_shards
+    from lr_core.retrieval.evaluate import encode_corpus_shards_on_ranks
+
+    world = launch_world_size()
+    if cfg.variant == "bm25" or world <= 1:
+        return None
+    model = eval_model(cfg, run_dir, plan)
+    settings = eval_settings(cfg, plan)
+    print(f"lr: rank {launch_rank()} encodes corpus shards {rank_shards(settings.num_shards, launch_rank(), world)} "
+          f"of {settings.num_shards}", flush=True)
+    encode_corpus_shards_on_ranks(model, plan.datasets, settings, plan.data_dir)
+    return model
+
+
+def evaluate_run(cfg, run_dir: str | Path, plan: EvalPlan, model=None) -> list[dict]:
     """Evaluate a finished run (or a baseline) on every data set of ``plan``; one ledger record per
-    data set and representation (MRL widths as ``dense@<dim>``)."""
-    from lr_core.retrieval.evaluate import EvalSettings, evaluate, evaluate_bm25, load_model_for_eval
+    data set and representation (MRL widths as ``dense@<dim>``). ``model``: the one
+    :func:`encode_corpora_on_ranks` loaded (None: load it here)."""
+    from lr_core.retrieval.evaluate import evaluate, evaluate_bm25
 
     run_dir = Path(run_dir)
     if cfg.variant == "bm25":
         return [evaluate_bm25(ds, run_dir / "eval", split=plan.split, data_dir=plan.data_dir) for ds in plan.datasets]
-    if cfg.variant == "untrained":
-        model = load_model_for_eval(backbone=cfg.model.backbone, work_dir=run_dir, max_doc_len=cfg.data.max_doc_len,
-                                    device=plan.device)
-        reps = plan.representations or ("symmetric",)
-    else:
-        model = load_model_for_eval(run_dir, device=plan.device)
-        reps = plan.representations
-    settings = EvalSettings(split=plan.split, representations=tuple(reps) if reps else None,
-                            batch_size=plan.batch_size)
+    model = model or eval_model(cfg, run_dir, plan)
+    settings = eval_settings(cfg, plan)
     records = []
     for ds in plan.datasets:
         records += evaluate(model, ds, run_dir / "eval", settings, plan.data_dir)
@@ -74,8 +115,7 @@ def evaluate_run(cfg, run_dir: str | Path, plan: EvalPlan) -> list[dict]:
             for ds in plan.datasets:
                 records += [{**r, "representation": f"{r['representation']}@{dim}"} for r in
                             evaluate(model, ds, run_dir / f"eval-mrl{dim}",
-                                     EvalSettings(split=plan.split, representations=("dense",), mrl_dim=dim,
-                                                  batch_size=plan.batch_size), plan.data_dir)]
+                                     replace(settings, representations=("dense",), mrl_dim=dim), plan.data_dir)]
     return records
 
 

@@ -6,7 +6,8 @@ written atomically as ``shard-00003-of-00008.npz`` (doc ids, dense [n, H], spars
 separate processes, GPUs or Slurm array tasks can each encode their own ``--shards``.
 ``manifest.json`` records what the shards were encoded with (model, checkpoint, tokenizer,
 lengths, corpus): shards of another model are never mixed in. :func:`merge_shards` joins
-them.
+them. Under several ranks (torchrun, ``srun``) each rank encodes :func:`rank_shards` of them
+(:func:`lr_core.retrieval.evaluate.encode_corpus_shards_on_ranks`) and rank 0 merges.
 
 >>> paths = encode_corpus(encoder, dataset.corpus, "runs/x/corpus/scifact", fingerprint=fp)   # doctest: +SKIP
 >>> corpus = merge_shards("runs/x/corpus/scifact")                                           # doctest: +SKIP
@@ -45,6 +46,18 @@ def shard_ranges(n_docs: int, num_shards: int) -> list[tuple[int, int]]:
         raise ValueError("num_shards must be >= 1")
     bounds = np.linspace(0, n_docs, num_shards + 1).round().astype(int)
     return [(int(bounds[i]), int(bounds[i + 1])) for i in range(num_shards)]
+
+
+def rank_shards(num_shards: int, rank: int, world_size: int) -> list[int]:
+    """The shards rank ``rank`` of ``world_size`` encodes: every ``world_size``-th one from ``rank``
+    (disjoint across ranks, together all of them; with fewer shards than ranks some ranks get none).
+
+    >>> rank_shards(8, 1, 3)
+    [1, 4, 7]
+    """
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} out of range for {world_size} ranks")
+    return list(range(rank, num_shards, world_size))
 
 
 def shard_path(out_dir: Path, index: int, num_shards: int) -> Path:

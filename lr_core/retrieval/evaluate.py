@@ -18,6 +18,11 @@ results ledger: see :func:`metrics_record`; ``seed`` is the run's ``trainer.seed
 untrained backbone and BM25), ``run.trec`` and ``per_query.json.gz`` (per-query nDCG@10 and
 recall, for paired significance tests).
 
+On a GPU (``device``) the backbone is built there: flash-attention 2 for documents and full
+queries when installed, SDPA for the light-query block mask (:mod:`lr_core.encoder` says why).
+Under several ranks (torchrun, ``srun``) :func:`encode_corpus_shards_on_ranks` shares the corpus
+shards out among them first; rank 0 then evaluates.
+
 >>> model = load_model_for_eval("runs/lightretriever_scifact")           # doctest: +SKIP
 >>> records = evaluate(model, "scifact", "runs/lightretriever_scifact/eval")   # doctest: +SKIP
 """
@@ -89,27 +94,34 @@ def load_model_for_eval(run_dir: str | Path | None = None, backbone: str | None 
                         max_doc_len: int | None = None, device: str = "cpu") -> EvalModel:
     """A trained run directory, or (``run_dir=None``) the untrained ``backbone``; LoRA merged for speed.
 
-    ``device``: ``cpu`` (default), ``auto`` or ``cuda[:N]`` (see :mod:`lr_core.devices`); on CUDA,
-    :func:`evaluate` runs the encoder under bf16 autocast, and corpus encoding and the
-    vocabulary cache run there too (they follow the encoder's device).
+    ``device``: ``cpu`` (default), ``auto`` or ``cuda[:N]`` (see :mod:`lr_core.devices`). The backbone
+    is built for it: ``model.attn: auto`` gives flash-attention 2 on CUDA when installed (documents
+    and full queries; light queries keep SDPA, see :mod:`lr_core.encoder`), and bf16 weights there
+    (``model.dtype: auto``). On CUDA, :func:`evaluate` runs the encoder under bf16 autocast, and
+    corpus encoding and the vocabulary cache run there too (they follow the encoder's device).
     """
-    model = _load_model_for_eval(run_dir, backbone, checkpoint, work_dir, max_doc_len)
     from lr_core.devices import resolve_device
 
     dev = resolve_device(device)
-    if dev.type != "cpu":
-        model.encoder.to(dev)
+    model = _load_model_for_eval(run_dir, backbone, checkpoint, work_dir, max_doc_len, dev)
+    _place(model, dev)
     return model
 
 
-def _load_model_for_eval(run_dir, backbone, checkpoint, work_dir, max_doc_len) -> EvalModel:
+def _place(model: EvalModel, dev) -> None:
+    """Everything of ``model`` on ``dev`` (built there already; this catches what a variant keeps aside)."""
+    if dev.type != "cpu":
+        (model.module if model.module is not None else model.encoder).to(dev)
+
+
+def _load_model_for_eval(run_dir, backbone, checkpoint, work_dir, max_doc_len, dev) -> EvalModel:
     from lr_core.backbone import load_backbone, merged_for_inference
     from lr_core.encoder import RetrievalEncoder
 
     if run_dir is not None:
         from lr_core.train import load_trained
 
-        module, cfg, ckpt_hash = load_trained(run_dir, checkpoint)
+        module, cfg, ckpt_hash = load_trained(run_dir, checkpoint, device=None if dev.type == "cpu" else dev)
         encoder = module.encoder
         encoder.lm = merged_for_inference(encoder.lm)
         if max_doc_len:
@@ -126,7 +138,7 @@ def _load_model_for_eval(run_dir, backbone, checkpoint, work_dir, max_doc_len) -
                          cfg.hash(), tuple(module.eval_representations), module=module, seed=cfg.trainer.seed)
     if backbone is None:
         raise ValueError("give a run directory or a backbone")
-    lm, tok = load_backbone(backbone, max_doc_len=max_doc_len or 512)
+    lm, tok = load_backbone(backbone, device=dev, max_doc_len=max_doc_len or 512)
     if work_dir is None:
         raise ValueError("an untrained backbone needs a work_dir for its cache and corpus encodings")
     return EvalModel(RetrievalEncoder(lm.eval(), tok), "untrained", backbone, Path(work_dir))
@@ -237,24 +249,84 @@ def evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings:
         return _evaluate(model, dataset_name, out_dir, settings, data_dir)
 
 
-def _evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings: EvalSettings | None = None,
-              data_dir: str | Path | None = None) -> list[dict]:
-    from lr_core.retrieval.metrics import mean_metrics, per_query_metrics
-    from lr_core.retrieval.representations import SPARSE_CORPUS, Retrieval, timed
-
-    settings = settings or EvalSettings()
+def _representations(model: EvalModel, settings: EvalSettings) -> tuple[str, ...]:
     reps = tuple(settings.representations or model.representations)
     unknown = set(reps) - set(REPRESENTATIONS)
     if unknown:
         raise ValueError(f"unknown representation(s) {sorted(unknown)}; known: {', '.join(REPRESENTATIONS)}")
+    return reps
+
+
+def _needs_sparse(reps: Sequence[str]) -> bool:
+    """Whether the corpus encoding needs the documents' sparse vectors too."""
+    from lr_core.retrieval.representations import SPARSE_CORPUS
+
+    return bool(SPARSE_CORPUS & set(reps))
+
+
+def _eval_data(dataset_name: str, settings: EvalSettings, data_dir):
+    """(benchmark, split, data set) of one evaluation."""
     bench = task_for_path(resolve_dataset_dir(dataset_name, data_dir), instruction=settings.instruction,
                           split=settings.split)
     split = settings.split or bench.eval_split
-    data = load_beir(dataset_name, split, data_dir=data_dir)
+    return bench, split, load_beir(dataset_name, split, data_dir=data_dir)
+
+
+def encode_corpus_shards_on_ranks(model: EvalModel, dataset_names: Sequence[str], settings: EvalSettings | None = None,
+                                  data_dir: str | Path | None = None) -> int:
+    """Under several ranks (torchrun, ``srun``): each rank encodes its share of every data set's
+    corpus shards (:func:`lr_core.retrieval.corpus_encoding.rank_shards`), then all wait for each other;
+    returns this process's rank. Rank 0 then evaluates as usual: finding every shard encoded, it
+    only merges them. With one rank this does nothing (and returns 0).
+
+    Every rank calls it with the same settings; ``settings.num_shards`` should be at least the
+    number of ranks, or some ranks idle. A rank that fails while encoding makes every rank raise
+    (no rank waits for ever), and the shards already written stay: a rerun encodes only the
+    missing ones.
+
+    >>> rank = encode_corpus_shards_on_ranks(model, ["scifact"], EvalSettings(num_shards=8))   # doctest: +SKIP
+    >>> if rank == 0: evaluate(model, "scifact", out, EvalSettings(num_shards=8))               # doctest: +SKIP
+    """
+    from lr_core.retrieval.corpus_encoding import rank_shards
+    from lr_core.devices import inference_autocast
+    from lr_core.distributed import any_rank, ensure_process_group, rank_and_world_size
+
+    settings = settings or EvalSettings()
+    if not ensure_process_group():
+        return 0
+    rank, world = rank_and_world_size()
+    shards = rank_shards(settings.num_shards, rank, world)
+    failed = None
+    try:
+        need_sparse = _needs_sparse(_representations(model, settings))
+        for name in dataset_names:
+            if not shards:  # more ranks than shards: this one only waits
+                break
+            _, _, data = _eval_data(name, settings, data_dir)
+            log.info("rank %d of %d encodes corpus shards %s of %d (%s)", rank, world, shards, settings.num_shards, name)
+            with inference_autocast(model.encoder.device):
+                encode_corpus_for(model, data, settings, sparse=need_sparse, shards=shards)
+    except Exception as exc:  # raised below, after the others know (they would wait for this rank otherwise)
+        failed = exc
+    if any_rank(failed is not None):  # an all-reduce: also the barrier before rank 0 merges
+        if failed is not None:
+            raise failed
+        raise RuntimeError(f"rank {rank}: another rank failed to encode its corpus shards (see its log)")
+    return rank
+
+
+def _evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings: EvalSettings | None = None,
+              data_dir: str | Path | None = None) -> list[dict]:
+    from lr_core.retrieval.metrics import mean_metrics, per_query_metrics
+    from lr_core.retrieval.representations import Retrieval, timed
+
+    settings = settings or EvalSettings()
+    reps = _representations(model, settings)
+    bench, split, data = _eval_data(dataset_name, settings, data_dir)
     instruction = bench.instruction
     timings: dict[str, float] = {}
     with timed(timings, "corpus_encode_s"):
-        corpus = encoded_corpus_for(model, data, settings, sparse=bool(SPARSE_CORPUS & set(reps)))
+        corpus = encoded_corpus_for(model, data, settings, sparse=_needs_sparse(reps))
     retrieval = Retrieval(model, data, instruction, settings, corpus,
                           load_cache=lambda: vocab_cache_for(model, instruction, settings.cache_dtype,
                                                              settings.cache_batch_size),

@@ -95,6 +95,9 @@ def test_local_sweep_with_baselines_mrl_widths_and_speed(tiny_beir, tmp_path, ca
     ({"speed": {"args": ["--threads", "2"]}}, "speed"),
     ({"evaluate": {"mrl_dims": [0]}}, "evaluate.mrl_dims"),
     ({"evaluate": {"representations": {"lightretriever": ["magic"]}}}, "unknown"),
+    ({"evaluate": {"cache_batch_size": 0}}, "evaluate.cache_batch_size"),
+    ({"evaluate": {"query_batch_size": "64"}}, "evaluate.query_batch_size"),
+    ({"evaluate": {"batch_size": None}}, "evaluate.batch_size"),
 ])
 def test_bad_speed_and_evaluate_settings_fail_before_running(tiny_beir, tmp_path, change, match):
     spec = write_spec(tmp_path / "bad.yaml", "bad", {"variant": ["lightretriever", "bm25"]}, SWEEP_SMALL, tiny_beir, **change)
@@ -152,6 +155,11 @@ def test_two_task_job_stops_both_ranks_at_one_step_and_evaluates_once(local_slur
     stops = re.findall(r"lr: USR1 stop after step (\d+) on rank (\d+)", text)
     assert len(stops) == 2 and {r for _, r in stops} == {"0", "1"} and len({s for s, _ in stops}) == 1, text[-5000:]
     assert re.findall(r"lr: rank (\d+) evaluates", text) == ["0"], text[-5000:]
+    # each rank encoded its own corpus shard (once, in the session that finished training); rank 0 merged them
+    shards = re.findall(r"lr: rank (\d+) encodes corpus shards \[(\d+)\] of 2", text)
+    assert sorted(shards) == [("0", "0"), ("1", "1")], text[-5000:]
+    assert sorted(p.name for p in run.glob("corpus/*/shard-*.npz")) == ["shard-00000-of-00002.npz",
+                                                                       "shard-00001-of-00002.npz"]
     done = json.loads((run / "train_done.json").read_text())
     assert done["global_step"] == 20 and done["resumed_from"], text[-5000:]
     # the resumed session started exactly at the stop step: every step is logged once across the two sessions

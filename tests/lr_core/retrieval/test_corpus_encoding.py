@@ -85,3 +85,71 @@ def test_top_k_terms_at_encoding_time(tiny_encoder, tmp_path):
     for i in range(full.shape[0]):
         kept = np.sort(full[i])[::-1][:5]
         np.testing.assert_allclose(np.sort(top.getrow(i).data)[::-1], kept[kept > 0], rtol=1e-6)
+
+
+def test_rank_shards_are_disjoint_and_cover_everything():
+    from lr_core.retrieval.corpus_encoding import rank_shards
+
+    for num_shards, world in ((8, 2), (5, 3), (2, 4)):
+        parts = [rank_shards(num_shards, r, world) for r in range(world)]
+        assert sorted(s for p in parts for s in p) == list(range(num_shards))
+    assert rank_shards(2, 3, 4) == []  # more ranks than shards: this one only waits
+    with pytest.raises(ValueError, match="out of range"):
+        rank_shards(4, 2, 2)
+
+
+def test_two_ranks_encode_disjoint_shards_and_rank_zero_evaluates(shared_data, tmp_path):
+    """`lr evaluate` under 2 ranks (torchrun's environment, gloo on the CPU, the untrained tiny Llama):
+    each rank encodes its own corpus shards, rank 0 alone merges and scores, and the merged corpus and
+    the metrics are those of one process encoding everything."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from lr_core.data.beir import load_beir
+    from lr_core.cli import main
+    from lr_core.retrieval.evaluate import REPRESENTATIONS
+
+    from tests.helpers import REPO, write_subset
+
+    assert "sparse" in REPRESENTATIONS
+    data = write_subset(shared_data, "scifact", tmp_path / "data", n_queries=5, n_extra_docs=40).parent
+    common = ["evaluate", "--backbone", "tiny-llama", "--dataset", "scifact", "--data-dir", str(data),
+              "--representation", "sparse", "--max-doc-len", "32"]  # sparse: no vocabulary cache to build
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "WORLD_SIZE": "2",
+           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    for var in ("SLURM_PROCID", "SLURM_STEP_NUM_TASKS", "SLURM_LOCALID", "NODE_RANK"):
+        env.pop(var, None)
+    args = json.dumps({"argv": [*common, "--out", str(tmp_path / "ranks"), "--num-shards", "4"], "out": str(tmp_path)})
+    procs = [subprocess.Popen([sys.executable, "-m", "tests.lr_core.ranks_evaluate", args], cwd=REPO,
+                              env={**env, "RANK": str(r), "LOCAL_RANK": str(r)}, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for r in (0, 1)]
+    outs = []
+    for p in procs:
+        try:
+            outs.append(p.communicate(timeout=600)[0])
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            raise AssertionError("a rank timed out") from None
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-3000:] for o in outs)
+    writes = [json.loads((tmp_path / f"rank{r}-writes.json").read_text()) for r in (0, 1)]
+    assert writes == [["shard-00000-of-00004.npz", "shard-00002-of-00004.npz"],
+                      ["shard-00001-of-00004.npz", "shard-00003-of-00004.npz"]]
+    assert "nDCG@10" in outs[0] and "nDCG@10" not in outs[1]  # rank 0 alone scores
+    assert (tmp_path / "ranks" / "scifact" / "sparse" / "metrics.json").is_file()
+
+    # one process, one shard: the same corpus, the same metrics
+    assert main([*common, "--out", str(tmp_path / "one")]) == 0
+    ranks = merge_shards(tmp_path / "ranks" / "work" / "corpus" / "scifact-len32")
+    one = merge_shards(tmp_path / "one" / "work" / "corpus" / "scifact-len32")
+    assert ranks.doc_ids == one.doc_ids == list(load_beir(data / "scifact", "test").corpus)
+    np.testing.assert_allclose(ranks.dense, one.dense, atol=1e-5)
+    np.testing.assert_allclose(ranks.sparse.toarray(), one.sparse.toarray(), atol=1e-5)
+    a, b = (json.loads((tmp_path / d / "scifact" / "sparse" / "metrics.json").read_text()) for d in ("ranks", "one"))
+    assert a["ndcg@10"] == pytest.approx(b["ndcg@10"], abs=1e-6) and a["num_queries"] == b["num_queries"] == 5

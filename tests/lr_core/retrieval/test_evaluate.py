@@ -181,6 +181,39 @@ def test_evaluate_device_cuda_is_refused_without_a_gpu(trained_tiny, shared_data
     assert load_model_for_eval(trained_tiny).encoder.device.type == "cpu"
 
 
+def test_evaluation_on_cuda_builds_the_backbone_for_it(trained_tiny, tmp_path, monkeypatch):
+    """`load_model_for_eval(device="cuda")` builds the backbone for CUDA (so `model.attn: auto` picks
+    flash-attention 2 when installed), for a trained run and for an untrained backbone alike. No GPU here:
+    CUDA is announced, flash-attn reported installed, and the build itself done on the CPU."""
+    import importlib.util
+
+    import torch
+
+    import lr_core.backbone
+    import lr_core.devices
+    import lr_core.retrieval.evaluate
+    import lr_core.modules
+
+    real_find_spec, real_load = importlib.util.find_spec, lr_core.backbone.load_backbone
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: object() if name == "flash_attn" else real_find_spec(name, *a))
+    monkeypatch.setattr(lr_core.devices, "resolve_device", lambda name: torch.device("cuda"))
+    built, placed = [], []
+
+    def load_backbone(name, device="cpu", dtype="auto", attn="auto", **kw):
+        built.append((torch.device(device).type, lr_core.backbone.pick_attention(device, attn),
+                      lr_core.backbone.pick_dtype(device, dtype)))
+        return real_load(name, device="cpu", dtype="float32", attn="sdpa", **kw)
+
+    monkeypatch.setattr(lr_core.modules, "load_backbone", load_backbone)
+    monkeypatch.setattr(lr_core.backbone, "load_backbone", load_backbone)
+    monkeypatch.setattr(lr_core.retrieval.evaluate, "_place", lambda model, dev: placed.append(dev.type))
+    load_model_for_eval(trained_tiny, device="cuda")
+    load_model_for_eval(backbone="tiny-llama", work_dir=tmp_path, device="cuda")
+    assert built == [("cuda", "flash_attention_2", torch.bfloat16)] * 2
+    assert placed == ["cuda", "cuda"]
+
+
 @pytest.mark.gpu
 def test_evaluate_on_cuda_matches_the_cpu(trained_tiny, shared_data, tmp_path):
     """The trained tiny run evaluated on the GPU (bf16 autocast, corpus encoding, vocabulary cache and Faiss
