@@ -158,8 +158,44 @@ class RetrievalEncoder(torch.nn.Module):
         index = batch.eos_index.unsqueeze(-1).expand(-1, -1, hidden.size(-1))
         return hidden.gather(1, index)
 
+    def packed_light_token_states(self, batch: LightBatch, blocks_per_row: int = 128) -> torch.Tensor:
+        """:meth:`light_token_states` with the prompt computed once per packed row instead of once per query.
+
+        Same [B, n, H] result (padding blocks hold zeros), computed differently: the batch's
+        ``(token, eos)`` blocks are regrouped, queries with the same prompt together, into rows of
+        at most ``blocks_per_row`` blocks after one copy of the prompt (``build_light_batch``'s
+        layout, so every block still sees exactly ``<bos> prompt t <eos>``). The per-query
+        layout repeats the prompt for every query and pads every query to the longest one; on
+        CPU those tokens cost as much as real ones. Rows are bounded so attention stays
+        quadratic in the row, not in the batch.
+        """
+        batch = batch.to(self.device)
+        mask = batch.token_mask
+        counts = mask.sum(dim=1).tolist()
+        tokens = batch.input_ids.gather(1, (batch.eos_index - 1).clamp_min(0))  # the token before each EOS
+        groups: dict[tuple[int, ...], list[tuple[int, int]]] = {}  # prompt -> its (query, block) pairs, in order
+        for b, n in enumerate(counts):
+            if n:
+                prompt = tuple(batch.input_ids[b, :int(batch.eos_index[b, 0]) - 1].tolist())
+                groups.setdefault(prompt, []).extend((b, k) for k in range(n))
+        out = torch.zeros(*mask.shape, self.hidden_size, dtype=self.lm_head_weight.dtype, device=self.device)
+        prompts, rows, owners = [], [], []
+        for prompt, pairs in groups.items():
+            for i in range(0, len(pairs), blocks_per_row):
+                chunk = pairs[i:i + blocks_per_row]
+                prompts.append(prompt)
+                rows.append([int(tokens[b, k]) for b, k in chunk])
+                owners.extend(chunk)
+        if not rows:
+            return out
+        packed = build_light_batch(prompts, rows, self.tokenizer.eos_id, self.tokenizer.pad_id)
+        states = self.light_token_states(packed)[packed.token_mask.to(self.device)]  # [N, H], row-major = owners
+        where = torch.tensor(owners, device=self.device)
+        return out.index_put((where[:, 0], where[:, 1]), states.to(out.dtype))
+
     def encode_light_query_batch(self, batch: LightBatch) -> torch.Tensor:
-        return mean_of_token_states(self.light_token_states(batch), batch.token_mask.to(self.device))
+        """Training-time light query vectors [B, H] of a collated batch (through the packed layout)."""
+        return mean_of_token_states(self.packed_light_token_states(batch), batch.token_mask.to(self.device))
 
     def encode_light_queries(self, queries: Sequence[str], instruction: str) -> torch.Tensor:
         """Training-time light query vectors [B,H]: mean of per-token prompted encodings, L2-normalised."""
