@@ -100,10 +100,60 @@ class RetrievalEncoder(torch.nn.Module):
 
     # -- full (symmetric) queries ---------------------------------------------------
     def encode_full_query_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                              num_layers: int | None = None) -> torch.Tensor:
-        """EOS-pooled, L2-normalised query vectors; ``num_layers`` runs only the first n layers (A3)."""
+                              num_layers: int | None = None, share_prefix: bool = False) -> torch.Tensor:
+        """EOS-pooled, L2-normalised query vectors; ``num_layers`` runs only the first n layers (A3).
+
+        ``share_prefix`` computes the same vectors through :meth:`shared_prefix_eos_states` (training
+        uses it; serving keeps the plain batch, whose latency the speed benchmarks measure)."""
         with self.first_layers(num_layers):
+            if share_prefix and self.can_pack:
+                return normalize(self.shared_prefix_eos_states(input_ids, attention_mask))
             return normalize(eos_pool(self.last_hidden(input_ids, attention_mask), attention_mask))
+
+    @property
+    def can_pack(self) -> bool:
+        """Whether the attention implementation takes a custom 4-D mask (flash-attention does not)."""
+        return getattr(self.lm.config, "_attn_implementation", "sdpa") in ("sdpa", "eager", None)
+
+    def shared_prefix_eos_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                                 rows_per_pack: int = 32) -> torch.Tensor:
+        """EOS states [B, H] of right-padded rows, computing the rows' common prefix once.
+
+        Full queries all start with ``<bos> Instruct: ...\nQuery:``; in the padded batch every row
+        recomputes it and pads to the longest query. Here up to ``rows_per_pack`` rows become one
+        sequence ``prefix, rest_0, rest_1, ...`` in which each rest sees the prefix and itself
+        (causally) at its own positions: causal attention makes the prefix's states the same
+        for every row, so each EOS state is what the row alone gives (up to float rounding).
+        """
+        lengths = attention_mask.long().sum(dim=1).tolist()
+        rows = [ids[:n] for ids, n in zip(input_ids.tolist(), lengths)]
+        packs = []  # (ids, positions, segment: -1 prefix / k row k, EOS index of each row)
+        for i in range(0, len(rows), rows_per_pack):
+            group = rows[i:i + rows_per_pack]
+            shared = min(len(r) for r in group) - 1  # each row keeps at least its EOS in its own segment
+            for r in group[1:]:
+                shared = next((j for j in range(shared) if r[j] != group[0][j]), shared)
+            ids, pos, seg, eos = list(group[0][:shared]), list(range(shared)), [-1] * shared, []
+            for k, r in enumerate(group):
+                ids += r[shared:]
+                pos += range(shared, len(r))
+                seg += [k] * (len(r) - shared)
+                eos.append(len(ids) - 1)
+            packs.append((ids, pos, seg, eos))
+        width = max(len(p[0]) for p in packs)
+        pad = lambda xs, v: xs + [v] * (width - len(xs))  # noqa: E731
+        dev = self.device
+        ids = torch.tensor([pad(p[0], self.tokenizer.pad_id) for p in packs], device=dev)
+        pos = torch.tensor([pad(p[1], 0) for p in packs], device=dev)
+        seg = torch.tensor([pad(p[2], -2) for p in packs], device=dev)  # -2: padding
+        row, col = seg.unsqueeze(2), seg.unsqueeze(1)
+        causal = torch.ones(width, width, dtype=torch.bool, device=dev).tril()
+        # a real row sees the prefix and its own segment; padding only itself (no all-masked row, no NaN)
+        mask = (((col == -1) & (row != -2)) | ((row >= 0) & (row == col))) & causal
+        mask |= torch.eye(width, dtype=torch.bool, device=dev)
+        hidden = self.last_hidden(ids, self.attention_mask_for(mask.unsqueeze(1)), pos)
+        flat = torch.tensor([r * width + e for r, p in enumerate(packs) for e in p[3]], device=dev)
+        return hidden.reshape(-1, hidden.size(-1))[flat]
 
     def encode_full_query_sparse_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                                      prompt_lengths: Sequence[int]) -> torch.Tensor:

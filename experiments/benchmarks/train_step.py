@@ -19,7 +19,7 @@ training steps (loss, backward, AdamW) of this checkout against another one, e.g
 of ``main``::
 
     git archive main | tar -x -C /tmp/before
-    lr bench train-step --before /tmp/before --steps 3 --rounds 3 --out reports/benchmarks/step_ab.json \
+    lr bench train-step --before /tmp/before [--after /tmp/after] --steps 3 --rounds 3 --out reports/benchmarks/step_ab.json \
         data.max_doc_len=64 model.lora.dropout=0.0 trainer.seed=42
 
 Each round runs one worker process per checkout, alternately (A B A B ...), so a machine
@@ -53,6 +53,7 @@ def _parser():
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", type=Path, default=Path("reports/benchmarks/train_step.json"))
     p.add_argument("--before", type=Path, help="another checkout: time whole training steps of both (see above)")
+    p.add_argument("--after", type=Path, help="the checkout to compare with --before (default: this one)")
     p.add_argument("--steps", type=int, default=3, help="timed training steps per worker (--before)")
     p.add_argument("--rounds", type=int, default=3, help="worker pairs, alternating (--before)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -98,7 +99,8 @@ def train_steps_worker(config: str, overrides: list[str], steps: int) -> dict:
 def compare_checkouts(args, argv) -> int:
     """``--before``: alternate worker processes of the two checkouts; report times and loss agreement."""
     here = Path(__file__).resolve()
-    sides = {"before": args.before.resolve(), "after": here.parents[2]}
+    # Export both sides (git archive) when editing meanwhile: a worker imports lr_core when it starts.
+    sides = {"before": args.before.resolve(), "after": (args.after or here.parents[2]).resolve()}
     for name, root in sides.items():
         if not (root / "lr_core" / "__init__.py").is_file():
             raise SystemExit(f"--before: {root} has no lr_core package (give a checkout of this repository)")

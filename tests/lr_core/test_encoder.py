@@ -116,3 +116,61 @@ def test_packed_light_states_of_an_all_empty_batch_are_zeros(lora_encoder):
     batch = build_light_batch([rt.prompt_ids(instruction_for("scifact"))] * 2, [[], []], rt.eos_id, rt.pad_id)
     states = lora_encoder.packed_light_token_states(batch)
     assert states.shape == (2, 0, lora_encoder.hidden_size)
+
+
+FULL_QUERIES = ["what causes the common cold", "what causes migraines in adults", "aspirin",
+                "Vitamin D deficiency increases the risk of MS."]
+
+
+@pytest.mark.parametrize("rows_per_pack", [32, 3])
+def test_shared_prefix_full_queries_match_the_padded_batch(lora_encoder, rows_per_pack):
+    """Same EOS vectors and LoRA gradients; mixed instructions shorten the shared prefix."""
+    rt = lora_encoder.tokenizer
+    instructions = [instruction_for("scifact")] * 3 + [instruction_for("nfcorpus")]
+    for ins in (instruction_for("scifact"), instructions):
+        padded = rt.pad(rt.full_query_ids(FULL_QUERIES, ins))
+        ids, mask = torch.tensor(padded.input_ids), torch.tensor(padded.attention_mask)
+        weights = torch.randn(len(FULL_QUERIES), lora_encoder.hidden_size, generator=torch.Generator().manual_seed(1))
+
+        def run(**kw):
+            lora_encoder.zero_grad(set_to_none=True)
+            vectors = lora_encoder.encode_full_query_ids(ids, mask, **kw)
+            (vectors * weights).sum().backward()
+            return vectors.detach(), lora_grads(lora_encoder)
+
+        ref_vec, ref_grads = run()
+        states = lora_encoder.shared_prefix_eos_states
+        lora_encoder.shared_prefix_eos_states = lambda i, m: states(i, m, rows_per_pack=rows_per_pack)
+        try:
+            new_vec, new_grads = run(share_prefix=True)
+        finally:
+            del lora_encoder.shared_prefix_eos_states
+        torch.testing.assert_close(new_vec, ref_vec, atol=1e-5, rtol=1e-5)
+        assert set(new_grads) == set(ref_grads) and any(g.abs().max() > 0 for g in ref_grads.values())
+        for name, g in ref_grads.items():
+            torch.testing.assert_close(new_grads[name], g, atol=1e-6, rtol=1e-4, msg=name)
+
+
+def test_shared_prefix_is_computed_once(lora_encoder):
+    rt = lora_encoder.tokenizer
+    padded = rt.pad(rt.full_query_ids(FULL_QUERIES, instruction_for("scifact")))
+    seen = []
+    original = lora_encoder.last_hidden
+    lora_encoder.last_hidden = lambda ids, *a, **kw: seen.append(ids.shape) or original(ids, *a, **kw)
+    try:
+        with torch.no_grad():
+            lora_encoder.shared_prefix_eos_states(torch.tensor(padded.input_ids), torch.tensor(padded.attention_mask))
+    finally:
+        del lora_encoder.last_hidden
+    lengths = [sum(m) for m in padded.attention_mask]
+    prefix = rt.full_prompt_length(instruction_for("scifact"))
+    # "what causes" is shared by the first two queries only, so the common prefix is the prompt
+    assert seen == [(1, prefix + sum(n - prefix for n in lengths))]
+
+
+def test_flash_attention_falls_back_to_the_padded_batch(tokenizer):
+    lm = tiny_llama(vocab_size=tokenizer.vocab_size, bos_id=tokenizer.bos_id, eos_id=tokenizer.eos_id)
+    enc = RetrievalEncoder(lm.eval(), tokenizer)
+    assert enc.can_pack
+    lm.config._attn_implementation = "flash_attention_2"
+    assert not enc.can_pack
