@@ -139,15 +139,6 @@ class SparseMaxProjection(torch.autograd.Function):
         w = weight.to(dtype)
         g = grad_out.to(dtype)
         B, L, H = h.shape
-        V = w.shape[0]
-
-        # Vocabulary entries whose gradient is zero in every row add exactly nothing to either
-        # matmul below, and relu zeroes every entry whose max logit is <= 0 (usually most of
-        # the 49k vocabulary): running the matmuls over the others only is exact and cheaper.
-        cols = (g != 0).any(dim=0).nonzero().squeeze(1)
-        full_vocab = cols.numel() == V
-        if not full_vocab:
-            g, run_arg, w = g[:, cols], run_arg[:, cols], w[cols]
 
         grad_h = torch.zeros((B, L, H), dtype=dtype, device=h.device) if need_h else None
         grad_w = torch.zeros(w.shape, dtype=acc, device=w.device) if need_w else None
@@ -169,8 +160,6 @@ class SparseMaxProjection(torch.autograd.Function):
         if grad_h is not None:
             grad_h = grad_h.to(hidden.dtype)
         if grad_w is not None:
-            if not full_vocab:
-                grad_w = torch.zeros((V, H), dtype=acc, device=w.device).index_copy_(0, cols, grad_w)
             grad_w = grad_w.to(weight.dtype)
         return grad_h, grad_w, None, None
 

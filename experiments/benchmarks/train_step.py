@@ -28,6 +28,13 @@ seed and trains ``--steps`` steps (after one untimed warm-up step) on the same b
 report gives each side's min and median step time, the ratio of medians, and the largest
 relative difference between the two sides' losses (an exact change keeps them equal up to float
 rounding).
+
+``--components --before CHECKOUT`` times each exact change on its own, old and new form
+alternately in one process on one batch (forward + backward of the part only): the per-query
+vs packed light queries, the padded vs shared-prefix full queries, and the sparse head
+(max-projection) of CHECKOUT vs this one, on the documents' real hidden states with every
+positive entry receiving a gradient (the FLOPs term makes that so once its weight is non-zero);
+it also reports which share of the vocabulary is positive in some document of the batch.
 """
 from __future__ import annotations
 
@@ -56,6 +63,7 @@ def _parser():
     p.add_argument("--after", type=Path, help="the checkout to compare with --before (default: this one)")
     p.add_argument("--steps", type=int, default=3, help="timed training steps per worker (--before)")
     p.add_argument("--rounds", type=int, default=3, help="worker pairs, alternating (--before)")
+    p.add_argument("--components", action="store_true", help="time each change on its own (see above)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("overrides", nargs="*", help="config overrides key.sub=value")
     return p
@@ -141,11 +149,102 @@ def compare_checkouts(args, argv) -> int:
     return 0
 
 
+def component_timings(args, argv) -> int:
+    """``--components``: old and new form of each part, alternately, in this process."""
+    import importlib.util
+
+    import torch
+
+    from lr_core.config import load_config
+    from lr_core.datamodule import RetrievalDataModule
+    from lr_core.dense import mean_of_token_states
+    from lr_core.modules import LightRetrieverModule
+    from lr_core.sparse import SparseMaxProjection, sparse_doc_mask
+
+    if args.before is None:
+        raise SystemExit("--components needs --before CHECKOUT (its lr_core/sparse.py is the old sparse head)")
+    spec = importlib.util.spec_from_file_location("before_sparse", args.before / "lr_core" / "sparse.py")
+    before_sparse = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(before_sparse)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = load_config(args.config, [f"run_dir={tmp}", "variant=lightretriever", *args.overrides])
+        torch.manual_seed(cfg.trainer.seed)
+        module = LightRetrieverModule(cfg)
+        module.train()
+        data = RetrievalDataModule(cfg.data, module.tokenizer, seed=cfg.trainer.seed)
+        data.setup()
+        b = next(iter(data.train_dataloader()))
+    enc = module.encoder
+    with torch.no_grad():
+        doc_hidden = enc.last_hidden(b.doc_ids, b.doc_mask)
+    doc_mask = sparse_doc_mask(b.doc_ids, b.doc_mask, enc.tokenizer.special_ids)
+    chunk = enc.sparse_chunk_size
+
+    def sparse_with(proj):
+        def run():
+            h = doc_hidden.clone().requires_grad_(True)
+            return torch.log1p(torch.relu(proj.apply(h, enc.lm_head_weight, doc_mask, chunk))), h
+        return run
+
+    def with_input_grad(fn):  # the encoders' outputs; LoRA weights receive the gradients
+        return lambda: (fn(), None)
+
+    parts = {
+        "light_queries": (with_input_grad(lambda: mean_of_token_states(enc.light_token_states(b.light), b.light.token_mask)),
+                          with_input_grad(lambda: enc.encode_light_query_batch(b.light))),
+        "full_queries": (with_input_grad(lambda: enc.encode_full_query_ids(b.full_query_ids, b.full_query_mask)),
+                         with_input_grad(lambda: enc.encode_full_query_ids(b.full_query_ids, b.full_query_mask,
+                                                                            share_prefix=True))),
+        "sparse_head": (sparse_with(before_sparse.SparseMaxProjection), sparse_with(SparseMaxProjection)),
+    }
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    seconds = {name: {"old": [], "new": []} for name in parts}
+    agreement = {}
+    for rnd in range(args.repeats + 1):  # round 0: warm-up
+        for name, forms in parts.items():
+            grads = {}
+            for form, fn in zip(("old", "new"), forms):
+                module.zero_grad(set_to_none=True)
+                start = time.perf_counter()
+                out, leaf = fn()
+                out.sum().backward()
+                if rnd:
+                    seconds[name][form].append(time.perf_counter() - start)
+                grads[form] = (out.detach(), leaf.grad if leaf is not None else
+                               torch.cat([p.grad.flatten() for p in trainable if p.grad is not None]))
+            agreement[name] = {"max_abs_output_diff": float((grads["old"][0] - grads["new"][0]).abs().max()),
+                               "max_abs_grad_diff": float((grads["old"][1] - grads["new"][1]).abs().max()),
+                               "max_abs_grad": float(grads["old"][1].abs().max())}
+    out = sparse_with(SparseMaxProjection)()[0]
+    summary = {name: {form: {"min": min(v), "median": statistics.median(v)} for form, v in forms.items()}
+               for name, forms in seconds.items()}
+    report = report_header("train_step", argv)
+    report.update({
+        "mode": "components", "config": args.config, "overrides": args.overrides, "repeats": args.repeats,
+        "shapes": {"docs": list(b.doc_ids.shape), "full_queries": list(b.full_query_ids.shape),
+                   "full_query_tokens": int(b.full_query_mask.sum()), "light_per_query": list(b.light.input_ids.shape),
+                   "light_blocks": int(b.light.token_mask.sum())},
+        "sparse_active_vocabulary_fraction": float((out > 0).any(dim=0).float().mean()),
+        "seconds": seconds, "summary": summary, "agreement": agreement,
+        "speedup_of_medians": {n: s["old"]["median"] / s["new"]["median"] for n, s in summary.items()},
+    })
+    write_json_atomic(args.out, report)
+    for n, s in summary.items():
+        print(f"{n}: old {s['old']['median']:.3f} s, new {s['new']['median']:.3f} s (medians of {args.repeats}); "
+              f"{report['speedup_of_medians'][n]:.2f}x; max |grad diff| {agreement[n]['max_abs_grad_diff']:.1e} "
+              f"of max |grad| {agreement[n]['max_abs_grad']:.1e}")
+    print(f"sparse: {report['sparse_active_vocabulary_fraction']:.1%} of the vocabulary is positive in some document "
+          f"-> {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.worker:
         args.out.write_text(json.dumps(train_steps_worker(args.config, args.overrides, args.steps)))
         return 0
+    if args.components:
+        return component_timings(args, argv)
     if args.before is not None:
         return compare_checkouts(args, argv)
 
