@@ -5,9 +5,11 @@
 
 * documents: dense (EOS pooling, L2) and sparse (LM-head projection, log1p(relu), max-pool)
   from one forward pass;
-* full queries (symmetric baseline): ``<bos> prompt query <eos>``, EOS pooling;
-* light queries (LightRetriever training): per-token prompted encoding in one sequence per
-  query (:func:`~lr_core.dense.build_light_batch`), mean of the token vectors;
+* full queries (symmetric baseline): ``<bos> prompt query <eos>``, EOS pooling; in training
+  the queries' common prefix is computed once (``share_prefix``, same vectors, fewer tokens);
+* light queries (LightRetriever training): per-token prompted encoding with a block mask
+  (:func:`~lr_core.dense.build_light_batch`), mean of the token vectors; a training batch is
+  re-packed so that the prompt is encoded once per row of blocks, not once per query;
 * token vectors through the prompt's key/value cache (the vocabulary cache uses this).
 
 The ablations of ``ablations/`` use two narrower query encoders of the same backbone:

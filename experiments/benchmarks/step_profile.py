@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         if backward:
             out.sum().backward()
 
+    def joint_step(m, b):
+        sum(t.weight * t.backward for t in m.loss_terms(b).values()).backward()
+
     def adamw():
         for q in params:
             q.grad = torch.zeros_like(q)
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         "full queries, forward+backward": lambda: full(True),
         "light queries, forward": lambda: light(False),
         "light queries, forward+backward": lambda: light(True),
-        "joint step (loss terms + backward)": lambda: sum(t.weight * t.backward for t in m.loss_terms(b).values()).backward(),
+        "joint step (loss terms + backward)": lambda: joint_step(m, b),
         "AdamW step": adamw,
     }
     best = {k: float("inf") for k in parts}
@@ -97,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
         m.zero_grad(set_to_none=True)
         with profile(activities=[ProfilerActivity.CPU]) as prof:
-            sum(t.weight * t.backward for t in m.loss_terms(b).values()).backward()
+            joint_step(m, b)
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
     return 0
 

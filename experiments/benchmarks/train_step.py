@@ -19,7 +19,8 @@ training steps (loss, backward, AdamW) of this checkout against another one, e.g
 of ``main``::
 
     git archive main | tar -x -C /tmp/before
-    lr bench train-step --before /tmp/before [--after /tmp/after] --steps 3 --rounds 3 --out reports/benchmarks/step_ab.json \
+    lr bench train-step --before /tmp/before [--after /tmp/after] --steps 3 --rounds 3 \
+        --out reports/benchmarks/step_ab.json \
         data.max_doc_len=64 model.lora.dropout=0.0 trainer.seed=42
 
 Each round runs one worker process per checkout, alternately (A B A B ...), so a machine
@@ -190,7 +191,8 @@ def component_timings(args, argv) -> int:
         return lambda: (fn(), None)
 
     parts = {
-        "light_queries": (with_input_grad(lambda: mean_of_token_states(enc.light_token_states(b.light), b.light.token_mask)),
+        "light_queries": (with_input_grad(lambda: mean_of_token_states(enc.light_token_states(b.light),
+                                                                        b.light.token_mask)),
                           with_input_grad(lambda: enc.encode_light_query_batch(b.light))),
         "full_queries": (with_input_grad(lambda: enc.encode_full_query_ids(b.full_query_ids, b.full_query_mask)),
                          with_input_grad(lambda: enc.encode_full_query_ids(b.full_query_ids, b.full_query_mask,
@@ -265,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def joint_without_light(b):
         docs = module.encode_documents(b, sparse=True)
-        q = module.encoder.encode_full_query_ids(b.full_query_ids, b.full_query_mask)
+        q = module.encoder.encode_full_query_ids(b.full_query_ids, b.full_query_mask, share_prefix=True)  # as training
         return (contrastive_loss(q, docs["dense"], b.group_size, lc.tau_dense)["backward"]
                 + contrastive_loss(b.sparse_query, docs["sparse"], b.group_size, lc.tau_sparse)["backward"]
                 + 1e-3 * flops_regularizer(docs["sparse"]))
