@@ -5,9 +5,11 @@
 
 * documents: dense (EOS pooling, L2) and sparse (LM-head projection, log1p(relu), max-pool)
   from one forward pass;
-* full queries (symmetric baseline): ``<bos> prompt query <eos>``, EOS pooling;
-* light queries (LightRetriever training): per-token prompted encoding in one sequence per
-  query (:func:`~lr_core.dense.build_light_batch`), mean of the token vectors;
+* full queries (symmetric baseline): ``<bos> prompt query <eos>``, EOS pooling; in training
+  the queries' common prefix is computed once (``share_prefix``, same vectors, fewer tokens);
+* light queries (LightRetriever training): per-token prompted encoding with a block mask
+  (:func:`~lr_core.dense.build_light_batch`), mean of the token vectors; a training batch is
+  re-packed so that the prompt is encoded once per row of blocks, not once per query;
 * token vectors through the prompt's key/value cache (the vocabulary cache uses this).
 
 The ablations of ``ablations/`` use two narrower query encoders of the same backbone:
@@ -140,10 +142,60 @@ class RetrievalEncoder(torch.nn.Module):
 
     # -- full (symmetric) queries ---------------------------------------------------
     def encode_full_query_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                              num_layers: int | None = None) -> torch.Tensor:
-        """EOS-pooled, L2-normalised query vectors; ``num_layers`` runs only the first n layers (A3)."""
+                              num_layers: int | None = None, share_prefix: bool = False) -> torch.Tensor:
+        """EOS-pooled, L2-normalised query vectors; ``num_layers`` runs only the first n layers (A3).
+
+        ``share_prefix`` computes the same vectors through :meth:`shared_prefix_eos_states` (training
+        uses it; serving keeps the plain batch, whose latency the speed benchmarks measure)."""
         with self.first_layers(num_layers):
+            if share_prefix and self.can_pack:
+                return normalize(self.shared_prefix_eos_states(input_ids, attention_mask))
             return normalize(eos_pool(self.last_hidden(input_ids, attention_mask), attention_mask))
+
+    @property
+    def can_pack(self) -> bool:
+        """Whether the attention implementation takes a custom 4-D mask (flash-attention does not)."""
+        return getattr(self.lm.config, "_attn_implementation", "sdpa") in ("sdpa", "eager", None)
+
+    def shared_prefix_eos_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                                 rows_per_pack: int = 32) -> torch.Tensor:
+        """EOS states [B, H] of right-padded rows, computing the rows' common prefix once.
+
+        Full queries all start with ``<bos> Instruct: ...\nQuery:``; in the padded batch every row
+        recomputes it and pads to the longest query. Here up to ``rows_per_pack`` rows become one
+        sequence ``prefix, rest_0, rest_1, ...`` in which each rest sees the prefix and itself
+        (causally) at its own positions: causal attention makes the prefix's states the same
+        for every row, so each EOS state is what the row alone gives (up to float rounding).
+        """
+        lengths = attention_mask.long().sum(dim=1).tolist()
+        rows = [ids[:n] for ids, n in zip(input_ids.tolist(), lengths)]
+        packs = []  # (ids, positions, segment: -1 prefix / k row k, EOS index of each row)
+        for i in range(0, len(rows), rows_per_pack):
+            group = rows[i:i + rows_per_pack]
+            shared = min(len(r) for r in group) - 1  # each row keeps at least its EOS in its own segment
+            for r in group[1:]:
+                shared = next((j for j in range(shared) if r[j] != group[0][j]), shared)
+            ids, pos, seg, eos = list(group[0][:shared]), list(range(shared)), [-1] * shared, []
+            for k, r in enumerate(group):
+                ids += r[shared:]
+                pos += range(shared, len(r))
+                seg += [k] * (len(r) - shared)
+                eos.append(len(ids) - 1)
+            packs.append((ids, pos, seg, eos))
+        width = max(len(p[0]) for p in packs)
+        pad = lambda xs, v: xs + [v] * (width - len(xs))  # noqa: E731
+        dev = self.device
+        ids = torch.tensor([pad(p[0], self.tokenizer.pad_id) for p in packs], device=dev)
+        pos = torch.tensor([pad(p[1], 0) for p in packs], device=dev)
+        seg = torch.tensor([pad(p[2], -2) for p in packs], device=dev)  # -2: padding
+        row, col = seg.unsqueeze(2), seg.unsqueeze(1)
+        causal = torch.ones(width, width, dtype=torch.bool, device=dev).tril()
+        # a real row sees the prefix and its own segment; padding only itself (no all-masked row, no NaN)
+        mask = (((col == -1) & (row != -2)) | ((row >= 0) & (row == col))) & causal
+        mask |= torch.eye(width, dtype=torch.bool, device=dev)
+        hidden = self.last_hidden(ids, self.attention_mask_for(mask.unsqueeze(1)), pos)
+        flat = torch.tensor([r * width + e for r, p in enumerate(packs) for e in p[3]], device=dev)
+        return hidden.reshape(-1, hidden.size(-1))[flat]
 
     def encode_full_query_sparse_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                                      prompt_lengths: Sequence[int]) -> torch.Tensor:
@@ -200,8 +252,44 @@ class RetrievalEncoder(torch.nn.Module):
         index = batch.eos_index.unsqueeze(-1).expand(-1, -1, hidden.size(-1))
         return hidden.gather(1, index)
 
+    def packed_light_token_states(self, batch: LightBatch, blocks_per_row: int = 128) -> torch.Tensor:
+        """:meth:`light_token_states` with the prompt computed once per packed row instead of once per query.
+
+        Same [B, n, H] result (padding blocks hold zeros), computed differently: the batch's
+        ``(token, eos)`` blocks are regrouped, queries with the same prompt together, into rows of
+        at most ``blocks_per_row`` blocks after one copy of the prompt (``build_light_batch``'s
+        layout, so every block still sees exactly ``<bos> prompt t <eos>``). The per-query
+        layout repeats the prompt for every query and pads every query to the longest one; on
+        CPU those tokens cost as much as real ones. Rows are bounded so attention stays
+        quadratic in the row, not in the batch.
+        """
+        batch = batch.to(self.device)
+        mask = batch.token_mask
+        counts = mask.sum(dim=1).tolist()
+        tokens = batch.input_ids.gather(1, (batch.eos_index - 1).clamp_min(0))  # the token before each EOS
+        groups: dict[tuple[int, ...], list[tuple[int, int]]] = {}  # prompt -> its (query, block) pairs, in order
+        for b, n in enumerate(counts):
+            if n:
+                prompt = tuple(batch.input_ids[b, :int(batch.eos_index[b, 0]) - 1].tolist())
+                groups.setdefault(prompt, []).extend((b, k) for k in range(n))
+        out = torch.zeros(*mask.shape, self.hidden_size, dtype=self.lm_head_weight.dtype, device=self.device)
+        prompts, rows, owners = [], [], []
+        for prompt, pairs in groups.items():
+            for i in range(0, len(pairs), blocks_per_row):
+                chunk = pairs[i:i + blocks_per_row]
+                prompts.append(prompt)
+                rows.append([int(tokens[b, k]) for b, k in chunk])
+                owners.extend(chunk)
+        if not rows:
+            return out
+        packed = build_light_batch(prompts, rows, self.tokenizer.eos_id, self.tokenizer.pad_id)
+        states = self.light_token_states(packed)[packed.token_mask.to(self.device)]  # [N, H], row-major = owners
+        where = torch.tensor(owners, device=self.device)
+        return out.index_put((where[:, 0], where[:, 1]), states.to(out.dtype))
+
     def encode_light_query_batch(self, batch: LightBatch) -> torch.Tensor:
-        return mean_of_token_states(self.light_token_states(batch), batch.token_mask.to(self.device))
+        """Training-time light query vectors [B, H] of a collated batch (through the packed layout)."""
+        return mean_of_token_states(self.packed_light_token_states(batch), batch.token_mask.to(self.device))
 
     def encode_light_queries(self, queries: Sequence[str], instruction: str) -> torch.Tensor:
         """Training-time light query vectors [B,H]: mean of per-token prompted encodings, L2-normalised."""

@@ -108,7 +108,7 @@ class RetrieverModule(L.LightningModule):
 
     def loss_terms(self, batch: TrainBatch) -> dict[str, LossTerm]:
         docs = self.encode_documents(batch, sparse=False)
-        q = self.encoder.encode_full_query_ids(batch.full_query_ids, batch.full_query_mask)
+        q = self.encoder.encode_full_query_ids(batch.full_query_ids, batch.full_query_mask, share_prefix=True)
         tau = self.tau_dense("full")
         out = contrastive_loss(q, docs["dense"], batch.group_size, tau)
         return {"full_dense": LossTerm(out["loss"], out["backward"], tau=tau)}
@@ -216,7 +216,8 @@ class LightRetrieverModule(RetrieverModule):
     def encode_batch(self, batch: TrainBatch) -> dict[str, torch.Tensor]:
         docs = self.encode_documents(batch, sparse=True)
         return {"doc_dense": docs["dense"], "doc_sparse": docs["sparse"],
-                "full_q": self.encoder.encode_full_query_ids(batch.full_query_ids, batch.full_query_mask),
+                "full_q": self.encoder.encode_full_query_ids(batch.full_query_ids, batch.full_query_mask,
+                                                            share_prefix=True),
                 "light_q": self.light_dense_queries(batch), "sparse_q": batch.sparse_query}
 
     def terms_from(self, reps: dict[str, torch.Tensor], batch: TrainBatch) -> dict[str, LossTerm]:
