@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from lr_core.config import load_config
-    from lr_core.datamodule import RetrievalDataModule
+    from lr_core.data.datamodule import RetrievalDataModule
     from lr_core.modules import LightRetrieverModule
 
     with tempfile.TemporaryDirectory() as tmp:

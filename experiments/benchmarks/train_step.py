@@ -78,9 +78,14 @@ def train_steps_worker(config: str, overrides: list[str], steps: int) -> dict:
     """
     import torch
 
+    import ablations  # noqa: F401  (the variant catalog; in older checkouts the registry imported it itself)
     from lr_core.config import load_config
-    from lr_core.datamodule import RetrievalDataModule
     from lr_core.variants import list_variants
+
+    try:
+        from lr_core.data.datamodule import RetrievalDataModule
+    except ImportError:  # a checkout from before lr_core/data/ existed (issue 18's layout)
+        from lr_core.datamodule import RetrievalDataModule
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(config, [f"run_dir={tmp}", *overrides])
@@ -157,7 +162,7 @@ def component_timings(args, argv) -> int:
     import torch
 
     from lr_core.config import load_config
-    from lr_core.datamodule import RetrievalDataModule
+    from lr_core.data.datamodule import RetrievalDataModule
     from lr_core.dense import mean_of_token_states
     from lr_core.modules import LightRetrieverModule
     from lr_core.sparse import SparseMaxProjection, sparse_doc_mask
