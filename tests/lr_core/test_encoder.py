@@ -21,8 +21,10 @@ QUERIES = ["the cell and the cell and the", "Vitamin D deficiency increases the 
 @pytest.fixture(scope="module")
 def lora_encoder(tokenizer):
     """A tiny Llama with LoRA adapters whose B matrices are non-zero (so adapters change the output)."""
-    lm = tiny_llama(vocab_size=tokenizer.vocab_size, bos_id=tokenizer.bos_id, eos_id=tokenizer.eos_id)
-    lm = add_lora(lm, LoraSettings(r=4, alpha=8, dropout=0.0))
+    with torch.random.fork_rng():  # the same model whichever tests ran before in this process
+        torch.manual_seed(0)
+        lm = tiny_llama(vocab_size=tokenizer.vocab_size, bos_id=tokenizer.bos_id, eos_id=tokenizer.eos_id)
+        lm = add_lora(lm, LoraSettings(r=4, alpha=8, dropout=0.0))
     with torch.no_grad(), torch.random.fork_rng():
         torch.manual_seed(1)
         for name, p in lm.named_parameters():
@@ -80,7 +82,7 @@ def test_packed_light_queries_give_the_same_vectors_and_lora_gradients(lora_enco
     assert ref_grads and set(new_grads) == set(ref_grads)
     assert any(g.abs().max() > 0 for g in ref_grads.values())
     for name, g in ref_grads.items():
-        torch.testing.assert_close(new_grads[name], g, atol=1e-6, rtol=1e-4, msg=name)
+        torch.testing.assert_close(new_grads[name], g, atol=1e-5 * float(g.abs().max()), rtol=1e-4, msg=name)
     # and the training entry point goes through the packed layout
     torch.testing.assert_close(lora_encoder.encode_light_query_batch(batch).detach(), ref_vec, atol=1e-5, rtol=1e-5)
 
@@ -147,8 +149,8 @@ def test_shared_prefix_full_queries_match_the_padded_batch(lora_encoder, rows_pe
             del lora_encoder.shared_prefix_eos_states
         torch.testing.assert_close(new_vec, ref_vec, atol=1e-5, rtol=1e-5)
         assert set(new_grads) == set(ref_grads) and any(g.abs().max() > 0 for g in ref_grads.values())
-        for name, g in ref_grads.items():
-            torch.testing.assert_close(new_grads[name], g, atol=1e-6, rtol=1e-4, msg=name)
+        for name, g in ref_grads.items():  # float rounding, relative to the tensor's scale
+            torch.testing.assert_close(new_grads[name], g, atol=1e-5 * float(g.abs().max()), rtol=1e-4, msg=name)
 
 
 def test_shared_prefix_is_computed_once(lora_encoder):
