@@ -29,6 +29,7 @@ def _parser():
     p.add_argument("--kill-after", type=int, default=20)
     p.add_argument("--run-dir", default="runs/bench-train-resume")
     p.add_argument("--out", type=Path, default=Path("reports/benchmarks/train_resume.json"))
+    p.add_argument("--poll", type=float, default=5.0, help="seconds between checks for a new checkpoint")
     p.add_argument("overrides", nargs="*")
     return p
 
@@ -50,13 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     last = run_dir / "checkpoints" / "last.ckpt"
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    killed_at = None
+    killed_at, seen = None, None
     while proc.poll() is None:
-        time.sleep(5)
-        if last.exists() and _ckpt_step(last) >= args.kill_after:
+        time.sleep(args.poll)
+        stamp = last.stat().st_mtime_ns if last.exists() else None
+        if stamp is not None and stamp != seen and _ckpt_step(last) >= args.kill_after:  # load only new files
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
             killed_at = _ckpt_step(last)
+        seen = stamp
     first_s = time.perf_counter() - start
     if killed_at is None:
         raise SystemExit(f"the run ended (exit {proc.returncode}) before a checkpoint at step {args.kill_after}")
