@@ -5,6 +5,7 @@ import datetime as _dt
 import os
 import platform
 import sys
+import tempfile
 from pathlib import Path
 
 from lr_core.io import atomic_write_json
@@ -32,3 +33,22 @@ def report_header(name: str, argv: list[str] | None) -> dict:
 
 def write_json_atomic(path: Path, data: dict) -> None:
     atomic_write_json(path, data)
+
+
+def lightretriever_batches(config: str, overrides: list[str]):
+    """``(cfg, module, batches)``: a LightRetriever module in training mode, its LoRA initialised
+    from the config's seed, and an iterator over the training batches the run would see."""
+    import torch
+
+    from lr_core.config import load_config
+    from lr_core.data.datamodule import RetrievalDataModule
+    from lr_core.modules import LightRetrieverModule
+
+    with tempfile.TemporaryDirectory() as tmp:  # nothing of the run directory is kept
+        cfg = load_config(config, [f"run_dir={tmp}", "variant=lightretriever", *overrides])
+        torch.manual_seed(cfg.trainer.seed)
+        module = LightRetrieverModule(cfg)
+        module.train()
+        data = RetrievalDataModule(cfg.data, module.tokenizer, seed=cfg.trainer.seed)
+        data.setup()
+        return cfg, module, iter(data.train_dataloader())

@@ -12,7 +12,6 @@ torch.profiler's operator table of one joint step (self CPU time).
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 
 RECIPE = ["variant=lightretriever", "data.max_doc_len=64", "model.lora.dropout=0.0", "trainer.seed=42"]
@@ -28,19 +27,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from lr_core.config import load_config
-    from lr_core.data.datamodule import RetrievalDataModule
-    from lr_core.modules import LightRetrieverModule
+    from experiments.benchmarks.common import lightretriever_batches
 
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = load_config(args.config, [f"run_dir={tmp}", *RECIPE, *args.overrides])
-        torch.manual_seed(cfg.trainer.seed)
-        m = LightRetrieverModule(cfg)
-        m.train()
-        data = RetrievalDataModule(cfg.data, m.tokenizer, seed=cfg.trainer.seed)
-        data.setup()
-        batches = iter(data.train_dataloader())
-        b = next(batches)
+    cfg, m, batches = lightretriever_batches(args.config, [*RECIPE, *args.overrides])
+    b = next(batches)
     enc = m.encoder
     print(f"torch threads {torch.get_num_threads()}; documents {tuple(b.doc_ids.shape)} ({int(b.doc_mask.sum())} real "
           f"tokens); full queries {tuple(b.full_query_ids.shape)} ({int(b.full_query_mask.sum())} real); light queries "

@@ -50,9 +50,9 @@ import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # run by path as a --worker: only lr_core is importable, see train_steps_worker
-    report_header = write_json_atomic = None
+    lightretriever_batches = report_header = write_json_atomic = None
 else:
-    from experiments.benchmarks.common import report_header, write_json_atomic
+    from experiments.benchmarks.common import lightretriever_batches, report_header, write_json_atomic
 
 
 def _parser():
@@ -161,10 +161,7 @@ def component_timings(args, argv) -> int:
 
     import torch
 
-    from lr_core.config import load_config
-    from lr_core.data.datamodule import RetrievalDataModule
     from lr_core.dense import mean_of_token_states
-    from lr_core.modules import LightRetrieverModule
     from lr_core.sparse import SparseMaxProjection, sparse_doc_mask
 
     if args.before is None:
@@ -172,14 +169,8 @@ def component_timings(args, argv) -> int:
     spec = importlib.util.spec_from_file_location("before_sparse", args.before / "lr_core" / "sparse.py")
     before_sparse = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(before_sparse)
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = load_config(args.config, [f"run_dir={tmp}", "variant=lightretriever", *args.overrides])
-        torch.manual_seed(cfg.trainer.seed)
-        module = LightRetrieverModule(cfg)
-        module.train()
-        data = RetrievalDataModule(cfg.data, module.tokenizer, seed=cfg.trainer.seed)
-        data.setup()
-        b = next(iter(data.train_dataloader()))
+    cfg, module, batches = lightretriever_batches(args.config, args.overrides)
+    b = next(batches)
     enc = module.encoder
     with torch.no_grad():
         doc_hidden = enc.last_hidden(b.doc_ids, b.doc_mask)
@@ -255,19 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.before is not None:
         return compare_checkouts(args, argv)
 
-    from lr_core.config import load_config
-    from lr_core.data.datamodule import RetrievalDataModule
     from lr_core.losses import contrastive_loss
-    from lr_core.modules import LightRetrieverModule, RetrieverModule
+    from lr_core.modules import RetrieverModule
     from lr_core.sparse import flops_regularizer
 
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = load_config(args.config, [f"run_dir={tmp}", "variant=lightretriever", *args.overrides])
-        module = LightRetrieverModule(cfg)
-        module.train()
-        data = RetrievalDataModule(cfg.data, module.tokenizer, seed=cfg.trainer.seed)
-        data.setup()
-        batch = next(iter(data.train_dataloader()))
+    cfg, module, batches = lightretriever_batches(args.config, args.overrides)
+    batch = next(batches)
     lc = cfg.loss
 
     def joint_without_light(b):
