@@ -36,14 +36,27 @@ def is_adapter_dir(path: str | Path) -> bool:
     return (Path(path) / ADAPTER_CONFIG).is_file() and (Path(path) / "config.yaml").is_file()
 
 
+# Settings that change how a trained model is served, never its weights: a publisher may set them
+# (``lr export-adapter RUN OUT --serve key=value``); adapter_info.json records that they did.
+SERVE_TIME_KEYS = ("model.cache_centre",)
+
+
 def export_adapter(module, cfg, ckpt_hash: str, run_dir: str | Path, out: str | Path,
-                   dtype: torch.dtype = torch.float16) -> Path:
+                   dtype: torch.dtype = torch.float16, serve: list[str] | None = None) -> Path:
     """Write a trained module's adapters (and ``run_dir``'s training record) to ``out`` as float16
     safetensors. ``module, cfg, ckpt_hash`` are what :func:`lr_core.train.load_trained` returns;
-    the module is cast to ``dtype`` and must not be used afterwards."""
+    the module is cast to ``dtype`` and must not be used afterwards. ``serve``: ``key=value``
+    overrides of :data:`SERVE_TIME_KEYS` written into the published ``config.yaml``."""
     from safetensors.torch import save_file
 
+    from lr_core.config import load_config, save_config
+    from lr_core.errors import ConfigError
+
     run_dir, out = Path(run_dir), Path(out)
+    for item in serve or []:
+        if item.partition("=")[0] not in SERVE_TIME_KEYS:
+            raise ConfigError(f"--serve {item!r}: only serve-time settings may change at publication "
+                              f"({', '.join(SERVE_TIME_KEYS)})")
     lm = module.encoder.lm
     if not hasattr(lm, "save_pretrained") or not hasattr(lm, "peft_config"):
         raise ValueError(f"{run_dir}: the model has no LoRA adapters (model.lora.enabled is false)")
@@ -63,8 +76,11 @@ def export_adapter(module, cfg, ckpt_hash: str, run_dir: str | Path, out: str | 
             if (run_dir / name).is_file():
                 (tmp / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(run_dir / name, tmp / name)
+        if serve:
+            save_config(load_config(run_dir / "config.yaml", list(serve)), tmp / "config.yaml")
         atomic_write_text(tmp / INFO, json.dumps({
             "source_run": str(run_dir), "variant": cfg.variant, "backbone": cfg.model.backbone,
+            "serve_overrides": list(serve or []),
             "dtype": str(dtype).replace("torch.", ""), "float32_checkpoint_hash": ckpt_hash,
             "config_hash": cfg.hash(), "git_commit": git_commit(),
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}, indent=2) + "\n")

@@ -34,6 +34,9 @@ class ModelConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)  # LoRA adapters (section model.lora)
     gradient_checkpointing: bool = False  # recompute activations in backward to save memory
     sparse_chunk_size: int = 16  # documents per chunk when projecting hidden states onto the vocabulary (memory bound)
+    # Light-query centring (recipe levers, not in the paper; experiments/lightretriever_scifact_cpu.yaml):
+    light_centre: str = "none"  # "learned": a trainable centre, set to the first batch's mean token vector, subtracted from light token vectors in training and in the cache
+    cache_centre: str = "none"  # "vocab_mean": the vocabulary cache's mean row is subtracted from every row when it is built (serve-time, exact for lookup-and-mean)
 
 
 @dataclass

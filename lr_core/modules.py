@@ -19,11 +19,16 @@ import torch
 from lr_core.backbone import add_lora, load_backbone
 from lr_core.config import ExperimentConfig
 from lr_core.data.datamodule import TrainBatch
+from lr_core.dense import mean_of_token_states
 from lr_core.encoder import RetrievalEncoder
 from lr_core.errors import ConfigError
 from lr_core.losses import GATHERED_LOSS_SCALES, contrastive_loss, flops_loss
 from lr_core.schedules import FlopsStart, flops_weight, linear_anneal, warmup_cosine
 from lr_core.variants import register_variant
+
+
+LIGHT_CENTRES = ("none", "learned")  # model.light_centre
+CACHE_CENTRES = ("none", "vocab_mean")  # model.cache_centre
 
 
 @dataclass
@@ -126,6 +131,13 @@ class RetrieverModule(L.LightningModule):
         raise NotImplementedError(f"variant {self.variant_name!r} has query_side {self.query_side!r}: "
                                   "its dense queries are vocabulary-cache lookups")
 
+    def centres_light_tokens(self) -> bool:
+        """Whether ``model.light_centre`` / ``model.cache_centre`` act on this variant: they centre the
+        prompted token vectors of LightRetriever's light path, so a variant that replaces that path
+        (A2's embedding table, A3's one-layer encoder) is left as it is."""
+        light = getattr(type(self), "light_dense_queries", None)
+        return light is not None and light is LightRetrieverModule.light_dense_queries
+
     # -- shared machinery -------------------------------------------------------------
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         return batch.to(device)
@@ -205,9 +217,44 @@ class LightRetrieverModule(RetrieverModule):
 
     eval_representations = ("dense", "sparse", "hybrid", "symmetric")
 
+    def __init__(self, cfg: ExperimentConfig, device: str | torch.device = "cpu"):
+        super().__init__(cfg, device)
+        if cfg.model.light_centre not in LIGHT_CENTRES:
+            raise ConfigError(f"model.light_centre must be one of {LIGHT_CENTRES}, got {cfg.model.light_centre!r}")
+        if cfg.model.cache_centre not in CACHE_CENTRES:
+            raise ConfigError(f"model.cache_centre must be one of {CACHE_CENTRES}, got {cfg.model.cache_centre!r}")
+        self.light_centre = None
+        if cfg.model.light_centre == "learned" and self.centres_light_tokens():
+            self.light_centre = torch.nn.Parameter(torch.zeros(self.encoder.hidden_size))
+
     def light_dense_queries(self, batch: TrainBatch) -> torch.Tensor:
         """Training-time light dense queries: mean of per-token prompted EOS states, L2-normalised."""
-        return self.encoder.encode_light_query_batch(batch.light)
+        if self.light_centre is None:
+            return self.encoder.encode_light_query_batch(batch.light)
+        # Learned centre: the untrained token vectors share one large component (mean pairwise
+        # cosine 0.925 for SmolLM2), which makes every light query point the same way.
+        states = self.encoder.packed_light_token_states(batch.light).float()
+        mask = batch.light.token_mask.to(states.device)
+        if self.training and self.global_step == 0:  # data-dependent initialisation (also on a warm start)
+            with torch.no_grad():
+                self.light_centre.copy_(states[mask].mean(dim=0))
+        return mean_of_token_states(states - self.light_centre, mask)
+
+    @torch.no_grad()
+    def build_query_cache(self, instruction: str, model_id: str, checkpoint_hash: str, batch_size: int = 256):
+        """The vocabulary cache, with the configured centres subtracted from every row. Serving stays
+        exact: ``mean_t(v_t - c) = mean_t(v_t) - c``."""
+        cache = super().build_query_cache(instruction, model_id, checkpoint_hash, batch_size)
+        if not self.centres_light_tokens() or (self.light_centre is None and self.cfg.model.cache_centre == "none"):
+            return cache
+        from lr_core.cache_build import vocab_cache_from_vectors
+
+        vectors = cache.vectors.astype("float32")
+        if self.light_centre is not None:
+            vectors = vectors - self.light_centre.detach().float().cpu().numpy()
+        if self.cfg.model.cache_centre == "vocab_mean":
+            vectors = vectors - vectors.mean(axis=0, dtype="float64").astype("float32")
+        return vocab_cache_from_vectors(vectors, self.encoder, instruction, model_id, checkpoint_hash)
 
     def dense_loss(self, queries: torch.Tensor, docs: torch.Tensor, group_size: int,
                    tau: float) -> dict[str, torch.Tensor]:

@@ -35,7 +35,8 @@ def cmd_cache(args) -> None:
     module.encoder.lm = merged_for_inference(module.encoder.lm)
     module.eval()
     cache = module.build_query_cache(instruction, cfg.model.backbone, ckpt_hash, batch_size=args.batch_size)
-    out = Path(args.out) if args.out else vocab_cache_path(Path(args.run_dir), cfg.variant, instruction)
+    out = Path(args.out) if args.out else vocab_cache_path(Path(args.run_dir), cfg.variant, instruction,
+                                                           cfg.model.cache_centre)
     cache.save(out)
     print(f"vocabulary cache: {out} ({cache.vectors.shape[0]} x {cache.vectors.shape[1]}, "
           f"{cache.metadata.build_seconds:.1f} s)")
@@ -113,11 +114,33 @@ def cmd_bm25(args) -> None:
 
 
 def cmd_demo(args) -> None:
-    from experiments import DEMO_CONFIGS
-    from lr_core.pipeline.demo import run_demo
+    from experiments import DEMO_ADAPTERS, DEMO_CONFIGS
+    from lr_core.pipeline.demo import run_demo, run_published_demo
 
-    run_demo(Path(args.out), steps=args.steps, configs=DEMO_CONFIGS, dataset=args.dataset, data_dir=args.data_dir, batch_size=args.batch_size,
-             max_doc_len=args.max_doc_len, overrides=args.overrides)
+    out = Path(args.out)
+    if args.train:
+        run_demo(out, steps=args.steps, configs=DEMO_CONFIGS, dataset=args.dataset, data_dir=args.data_dir,
+                 batch_size=args.batch_size, max_doc_len=args.max_doc_len, overrides=args.overrides)
+        return
+    if args.overrides:
+        raise ConfigError("config overrides only apply with --train (published adapters keep their own configs)")
+    adapters = {label: Path(path) for label, path in DEMO_ADAPTERS.items()}
+    for spec in args.adapter or []:
+        label, sep, path = spec.partition("=")
+        if not sep or label not in adapters:
+            raise ConfigError(f"--adapter {spec!r}: expected LABEL=DIR with LABEL one of {sorted(adapters)}")
+        adapters[label] = Path(path)
+    run_published_demo(out, adapters, dataset=args.dataset, data_dir=args.data_dir, batch_size=args.batch_size)
+    if args.speed_queries:  # Table 1 on this machine: the adapter's own cache and corpus encoding, built above
+        from experiments.benchmarks import speed
+
+        argv = ["--run-dir", str(adapters["lightretriever"]), "--work-dir", str(out / "lightretriever"),
+                "--dataset", args.dataset, "--query-datasets", args.dataset, "--queries", str(args.speed_queries),
+                "--out", str(out / "speed")]
+        if args.data_dir:
+            argv += ["--data-dir", args.data_dir, "--query-data-dir", args.data_dir]
+        if speed.main(argv):
+            raise SystemExit(2)
 
 
 def cmd_compare(args) -> None:
@@ -215,7 +238,7 @@ def cmd_export_adapter(args) -> None:
     from lr_core.train import load_trained
 
     run_dir = _object(args, "run_dir", "RUN_DIR", "--run-dir")
-    print(f"adapter: {export_adapter(*load_trained(run_dir), run_dir, args.out)}")
+    print(f"adapter: {export_adapter(*load_trained(run_dir), run_dir, args.out, serve=args.serve)}")
 
 
 def cmd_report(args) -> None:

@@ -56,8 +56,8 @@ COMMANDS = {
              ["lr data download scifact t2retrieval --dest $LR_DATA_DIR"]),
     "data download": ("download registered BEIR / CMTEB-Retrieval sets (BEIR layout; checked, atomic, resumable)",
                       ["lr data download scifact fiqa --dest $LR_DATA_DIR"]),
-    "demo": ("BM25 + train LightRetriever and the symmetric baseline + evaluate (SciFact, CPU-sized)",
-             ["lr demo [--steps 20] [--out runs/demo]"]),
+    "demo": ("score the published LightRetriever and symmetric adapters beside BM25, then time the query side (SciFact)",
+             ["lr demo [--out runs/demo]", "lr demo --train [--steps 40]"]),
     "compare": ("train several variants with one budget and evaluate them side by side",
                 ["lr compare experiments/lightretriever_scifact.yaml --variant lightretriever "
                  "--variant a2_embedding_query --steps 40 --out runs/cmp [key=value ...]"]),
@@ -149,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     ea = _command(sub, "export-adapter", cmd_export_adapter)
     _add_object(ea, "run_dir", "RUN_DIR", "--run-dir", "trained run directory")
     ea.add_argument("out", help="the adapter directory to write (replaced atomically)")
+    ea.add_argument("--serve", action="append", metavar="KEY=VALUE",
+                    help="a serve-time setting for the published config (repeatable; e.g. model.cache_centre=vocab_mean)")
 
     def data_args(parser, out_required=False):
         parser.add_argument("--dataset", action="append", required=True, help="BEIR-format data set name or path (repeatable)")
@@ -226,10 +228,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = _command(sub, "demo", cmd_demo)
     d.add_argument("--out", default="runs/demo")
-    d.add_argument("--steps", type=int, default=DEMO_STEPS, help="training steps per model (CPU-sized default)")
+    d.add_argument("--adapter", action="append", metavar="LABEL=DIR",
+                   help="another published adapter directory for lightretriever or symmetric (repeatable)")
+    d.add_argument("--speed-queries", type=int, default=2048,
+                   help="queries timed by the speed comparison after scoring (0: skip it)")
+    d.add_argument("--train", action="store_true",
+                   help="train both models from scratch instead of scoring the published adapters")
+    d.add_argument("--steps", type=int, default=DEMO_STEPS, help="with --train: training steps per model")
     d.add_argument("--max-doc-len", type=int, default=DEMO_MAX_DOC_LEN,
-                   help="document tokens, training and corpus encoding (0: the configs' own)")
-    d.add_argument("overrides", nargs="*", help="config overrides for both models, e.g. optim.lr=2e-4")
+                   help="with --train: document tokens, training and corpus encoding (0: the configs' own)")
+    d.add_argument("overrides", nargs="*", help="with --train: config overrides for both models, e.g. optim.lr=2e-4")
     d.add_argument("--dataset", default="scifact")
     d.add_argument("--data-dir", default=None)
     d.add_argument("--batch-size", type=int, default=16, help="documents per forward pass when encoding")

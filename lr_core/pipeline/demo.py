@@ -1,5 +1,12 @@
 """``lr demo``: the suite's main job on SciFact with the default model, sized for a 2-core CPU.
 
+By default (:func:`run_published_demo`) nothing is trained: the published LightRetriever and
+symmetric adapters (``experiments.DEMO_ADAPTERS``, float16 peft directories committed under
+``reports/results/``) are scored beside BM25 and the untrained backbone, and the CLI then runs the
+query-side speed comparison on the LightRetriever adapter's cache and corpus encoding.
+
+With ``lr demo --train`` (:func:`run_demo`) both models are trained from scratch first:
+
 1. BM25 (Lucene) on SciFact test, and the untrained backbone (full LLM, dense) as a control;
 2. mine BM25 hard negatives on SciFact train and train LightRetriever (joint recipe) and the
    symmetric baseline for ``--steps`` steps each (``experiments/*_scifact.yaml``);
@@ -34,6 +41,17 @@ def format_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _stepper(out: Path, times: dict[str, float]):
+    """``step(name, fn)``: run ``fn``, record and print its wall seconds under ``name``."""
+    def step(name, fn):
+        start = time.perf_counter()
+        result = fn()
+        times[name] = round(time.perf_counter() - start, 1)
+        print(f"[{out.name}] {name}: {times[name]:.0f} s", flush=True)
+        return result
+    return step
+
+
 def run_comparison(out: Path, runs: dict[str, tuple[str, list[str]]], steps: int, dataset: str = "scifact",
                    data_dir: str | None = None, batch_size: int = 16,
                    overrides: list[str] | None = None, representations: dict[str, list[str]] | None = None,
@@ -60,13 +78,7 @@ def run_comparison(out: Path, runs: dict[str, tuple[str, list[str]]], steps: int
     out.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
     records = []
-
-    def step(name, fn):
-        start = time.perf_counter()
-        result = fn()
-        times[name] = round(time.perf_counter() - start, 1)
-        print(f"[{out.name}] {name}: {times[name]:.0f} s", flush=True)
-        return result
+    step = _stepper(out, times)
 
     mined = out / "mined" / f"{dataset}-train-bm25.jsonl"
     cfgs = {}
@@ -97,6 +109,51 @@ def run_comparison(out: Path, runs: dict[str, tuple[str, list[str]]], steps: int
     atomic_write_text(out / f"summary{suffix}.json", json.dumps({"steps": steps, "dataset": dataset, "overrides": overrides,
                                                          "runs": runs, "seconds": times, "records": records}, indent=2))
     atomic_write_text(out / f"table{suffix}.txt", table + "\n")
+    print(table)
+    print(f"[{out.name}] total {times['total']:.0f} s; results in {out}")
+    return records
+
+
+def run_published_demo(out: Path, adapters: dict[str, str | Path], dataset: str = "scifact",
+                       data_dir: str | None = None, batch_size: int = 16) -> list[dict]:
+    """The default demo: BM25, the untrained backbone, then every ``label -> published adapter
+    directory`` of ``adapters`` (:mod:`lr_core.adapters`), each evaluated on ``dataset``'s test split
+    with the adapter's own config (document length, instructions). Nothing is trained and nothing is
+    written into the adapter directories: caches, corpus encodings and ``metrics.json`` files go to
+    ``<out>/<label>/``. Resumable like :func:`run_comparison`."""
+    from dataclasses import replace
+
+    from lr_core.adapters import is_adapter_dir
+    from lr_core.config import load_config
+    from lr_core.errors import ConfigError
+    from lr_core.io import atomic_write_text
+    from lr_core.pipeline.run import EvalPlan, evaluate_run
+    from lr_core.retrieval.evaluate import load_model_for_eval
+
+    missing = [str(p) for p in adapters.values() if not is_adapter_dir(p)]
+    if missing:
+        raise ConfigError(f"{missing[0]}: not a published adapter directory (adapter_config.json + config.yaml); "
+                          "give --adapter LABEL=DIR, or train from scratch with `lr demo --train`")
+    out.mkdir(parents=True, exist_ok=True)
+    times: dict[str, float] = {}
+    step = _stepper(out, times)
+
+    cfgs = {label: load_config(Path(path) / "config.yaml") for label, path in adapters.items()}
+    plan = EvalPlan((dataset,), data_dir, batch_size=batch_size)
+    first = next(iter(cfgs.values()))
+    records = step("bm25", lambda: evaluate_run(replace(first, variant="bm25"), out / "bm25", plan))
+    records += step("evaluate untrained", lambda: evaluate_run(
+        replace(first, variant="untrained"), out / "untrained", replace(plan, representations=("symmetric",))))
+    for label, path in adapters.items():  # one model in memory at a time
+        def score(label=label, path=path):
+            model = load_model_for_eval(path, work_dir=out / label, device=plan.device)
+            return evaluate_run(cfgs[label], out / label, plan, model=model)
+        records += step(f"evaluate {label}", score)
+    table = format_table(records)
+    times["total"] = round(sum(times.values()), 1)
+    atomic_write_text(out / "summary.json", json.dumps({"dataset": dataset, "adapters": {k: str(v) for k, v in adapters.items()},
+                                                         "seconds": times, "records": records}, indent=2))
+    atomic_write_text(out / "table.txt", table + "\n")
     print(table)
     print(f"[{out.name}] total {times['total']:.0f} s; results in {out}")
     return records

@@ -144,12 +144,14 @@ def _load_model_for_eval(run_dir, backbone, checkpoint, work_dir, max_doc_len, d
     return EvalModel(RetrievalEncoder(lm.eval(), tok), "untrained", backbone, Path(work_dir))
 
 
-def vocab_cache_path(work_dir: Path, variant: str, instruction: str) -> Path:
-    """Where a model's float32 vocabulary cache for ``instruction`` is kept (``--cache-dtype`` converts on load)."""
+def vocab_cache_path(work_dir: Path, variant: str, instruction: str, centre: str = "none") -> Path:
+    """Where a model's float32 vocabulary cache for ``instruction`` is kept (``--cache-dtype`` converts on load);
+    a cache centred at build time (``model.cache_centre``) is another file."""
     import hashlib
 
     tag = hashlib.sha256(instruction.encode()).hexdigest()[:10]
-    return Path(work_dir) / "cache" / f"vocab-{variant}-{tag}-float32.npz"
+    centred = "" if centre == "none" else f"-{centre}"
+    return Path(work_dir) / "cache" / f"vocab-{variant}-{tag}{centred}-float32.npz"
 
 
 def vocab_cache_for(model: EvalModel, instruction: str, dtype: str = "float32", batch_size: int | None = None):
@@ -159,7 +161,8 @@ def vocab_cache_for(model: EvalModel, instruction: str, dtype: str = "float32", 
     from lr_core.cache import VocabCache
     from lr_core.cache_build import build_vocab_cache
 
-    path = vocab_cache_path(model.work_dir, model.variant, instruction)
+    centre = model.module.cfg.model.cache_centre if model.module is not None else "none"
+    path = vocab_cache_path(model.work_dir, model.variant, instruction, centre)
     expect = {"model_id": model.backbone, "checkpoint_hash": model.checkpoint_hash,
               "tokenizer_hash": model.encoder.tokenizer.fingerprint(), "instruction": instruction}
     if not path.exists():

@@ -59,3 +59,15 @@ def test_a_published_adapter_can_warm_start_another_run(tmp_path):
     a = torch.load(source / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
     b = torch.load(warm / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
     assert all(torch.equal(b[k], a[k].half().float()) for k in a)  # lr 0: exactly the float16 adapter
+
+
+def test_a_serve_time_setting_can_be_set_at_publication_and_nothing_else(tmp_path, capsys):
+    run = fit(fast_config(TINY, tmp_path))
+    assert main(["export-adapter", str(run), str(tmp_path / "a"), "--serve", "model.cache_centre=vocab_mean"]) == 0
+    _, cfg, _ = load_trained(tmp_path / "a")
+    assert cfg.model.cache_centre == "vocab_mean" and cfg.trainer.max_steps == 2
+    info = json.loads((tmp_path / "a" / "adapter_info.json").read_text())
+    assert info["serve_overrides"] == ["model.cache_centre=vocab_mean"]
+    assert "cache_centre: none" in (run / "config.yaml").read_text()  # the run itself is untouched
+    assert main(["export-adapter", str(run), str(tmp_path / "b"), "--serve", "optim.lr=1.0"]) == 2
+    assert "only serve-time settings" in capsys.readouterr().err and not (tmp_path / "b").exists()

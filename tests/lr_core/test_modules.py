@@ -218,3 +218,67 @@ def test_gathered_loss_scale_selects_what_goes_backward(tmp_path):
     assert plain.backward_total(terms, weights).item() == pytest.approx(1.0 + 0.5 * 3.0)
     with pytest.raises(ConfigError, match="gathered_loss_scale"):
         LightRetrieverModule(fast_config(TINY, tmp_path, ["loss.gathered_loss_scale=sum"]))
+
+
+# -- light-query centring (model.light_centre, model.cache_centre) -------------------------------
+def _centring_module(tmp_path, variant="lightretriever", *overrides):
+    from lr_core.variants import get_variant
+    from tests.helpers import REPO, fast_config
+
+    cfg = fast_config(REPO / "experiments" / "tiny.yaml", tmp_path, [f"variant={variant}", "model.lora.dropout=0.0",
+                                                                      *overrides])
+    return get_variant(variant).cls(cfg)
+
+
+@pytest.mark.parametrize("variant,has_centre", [("lightretriever", True), ("kl", True), ("mrl", True),
+                                                ("a1_both_light", True), ("a2_embedding_query", False),
+                                                ("a3_one_layer_query", False)])
+def test_learned_light_centre_comes_from_the_config_for_every_token_cache_variant(tmp_path, variant, has_centre):
+    m = _centring_module(tmp_path, variant, "model.light_centre=learned")
+    assert (m.light_centre is not None) == has_centre
+    assert ("light_centre" in m.trainable_names()) == has_centre
+    assert _centring_module(tmp_path / "plain", variant).light_centre is None  # the paper's default
+
+
+def test_cache_centre_subtracts_the_vocabulary_mean_and_serving_stays_exact(tmp_path):
+    from tests.ablations.conftest import INSTRUCTION, QUERIES
+
+    plain = _centring_module(tmp_path / "a").eval()
+    centred = _centring_module(tmp_path / "b", "lightretriever", "model.cache_centre=vocab_mean").eval()
+    centred.load_state_dict(plain.state_dict())
+    raw = plain.build_query_cache(INSTRUCTION, "tiny", "h", batch_size=4096)
+    cache = centred.build_query_cache(INSTRUCTION, "tiny", "h", batch_size=4096)
+    mean = raw.vectors.astype("float64").mean(axis=0)
+    assert abs(cache.vectors.astype("float64").mean(axis=0)).max() < 1e-5
+    ids = plain.tokenizer.light_query_ids(QUERIES)
+    # serving (lookup, mean, L2) of the centred cache = the plain query's unnormalised mean minus the centre
+    unnorm = torch.stack([torch.from_numpy(raw.vectors[i].mean(axis=0) - mean).float() for i in ids])
+    want = torch.nn.functional.normalize(unnorm, dim=-1)
+    torch.testing.assert_close(torch.from_numpy(cache.encode(ids)), want, atol=1e-4, rtol=0)
+    assert not torch.allclose(torch.from_numpy(raw.encode(ids)), want, atol=1e-2)
+
+
+def test_learned_centre_and_cache_centre_compose(tmp_path):
+    from tests.ablations.conftest import INSTRUCTION
+
+    m = _centring_module(tmp_path, "lightretriever", "model.light_centre=learned",
+                         "model.cache_centre=vocab_mean").eval()
+    with torch.no_grad():
+        m.light_centre.normal_()
+    cache = m.build_query_cache(INSTRUCTION, "tiny", "h", batch_size=4096)
+    assert abs(cache.vectors.astype("float64").mean(axis=0)).max() < 1e-5  # a constant shift is absorbed
+
+
+@pytest.mark.parametrize("key", ["model.light_centre", "model.cache_centre"])
+def test_unknown_centre_is_a_config_error(tmp_path, key):
+    from lr_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=key):
+        _centring_module(tmp_path, "lightretriever", f"{key}=median")
+
+
+def test_a_centred_cache_is_kept_in_its_own_file(tmp_path):
+    from lr_core.retrieval.evaluate import vocab_cache_path
+
+    assert vocab_cache_path(tmp_path, "lightretriever", "x") != vocab_cache_path(tmp_path, "lightretriever", "x",
+                                                                                 "vocab_mean")

@@ -98,3 +98,66 @@ def test_demo_configs_come_from_the_experiments_package():
 
     assert set(DEMO_CONFIGS) == {"lightretriever", "symmetric"}
     assert all(p.is_file() and p.parent == experiments.CONFIG_DIR for p in DEMO_CONFIGS.values())
+
+
+def _published_tiny(tmp_path, variant):
+    from lr_core.adapters import export_adapter
+    from lr_core.train import fit, load_trained
+    from tests.helpers import REPO, fast_config
+
+    run = fit(fast_config(REPO / "experiments" / "tiny.yaml", tmp_path / variant, [f"variant={variant}"]))
+    return export_adapter(*load_trained(run), run, tmp_path / "published" / variant)
+
+
+def test_default_demo_scores_published_adapters_and_times_the_query_side(shared_data, tmp_path, capsys):
+    """`lr demo` trains nothing: it scores the published adapters beside BM25 and the untrained
+    backbone, writes nothing into the adapters, then runs the speed comparison on their encodings."""
+    from lr_core.cli import main
+
+    data = tmp_path / "data"
+    write_small_scifact(shared_data, data / "scifact")
+    adapters = {v: _published_tiny(tmp_path, v) for v in ("lightretriever", "symmetric")}
+    before = sorted(str(p) for p in (tmp_path / "published").rglob("*"))
+    out = tmp_path / "demo"
+    argv = ["demo", "--out", str(out), "--data-dir", str(data), "--speed-queries", "16",
+            *(a for v, p in adapters.items() for a in ("--adapter", f"{v}={p}"))]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    got = {(r["variant"], r["representation"]) for r in summary["records"]}
+    assert got == {("bm25", "bm25"), ("untrained", "symmetric"), ("lightretriever", "dense"), ("lightretriever", "sparse"),
+                   ("lightretriever", "hybrid"), ("lightretriever", "symmetric"), ("symmetric", "symmetric")}
+    assert not any(k.startswith("train") for k in summary["seconds"])  # nothing was trained
+    rec = json.loads((out / "lightretriever" / "eval" / "scifact" / "hybrid" / "metrics.json").read_text())
+    assert rec["checkpoint"] == str(adapters["lightretriever"]) and rec["num_queries"] == 8
+    assert sorted(str(p) for p in (tmp_path / "published").rglob("*")) == before
+    speed = json.loads((out / "speed" / "speed.json").read_text())
+    assert speed["N"] == 16 and speed["model"]["checkpoint"] == str(adapters["lightretriever"])
+    assert speed["M"] == len(load_beir(data / "scifact", "test").corpus)
+    assert "nDCG@10" in printed and "encode speedup" in printed
+    # rerunning reuses the cache and corpus encodings (resumable) and gives the same table
+    assert main(argv) == 0
+    again = json.loads((out / "summary.json").read_text())["records"]
+    key = ("variant", "representation", "ndcg@10", "recall@100", "checkpoint_hash")
+    assert [[r[k] for k in key] for r in again] == [[r[k] for k in key] for r in summary["records"]]
+
+
+def test_default_demo_says_which_adapter_directory_is_missing(tmp_path, capsys):
+    from lr_core.cli import main
+
+    assert main(["demo", "--out", str(tmp_path / "d"), "--adapter", f"lightretriever={tmp_path / 'nope'}"]) == 2
+    err = capsys.readouterr().err
+    assert "nope: not a published adapter directory" in err and "--train" in err and len(err.strip().splitlines()) == 1
+    assert main(["demo", "--out", str(tmp_path / "d"), "--adapter", "bogus=x"]) == 2
+    assert "expected LABEL=DIR" in capsys.readouterr().err
+    assert main(["demo", "--out", str(tmp_path / "d"), "optim.lr=1"]) == 2
+    assert "only apply with --train" in capsys.readouterr().err
+
+
+def test_published_demo_adapters_are_the_committed_ones():
+    """`make demo`'s default adapters exist in the repository and are published adapter directories."""
+    from experiments import DEMO_ADAPTERS
+    from lr_core.adapters import is_adapter_dir
+
+    assert set(DEMO_ADAPTERS) == {"lightretriever", "symmetric"}
+    assert all(is_adapter_dir(p) for p in DEMO_ADAPTERS.values())
