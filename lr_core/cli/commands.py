@@ -130,7 +130,8 @@ def cmd_demo(args) -> None:
         if not sep or label not in adapters:
             raise ConfigError(f"--adapter {spec!r}: expected LABEL=DIR with LABEL one of {sorted(adapters)}")
         adapters[label] = Path(path)
-    run_published_demo(out, adapters, dataset=args.dataset, data_dir=args.data_dir, batch_size=args.batch_size)
+    run_published_demo(out, adapters, dataset=args.dataset, data_dir=args.data_dir, batch_size=args.batch_size,
+                       untrained=args.untrained)
     if args.speed_queries:  # Table 1 on this machine: the adapter's own cache and corpus encoding, built above
         from experiments.benchmarks import speed
 

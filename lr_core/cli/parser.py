@@ -230,8 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--adapter", action="append", metavar="LABEL=DIR",
                    help="another published adapter directory for lightretriever or symmetric (repeatable)")
-    d.add_argument("--speed-queries", type=int, default=2048,
-                   help="queries timed by the speed comparison after scoring (0: skip it)")
+    d.add_argument("--speed-queries", type=int, default=300,
+                   help="queries timed by the speed comparison after scoring (0: skip it; Table 1 uses 2048)")
+    d.add_argument("--untrained", action="store_true", help="also score the untrained backbone (one more corpus encoding)")
     d.add_argument("--train", action="store_true",
                    help="train both models from scratch instead of scoring the published adapters")
     d.add_argument("--steps", type=int, default=DEMO_STEPS, help="with --train: training steps per model")

@@ -119,7 +119,7 @@ def test_default_demo_scores_published_adapters_and_times_the_query_side(shared_
     adapters = {v: _published_tiny(tmp_path, v) for v in ("lightretriever", "symmetric")}
     before = sorted(str(p) for p in (tmp_path / "published").rglob("*"))
     out = tmp_path / "demo"
-    argv = ["demo", "--out", str(out), "--data-dir", str(data), "--speed-queries", "16",
+    argv = ["demo", "--out", str(out), "--data-dir", str(data), "--speed-queries", "16", "--untrained",
             *(a for v, p in adapters.items() for a in ("--adapter", f"{v}={p}"))]
     assert main(argv) == 0
     printed = capsys.readouterr().out
