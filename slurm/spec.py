@@ -12,6 +12,8 @@ Spec (``experiments/sweeps/*.yaml``)::
     evaluate: {datasets: [scifact], data_dir: null, split: null,   # split null: each set's test split; val: lr_core/validation.py
                representations: null,           # a list for every run, or {variant: [...]}; null: the variant's own
                mrl_dims: [],                    # runs of the mrl variant are also evaluated (dense) at these widths
+               sparse_top_k: [],                # runs evaluated as sparse / hybrid are also evaluated so with each
+                                                # document cut to its k largest term weights, per k: <run>/eval-top<k>
                device: cpu, batch_size: 16,     # auto / cuda: encode on the GPU (bf16); documents per forward pass
                cache_batch_size: null,          # vocabulary ids per forward pass building the cache (null: 256)
                query_batch_size: 64}            # queries per forward pass (full-LLM queries, A3)
@@ -93,6 +95,7 @@ class SweepSpec:
     split: str | None = None  # None: each data set's evaluation split (test); "val": the held-out train queries
     eval_cache_batch_size: int | None = None  # evaluate.cache_batch_size: vocabulary ids per forward pass (None: 256)
     eval_query_batch_size: int = 64  # evaluate.query_batch_size: queries per forward pass
+    sparse_top_ks: list[int] = field(default_factory=list)  # evaluate.sparse_top_k: document top-k term cuts
 
     def representations_for(self, variant: str) -> list[str] | None:
         """What runs of ``variant`` are evaluated as (None: what the variant declares)."""
@@ -105,7 +108,7 @@ class SweepSpec:
         reps = self.representations_for(variant)
         return EvalPlan(tuple(self.datasets), self.data_dir, self.split, tuple(reps) if reps else None,
                         self.eval_device, self.eval_batch_size, tuple(self.mrl_dims), self.eval_cache_batch_size,
-                        self.eval_query_batch_size)
+                        self.eval_query_batch_size, tuple(self.sparse_top_ks))
 
 
 @dataclass
@@ -180,8 +183,8 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
     if not isinstance(overrides, list) or not all(isinstance(o, str) and "=" in o for o in overrides):
         raise spec_error(path, "overrides", "must be a list of 'key.sub=value' strings")
     ev = raw.get("evaluate") or {}
-    eval_keys = ("datasets", "data_dir", "representations", "mrl_dims", "split", "device", "batch_size",
-                 "cache_batch_size", "query_batch_size")
+    eval_keys = ("datasets", "data_dir", "representations", "mrl_dims", "sparse_top_k", "split", "device",
+                 "batch_size", "cache_batch_size", "query_batch_size")
     if not isinstance(ev, dict) or set(ev) - set(eval_keys):
         raise spec_error(path, "evaluate", f"allowed keys: {', '.join(eval_keys)}")
     if not isinstance(ev.get("split"), (str, type(None))):
@@ -207,6 +210,14 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
     mrl_dims = ev.get("mrl_dims") or []
     if not isinstance(mrl_dims, list) or not all(isinstance(d, int) and d > 0 for d in mrl_dims):
         raise spec_error(path, "evaluate.mrl_dims", "a list of positive integers (dense widths)")
+    top_ks = ev.get("sparse_top_k")
+    top_ks = [] if top_ks is None else top_ks  # not `or []`: a bare 0 is an error, not "none"
+    if not isinstance(top_ks, list) or not all(isinstance(k, int) and not isinstance(k, bool) and k > 0
+                                                for k in top_ks):
+        raise spec_error(path, "evaluate.sparse_top_k", f"a list of positive integers (document terms kept), "
+                                                        f"got {top_ks!r}")
+    if len(set(top_ks)) != len(top_ks):
+        raise spec_error(path, "evaluate.sparse_top_k", f"repeats a value: {top_ks!r}")
     speed = raw.get("speed")
     if speed is not None:
         if not isinstance(speed, dict) or set(speed) - {"run", "a3_run", "args"} or not isinstance(speed.get("run"), str):
@@ -224,7 +235,7 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
     return SweepSpec(name, base_path, out, {SHORTCUTS.get(k, k): v for k, v in grid.items()}, overrides, datasets,
                      ev.get("data_dir"), reps, wandb, slurm, path, mrl_dims, speed, eval_device, eval_batch,
                      ev.get("split"), eval_cache_batch_size=batches["cache_batch_size"],
-                     eval_query_batch_size=batches["query_batch_size"])
+                     eval_query_batch_size=batches["query_batch_size"], sparse_top_ks=top_ks)
 
 
 def _slug(value) -> str:
@@ -323,7 +334,8 @@ def write_manifest(spec: SweepSpec, runs: list[SweepRun]) -> Path:
     path = spec.out / "manifest.json"
     data = {"name": spec.name, "spec": str(spec.source.resolve()), "base_config": str(spec.base_config.resolve()),
             "datasets": spec.datasets, "data_dir": spec.data_dir, "representations": spec.representations,
-            "mrl_dims": spec.mrl_dims, "speed": spec.speed, "wandb": spec.wandb, "overrides": spec.overrides,
+            "mrl_dims": spec.mrl_dims, "sparse_top_k": spec.sparse_top_ks, "speed": spec.speed, "wandb": spec.wandb,
+            "overrides": spec.overrides,
             "runs": [asdict(r) for r in runs]}
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
     return path

@@ -7,7 +7,9 @@ and ``lr sweep --local`` (:mod:`slurm.task`) all run a row the same way:
   both sides, dense) trains nothing and is only evaluated;
 * a variant is trained (or resumed) by :func:`fit_run`, then :func:`evaluate_run` scores it on
   every data set of the :class:`EvalPlan`, plus the smaller widths of a variant that declares
-  ``eval_at_widths`` (MRL). Every record also lands in a ``metrics.json`` under ``<run_dir>/eval*``.
+  ``eval_at_widths`` (MRL), plus the plan's document top-k cuts (``sparse_top_ks``) of a run that
+  is evaluated as ``sparse`` or ``hybrid``. Every record also lands in a ``metrics.json`` under
+  ``<run_dir>/eval*`` (``eval``, ``eval-mrl<dim>``, ``eval-top<k>``).
 
 >>> plan = EvalPlan(datasets=("scifact",), batch_size=16)                 # doctest: +SKIP
 >>> fit_run(cfg); records = evaluate_run(cfg, cfg.resolved_run_dir, plan)  # doctest: +SKIP
@@ -35,6 +37,7 @@ class EvalPlan:
     mrl_dims: tuple[int, ...] = ()  # smaller dense widths for variants with eval_at_widths (MRL)
     cache_batch_size: int | None = None  # vocabulary ids per forward pass building the cache (None: the model's)
     query_batch_size: int = 64  # queries per forward pass (full-LLM queries, A3)
+    sparse_top_ks: tuple[int, ...] = ()  # document top-k term cuts for runs evaluated as sparse / hybrid
 
 
 def is_baseline(variant: str) -> bool:
@@ -65,6 +68,19 @@ def eval_settings(cfg, plan: EvalPlan):
                         num_shards=max(1, launch_world_size()))
 
 
+def top_k_representations(model, settings) -> tuple[str, ...]:
+    """The representations a run is also evaluated as at each document top-k: those of ``sparse``
+    and ``hybrid`` it is evaluated as at all (none for a dense-only or full-LLM-query run)."""
+    evaluated = settings.representations or model.representations
+    return tuple(r for r in ("sparse", "hybrid") if r in evaluated)
+
+
+def top_k_settings(settings, reps: tuple[str, ...], k: int):
+    """``settings`` for the evaluation of ``reps`` with every document cut to its ``k`` largest term
+    weights (its corpus encoding gets its own directory, ``...-top<k>``)."""
+    return replace(settings, representations=reps, sparse_top_k=k)
+
+
 def eval_model(cfg, run_dir: str | Path, plan: EvalPlan):
     """The model a run (or the ``untrained`` baseline) is evaluated as, on this rank's device."""
     from lr_core.devices import rank_device
@@ -93,13 +109,18 @@ def encode_corpora_on_ranks(cfg, run_dir: str | Path, plan: EvalPlan):
     print(f"lr: rank {launch_rank()} encodes corpus shards {rank_shards(settings.num_shards, launch_rank(), world)} "
           f"of {settings.num_shards}", flush=True)
     encode_corpus_shards_on_ranks(model, plan.datasets, settings, plan.data_dir)
+    top_reps = top_k_representations(model, settings)
+    for k in plan.sparse_top_ks if top_reps else ():  # each top-k cut is a corpus encoding of its own
+        encode_corpus_shards_on_ranks(model, plan.datasets, top_k_settings(settings, top_reps, k), plan.data_dir)
     return model
 
 
 def evaluate_run(cfg, run_dir: str | Path, plan: EvalPlan, model=None) -> list[dict]:
     """Evaluate a finished run (or a baseline) on every data set of ``plan``; one ledger record per
-    data set and representation (MRL widths as ``dense@<dim>``). ``model``: the one
-    :func:`encode_corpora_on_ranks` loaded (None: load it here)."""
+    data set and representation (MRL widths as ``dense@<dim>``, document top-k cuts as
+    ``sparse@top<k>`` / ``hybrid@top<k>``; their metrics.json keep the plain representation and
+    record the width / cut in ``settings.mrl_dim`` / ``settings.sparse_top_k``, which reports key
+    on). ``model``: the one :func:`encode_corpora_on_ranks` loaded (None: load it here)."""
     from lr_core.retrieval.evaluate import evaluate, evaluate_bm25
 
     run_dir = Path(run_dir)
@@ -116,6 +137,12 @@ def evaluate_run(cfg, run_dir: str | Path, plan: EvalPlan, model=None) -> list[d
                 records += [{**r, "representation": f"{r['representation']}@{dim}"} for r in
                             evaluate(model, ds, run_dir / f"eval-mrl{dim}",
                                      replace(settings, representations=("dense",), mrl_dim=dim), plan.data_dir)]
+    top_reps = top_k_representations(model, settings)
+    for k in plan.sparse_top_ks if top_reps else ():  # e.g. Figure 6: fewer document terms, same model
+        for ds in plan.datasets:
+            records += [{**r, "representation": f"{r['representation']}@top{k}"} for r in
+                        evaluate(model, ds, run_dir / f"eval-top{k}", top_k_settings(settings, top_reps, k),
+                                 plan.data_dir)]
     return records
 
 

@@ -55,3 +55,28 @@ def test_a_spec_extends_another(tiny_beir, tmp_path):
     child.write_text(yaml.safe_dump({"extends": "child.yaml", "name": "x"}))
     with pytest.raises(ConfigError, match="cycle"):
         sweep_spec.load_spec(child)
+
+
+def test_evaluate_sparse_top_k_reaches_the_plan_and_the_manifest(tmp_path):
+    """``evaluate.sparse_top_k``: document top-k cuts every run's plan carries (the pipeline applies
+    them to runs evaluated as sparse / hybrid); absent, none."""
+    import json
+
+    path = write_spec(tmp_path / "k.yaml", "k", {"variant": ["lightretriever", "symmetric"]}, SWEEP_SMALL, tmp_path,
+                      evaluate={"sparse_top_k": [64, 16]})
+    spec = sweep_spec.load_spec(path)
+    assert spec.sparse_top_ks == [64, 16]
+    assert spec.eval_plan("lightretriever").sparse_top_ks == spec.eval_plan("symmetric").sparse_top_ks == (64, 16)
+    manifest = json.loads(sweep_spec.write_manifest(spec, sweep_spec.expand(spec)).read_text())
+    assert manifest["sparse_top_k"] == [64, 16]
+    plain = sweep_spec.load_spec(write_spec(tmp_path / "p.yaml", "p", {"variant": ["lightretriever"]}, [], tmp_path))
+    assert plain.sparse_top_ks == [] and plain.eval_plan("lightretriever").sparse_top_ks == ()
+
+
+@pytest.mark.parametrize("value", [0, 8, [0], [-4], [4.0], ["16"], [True], [8, 8], {"k": 8}])
+def test_a_bad_evaluate_sparse_top_k_is_a_one_line_error(tmp_path, value):
+    path = write_spec(tmp_path / "k.yaml", "k", {"variant": ["lightretriever"]}, [], tmp_path,
+                      evaluate={"sparse_top_k": value})
+    with pytest.raises(ConfigError, match=r"evaluate\.sparse_top_k: (a list of positive integers|repeats)") as exc:
+        sweep_spec.load_spec(path)
+    assert str(exc.value).startswith(f"{path}: ") and "\n" not in str(exc.value)
