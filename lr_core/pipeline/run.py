@@ -108,10 +108,7 @@ def encode_corpora_on_ranks(cfg, run_dir: str | Path, plan: EvalPlan):
     settings = eval_settings(cfg, plan)
     print(f"lr: rank {launch_rank()} encodes corpus shards {rank_shards(settings.num_shards, launch_rank(), world)} "
           f"of {settings.num_shards}", flush=True)
-    encode_corpus_shards_on_ranks(model, plan.datasets, settings, plan.data_dir)
-    top_reps = top_k_representations(model, settings)
-    for k in plan.sparse_top_ks if top_reps else ():  # each top-k cut is a corpus encoding of its own
-        encode_corpus_shards_on_ranks(model, plan.datasets, top_k_settings(settings, top_reps, k), plan.data_dir)
+    encode_corpus_shards_on_ranks(model, plan.datasets, settings, plan.data_dir)  # top-k cuts reuse it
     return model
 
 
@@ -138,7 +135,7 @@ def evaluate_run(cfg, run_dir: str | Path, plan: EvalPlan, model=None) -> list[d
                             evaluate(model, ds, run_dir / f"eval-mrl{dim}",
                                      replace(settings, representations=("dense",), mrl_dim=dim), plan.data_dir)]
     top_reps = top_k_representations(model, settings)
-    for k in plan.sparse_top_ks if top_reps else ():  # e.g. Figure 6: fewer document terms, same model
+    for k in plan.sparse_top_ks if top_reps else ():  # e.g. Figure 6: the same encoding, each document cut to k terms
         for ds in plan.datasets:
             records += [{**r, "representation": f"{r['representation']}@top{k}"} for r in
                         evaluate(model, ds, run_dir / f"eval-top{k}", top_k_settings(settings, top_reps, k),

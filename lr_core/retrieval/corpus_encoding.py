@@ -168,6 +168,26 @@ def _to_csr(weights, top_k: int | None) -> sp.csr_matrix:
     return sp.csr_matrix(w.numpy())
 
 
+def csr_top_k(mat: sp.csr_matrix, top_k: int) -> sp.csr_matrix:
+    """Each row's ``top_k`` largest weights (ties: lower token id), the same cut :func:`_to_csr` makes
+    while encoding: a top-k corpus is the full encoding cut, not a second pass over the corpus."""
+    mat = sp.csr_matrix(mat, copy=True)
+    mat.sort_indices()
+    indptr, indices, data = [0], [], []
+    for i in range(mat.shape[0]):
+        lo, hi = mat.indptr[i], mat.indptr[i + 1]
+        cols, vals = mat.indices[lo:hi], mat.data[lo:hi]
+        if hi - lo > top_k:
+            keep = np.sort(np.lexsort((cols, -vals))[:top_k])  # by weight, then by id; kept in id order
+            cols, vals = cols[keep], vals[keep]
+        indices.append(cols)
+        data.append(vals)
+        indptr.append(indptr[-1] + len(cols))
+    return sp.csr_matrix((np.concatenate(data) if data else np.zeros(0, mat.dtype),
+                          np.concatenate(indices) if indices else np.zeros(0, np.int32), np.asarray(indptr)),
+                         shape=mat.shape)
+
+
 def _load_shard(path: Path) -> EncodedCorpus:
     with np.load(path, allow_pickle=False) as z:
         ids = [str(x) for x in z["doc_ids"]]

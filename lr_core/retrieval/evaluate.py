@@ -31,7 +31,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -189,23 +189,28 @@ def encoded_corpus_dir(model: EvalModel, dataset: BeirDataset, settings: EvalSet
 
 def encode_corpus_for(model: EvalModel, dataset: BeirDataset, settings: EvalSettings, sparse: bool,
                       shards: Sequence[int] | None = None) -> Path:
-    """Encode (or finish encoding) the corpus shards of ``dataset`` for ``model``."""
+    """Encode (or finish encoding) the corpus shards of ``dataset`` for ``model``. A sparse top-k
+    is not encoded separately: :func:`encoded_corpus_for` cuts the full encoding."""
     from lr_core.retrieval.corpus_encoding import MANIFEST, encode_corpus
 
+    settings = replace(settings, sparse_top_k=None)
     out = encoded_corpus_dir(model, dataset, settings, sparse)
     if not sparse and (out / MANIFEST).is_file():  # reuse what is there (dense + sparse, or dense-only)
         sparse = bool(json.loads((out / MANIFEST).read_text()).get("sparse", False))
     fingerprint = {"model_id": model.backbone, "checkpoint_hash": model.checkpoint_hash, "variant": model.variant}
     encode_corpus(model.encoder, dataset.corpus, out, fingerprint, num_shards=settings.num_shards, shards=shards,
-                  batch_size=settings.batch_size, sparse=sparse, dense_dtype=settings.dense_dtype,
-                  sparse_top_k=settings.sparse_top_k)
+                  batch_size=settings.batch_size, sparse=sparse, dense_dtype=settings.dense_dtype)
     return out
 
 
 def encoded_corpus_for(model: EvalModel, dataset: BeirDataset, settings: EvalSettings, sparse: bool):
-    from lr_core.retrieval.corpus_encoding import merge_shards
+    """The merged corpus encoding; with ``settings.sparse_top_k`` each document keeps its k largest terms."""
+    from lr_core.retrieval.corpus_encoding import csr_top_k, merge_shards
 
-    return merge_shards(encode_corpus_for(model, dataset, settings, sparse))
+    enc = merge_shards(encode_corpus_for(model, dataset, settings, sparse))
+    if settings.sparse_top_k and enc.sparse is not None:
+        enc = replace(enc, sparse=csr_top_k(enc.sparse, settings.sparse_top_k))
+    return enc
 
 
 def metrics_record(dataset: str, split: str, model: EvalModel, representation: str, metrics: dict,

@@ -11,7 +11,7 @@ import pytest
 from lr_core.config import load_config
 from lr_core.pipeline.run import (METRICS, EvalPlan, encode_corpora_on_ranks, eval_model, eval_settings, evaluate_run,
                                   fit_run, is_baseline, summary_values)
-from lr_core.retrieval.corpus_encoding import merge_shards
+from lr_core.retrieval.corpus_encoding import csr_top_k, merge_shards
 from slurm.spec import expand, load_spec, run_config
 
 from tests.helpers import REPO, SWEEP_SMALL, fast_config, write_spec, write_subset
@@ -100,15 +100,16 @@ def test_a_sparse_run_is_also_evaluated_at_each_document_top_k(shared_data, tmp_
     assert on_disk["representation"] == "sparse" and on_disk["settings"]["sparse_top_k"] == 4
     assert on_disk["ndcg@10"] == pytest.approx(records["sparse@top4"]["ndcg@10"]) and on_disk["num_queries"] == 4
     assert "scifact/sparse@top4/ndcg@10" in summary_values(list(records.values()))
-    # the cut is real: each document keeps its 4 largest weights of the full encoding, and no more
-    [full_dir] = [d for d in (run_dir / "corpus").iterdir() if not d.name.endswith("-top4")]
-    full, cut = merge_shards(full_dir), merge_shards(full_dir.with_name(full_dir.name + "-top4"))
-    assert full.doc_ids == cut.doc_ids and len(full.doc_ids) > 4
-    kept, every = np.diff(cut.sparse.indptr), np.diff(full.sparse.indptr)
+    # the cut is real (each document keeps its 4 largest weights, lr_core.retrieval.corpus_encoding.csr_top_k)
+    # and costs no second pass over the corpus: the full encoding is the only one
+    [full_dir] = list((run_dir / "corpus").iterdir())
+    full = merge_shards(full_dir)
+    cut = csr_top_k(full.sparse, 4)
+    kept, every = np.diff(cut.indptr), np.diff(full.sparse.indptr)
     assert (kept == np.minimum(every, 4)).all() and (every > 4).any()
     for i in range(len(full.doc_ids)):
         row = full.sparse.getrow(i).toarray().ravel()
-        assert np.allclose(np.sort(cut.sparse.getrow(i).data)[::-1], np.sort(row[row > 0])[::-1][:4])
+        assert np.allclose(np.sort(cut.getrow(i).data)[::-1], np.sort(row[row > 0])[::-1][:4])
     # `lr report` reads them as their own measurement (keyed by sparse_top_k), not as duplicates
     df = collect([run_dir]).records
     assert sorted(zip(df["representation"], df["sparse_top_k"].fillna(0))) == \
@@ -131,9 +132,9 @@ def test_runs_not_evaluated_as_sparse_get_no_top_k(shared_data, tmp_path):
     assert not list(untrained.glob("eval-top*"))
 
 
-def test_several_ranks_share_out_the_top_k_corpus_encodings_too(monkeypatch, tmp_path):
-    """Under several ranks each document top-k cut is one more corpus encoding shared out among them
-    (only for a run evaluated as sparse or hybrid), so rank 0 does not encode it alone afterwards."""
+def test_several_ranks_encode_the_corpus_once_for_every_top_k_cut(monkeypatch, tmp_path):
+    """Under several ranks the corpus is shared out once; the document top-k cuts are made from that
+    encoding afterwards (no encoding of their own)."""
     import lr_core.distributed
     import lr_core.pipeline.run
     import lr_core.retrieval.evaluate
@@ -147,8 +148,4 @@ def test_several_ranks_share_out_the_top_k_corpus_encodings_too(monkeypatch, tmp
     monkeypatch.setattr(lr_core.pipeline.run, "eval_model", lambda *a: model)
     cfg = load_config(TINY)
     assert encode_corpora_on_ranks(cfg, tmp_path, EvalPlan(("scifact",), sparse_top_ks=(4, 16))) is model
-    assert calls == [(("scifact",), None, None), (("scifact",), ("sparse", "hybrid"), 4),
-                     (("scifact",), ("sparse", "hybrid"), 16)]
-    calls.clear()
-    encode_corpora_on_ranks(cfg, tmp_path, EvalPlan(("scifact",), representations=("dense",), sparse_top_ks=(4,)))
-    assert calls == [(("scifact",), ("dense",), None)]
+    assert calls == [(("scifact",), None, None)]

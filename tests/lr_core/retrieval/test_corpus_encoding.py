@@ -153,3 +153,19 @@ def test_two_ranks_encode_disjoint_shards_and_rank_zero_evaluates(shared_data, t
     np.testing.assert_allclose(ranks.sparse.toarray(), one.sparse.toarray(), atol=1e-5)
     a, b = (json.loads((tmp_path / d / "scifact" / "sparse" / "metrics.json").read_text()) for d in ("ranks", "one"))
     assert a["ndcg@10"] == pytest.approx(b["ndcg@10"], abs=1e-6) and a["num_queries"] == b["num_queries"] == 5
+
+
+def test_cutting_a_full_encoding_equals_encoding_with_the_top_k():
+    """csr_top_k (the evaluation's cut of a full encoding) keeps exactly what _to_csr keeps while
+    encoding, ties included (equal weights: the lower token id stays)."""
+    import torch
+
+    from lr_core.retrieval.corpus_encoding import _to_csr, csr_top_k
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.relu(torch.randn(7, 50, generator=g)).round(decimals=1)  # many zeros and many ties
+    w[3] = 0.0  # an empty document
+    full = _to_csr(w, None)
+    for k in (1, 3, 8, 50, 60):
+        got, want = csr_top_k(full, k), _to_csr(w, k)
+        assert (got != want).nnz == 0 and np.array_equal(got.indptr, want.indptr), k
