@@ -18,6 +18,7 @@ Spec (``experiments/sweeps/*.yaml``)::
                cache_batch_size: null,          # vocabulary ids per forward pass building the cache (null: 256)
                query_batch_size: 64}            # queries per forward pass (full-LLM queries, A3)
     speed: {run: variant-lightretriever, a3_run: null, args: [--threads, "2"]}   # optional: lr bench speed
+    adapters: reports/results/x/adapters       # optional: publish each trained run as <adapters>/<run name>
     wandb: {project: lightretriever-suite, mode: auto}
     slurm: {partition: debug, time: "01:00:00", cpus_per_task: 2, mem: 8G, gpus_per_node: 0,
             nodes: 1, ntasks_per_node: 0, array_throttle: 8, signal_seconds: 120, max_requeues: 5, extra: []}
@@ -95,6 +96,7 @@ class SweepSpec:
     split: str | None = None  # None: each data set's evaluation split (test); "val": the held-out train queries
     eval_cache_batch_size: int | None = None  # evaluate.cache_batch_size: vocabulary ids per forward pass (None: 256)
     eval_query_batch_size: int = 64  # evaluate.query_batch_size: queries per forward pass
+    adapters: Path | None = None  # adapters: publish each trained run here as <adapters>/<run name> (lr_core.adapters)
     sparse_top_ks: list[int] = field(default_factory=list)  # evaluate.sparse_top_k: document top-k term cuts
 
     def representations_for(self, variant: str) -> list[str] | None:
@@ -158,7 +160,7 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
     if not path.is_file():
         raise ConfigError(f"sweep spec not found: {path}")
     raw = _read_spec(path)
-    known = {"name", "base_config", "out", "grid", "overrides", "evaluate", "wandb", "slurm", "speed"}
+    known = {"name", "base_config", "out", "grid", "overrides", "evaluate", "wandb", "slurm", "speed", "adapters"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise spec_error(path, ", ".join(unknown), f"unknown key(s); allowed: {', '.join(sorted(known))}")
@@ -232,10 +234,14 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
     if not isinstance(wandb, dict):
         raise spec_error(path, "wandb", "must be a mapping")
     out = Path(raw.get("out") or f"runs/sweeps/{name}")
+    adapters = raw.get("adapters")
+    if adapters is not None and not isinstance(adapters, str):
+        raise spec_error(path, "adapters", f"a directory path, got {adapters!r}")
     return SweepSpec(name, base_path, out, {SHORTCUTS.get(k, k): v for k, v in grid.items()}, overrides, datasets,
                      ev.get("data_dir"), reps, wandb, slurm, path, mrl_dims, speed, eval_device, eval_batch,
                      ev.get("split"), eval_cache_batch_size=batches["cache_batch_size"],
-                     eval_query_batch_size=batches["query_batch_size"], sparse_top_ks=top_ks)
+                     eval_query_batch_size=batches["query_batch_size"], sparse_top_ks=top_ks,
+                     adapters=Path(adapters) if adapters else None)
 
 
 def _slug(value) -> str:

@@ -119,6 +119,8 @@ def run_task(manifest_path: str | os.PathLike, index: int) -> int:
                 if owner:
                     _requeue(run_dir, spec.slurm.max_requeues)
                 return 0
+        if owner and spec.adapters and not is_baseline(cfg.variant):
+            _publish(run_dir, spec.adapters / run.name)
         plan = spec.eval_plan(cfg.variant)
         model = encode_corpora_on_ranks(cfg, run_dir, plan)  # several ranks: each encodes its corpus shards
         if not owner:
@@ -135,6 +137,15 @@ def run_task(manifest_path: str | os.PathLike, index: int) -> int:
         if json.loads((run_dir / STATUS_FILE).read_text()).get("state") != "interrupted":
             _write_status(run_dir, "failed", message=f"{type(exc).__name__}: {exc}"[:500])
         raise
+
+
+def _publish(run_dir: Path, out: Path) -> None:
+    """The trained run as a float16 adapter directory (once: a resumed task keeps the first export)."""
+    from lr_core.adapters import export_adapter, is_adapter_dir
+    from lr_core.train import load_trained
+
+    if not is_adapter_dir(out):
+        print(f"lr: publishing {run_dir.name} as {export_adapter(*load_trained(run_dir), run_dir, out)}", flush=True)
 
 
 def speed_task(manifest_path: str | os.PathLike, bench: Callable[[list[str]], int]) -> int:

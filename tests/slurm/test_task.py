@@ -61,7 +61,8 @@ def test_local_sweep_with_baselines_mrl_widths_and_speed(tiny_beir, tmp_path, ca
                       evaluate={"representations": {"mrl": ["dense"]}, "mrl_dims": [16]},
                       speed={"run": "variant-mrl", "args": ["--queries", "16", "--batch-size", "8", "--top-k", "5",
                                                             "--query-datasets", "scifact",
-                                                            "--query-data-dir", str(tiny_beir)]})
+                                                            "--query-data-dir", str(tiny_beir)]},
+                      adapters=str(tmp_path / "adapters"))
     out = tmp_path / "local"
     assert main(["sweep", str(spec), "--local"]) == 0
     bm25 = json.loads((out / "variant-bm25" / "eval" / "scifact" / "bm25" / "metrics.json").read_text())
@@ -79,6 +80,10 @@ def test_local_sweep_with_baselines_mrl_widths_and_speed(tiny_beir, tmp_path, ca
     assert {"scifact/dense/ndcg@10", "scifact/dense@16/ndcg@10"} <= set(done)
     speed = json.loads((out / "speed" / "speed.json").read_text())
     assert speed["N"] == 16 and speed["model"]["checkpoint"].startswith(str(mrl))
+    # every trained run is published (spec `adapters`), baselines are not
+    assert [p.name for p in (tmp_path / "adapters").iterdir()] == ["variant-mrl"]
+    info = json.loads((tmp_path / "adapters" / "variant-mrl" / "adapter_info.json").read_text())
+    assert info["variant"] == "mrl" and info["source_run"] == str(mrl)
     for run in ("variant-bm25", "variant-untrained", "variant-mrl", "speed"):
         assert json.loads((out / run / "wall_time.json").read_text())["total_seconds"] > 0
     before = (mrl / "eval" / "scifact" / "dense" / "metrics.json").stat().st_mtime_ns
