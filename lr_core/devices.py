@@ -54,9 +54,16 @@ def rank_device(name: str, local_rank: int) -> str:
     return str(name)
 
 
-def inference_autocast(device: str | torch.device):
-    """bf16 autocast on CUDA (the paper trains and serves in bf16); nothing on the CPU (float32 there)."""
+PRECISIONS = ("auto", "bfloat16", "float32")  # evaluation precision (EvalModel.precision)
+
+
+def inference_autocast(device: str | torch.device, precision: str = "auto"):
+    """Inference autocast: ``auto`` is bf16 on CUDA (the paper trains and serves in bf16) and float32
+    on the CPU; ``bfloat16`` is bf16 autocast on either (about 2x the matmul throughput of float32
+    on a CPU with AVX512-BF16); ``float32`` is no autocast."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     dev = torch.device(device) if not isinstance(device, torch.device) else device
-    if dev.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if precision == "bfloat16" or (precision == "auto" and dev.type == "cuda"):
+        return torch.autocast(dev.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()

@@ -96,6 +96,7 @@ class SweepSpec:
     split: str | None = None  # None: each data set's evaluation split (test); "val": the held-out train queries
     eval_cache_batch_size: int | None = None  # evaluate.cache_batch_size: vocabulary ids per forward pass (None: 256)
     eval_query_batch_size: int = 64  # evaluate.query_batch_size: queries per forward pass
+    eval_precision: str = "auto"  # evaluate.precision: inference autocast (auto: bf16 on CUDA, float32 on CPU)
     adapters: Path | None = None  # adapters: publish each trained run here as <adapters>/<run name> (lr_core.adapters)
     sparse_top_ks: list[int] = field(default_factory=list)  # evaluate.sparse_top_k: document top-k term cuts
 
@@ -110,7 +111,7 @@ class SweepSpec:
         reps = self.representations_for(variant)
         return EvalPlan(tuple(self.datasets), self.data_dir, self.split, tuple(reps) if reps else None,
                         self.eval_device, self.eval_batch_size, tuple(self.mrl_dims), self.eval_cache_batch_size,
-                        self.eval_query_batch_size, tuple(self.sparse_top_ks))
+                        self.eval_query_batch_size, tuple(self.sparse_top_ks), self.eval_precision)
 
 
 @dataclass
@@ -186,12 +187,15 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
         raise spec_error(path, "overrides", "must be a list of 'key.sub=value' strings")
     ev = raw.get("evaluate") or {}
     eval_keys = ("datasets", "data_dir", "representations", "mrl_dims", "sparse_top_k", "split", "device",
-                 "batch_size", "cache_batch_size", "query_batch_size")
+                 "batch_size", "cache_batch_size", "query_batch_size", "precision")
     if not isinstance(ev, dict) or set(ev) - set(eval_keys):
         raise spec_error(path, "evaluate", f"allowed keys: {', '.join(eval_keys)}")
     if not isinstance(ev.get("split"), (str, type(None))):
         raise spec_error(path, "evaluate.split", "a split name (e.g. val) or null for each data set's test split")
     eval_device = ev.get("device", "cpu")
+    eval_precision = ev.get("precision", "auto")
+    if eval_precision not in ("auto", "bfloat16", "float32"):
+        raise spec_error(path, "evaluate.precision", f"auto, bfloat16 or float32, got {eval_precision!r}")
     if eval_device not in ("cpu", "auto") and not re.fullmatch(r"cuda(:\d+)?", str(eval_device)):
         raise spec_error(path, "evaluate.device", f"cpu, auto or cuda[:N], got {eval_device!r}")
     batches = {}
@@ -241,7 +245,7 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
                      ev.get("data_dir"), reps, wandb, slurm, path, mrl_dims, speed, eval_device, eval_batch,
                      ev.get("split"), eval_cache_batch_size=batches["cache_batch_size"],
                      eval_query_batch_size=batches["query_batch_size"], sparse_top_ks=top_ks,
-                     adapters=Path(adapters) if adapters else None)
+                     adapters=Path(adapters) if adapters else None, eval_precision=eval_precision)
 
 
 def _slug(value) -> str:

@@ -181,7 +181,7 @@ def run(args, argv) -> dict:
         faiss.omp_set_num_threads(args.threads)
     texts, query_source = load_queries(args.queries, args.query_file, args.query_datasets, args.query_data_dir)
     model = load_model_for_eval(args.run_dir, backbone=args.backbone, checkpoint=args.checkpoint,
-                                work_dir=args.work_dir, max_doc_len=args.max_doc_len)
+                                work_dir=args.work_dir, max_doc_len=args.max_doc_len, precision=args.precision)
     encoder = model.encoder
     encoder.lm.to(args.device)
     encoder.eval()
@@ -285,6 +285,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-doc-len", type=int, default=None)
     p.add_argument("--sparse-top-k", type=int, default=None, help="keep each document's k largest term weights")
     p.add_argument("--cache-dtype", choices=("float32", "float16"), default="float32")
+    p.add_argument("--precision", choices=("auto", "bfloat16", "float32"), default="auto",
+                   help="autocast of the cache and corpus encoding (as the evaluation that made them); query timings are float32")
     p.add_argument("--threads", type=int, default=None, help="torch and Faiss threads (default: library defaults)")
     p.add_argument("--device", default="cpu", help="device of the full LLM (cpu or cuda)")
     p.add_argument("--a3-run-dir", help="also time a trained A3 run's one-layer query encoder (paper Table 3)")

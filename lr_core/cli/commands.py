@@ -62,7 +62,7 @@ def _eval_model(args):
     out = Path(args.out) if args.out else Path(args.run_dir) / "eval"
     work = None if args.run_dir else out / "work"
     return load_model_for_eval(args.run_dir, backbone=args.backbone, checkpoint=args.checkpoint, work_dir=work,
-                               max_doc_len=args.max_doc_len, device=args.device), out
+                               max_doc_len=args.max_doc_len, device=args.device, precision=args.precision), out
 
 
 def cmd_evaluate(args) -> None:

@@ -168,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--cache-batch-size", type=int, default=None,
                             help="vocabulary ids per forward pass building the light dense cache")
         parser.add_argument("--device", default="cpu", help="cpu (default), auto or cuda[:N]; bf16 autocast on CUDA")
+        parser.add_argument("--precision", default="auto", choices=["auto", "bfloat16", "float32"],
+                            help="inference autocast: auto = bf16 on CUDA, float32 on the CPU; bfloat16 also on the CPU")
         parser.add_argument("--faiss-gpu", default="replicate", choices=["replicate", "shard"],
                             help="with faiss-gpu: a full index per GPU, or the vectors split over the GPUs")
         parser.add_argument("--faiss-fp16", action="store_true", help="Faiss GPU index in float16")

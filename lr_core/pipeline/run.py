@@ -38,6 +38,7 @@ class EvalPlan:
     cache_batch_size: int | None = None  # vocabulary ids per forward pass building the cache (None: the model's)
     query_batch_size: int = 64  # queries per forward pass (full-LLM queries, A3)
     sparse_top_ks: tuple[int, ...] = ()  # document top-k term cuts for runs evaluated as sparse / hybrid
+    precision: str = "auto"  # inference autocast: auto (bf16 on CUDA, float32 on CPU), bfloat16 or float32
 
 
 def is_baseline(variant: str) -> bool:
@@ -90,8 +91,8 @@ def eval_model(cfg, run_dir: str | Path, plan: EvalPlan):
     device = rank_device(plan.device, local_rank()) if launch_world_size() > 1 else plan.device
     if cfg.variant == "untrained":
         return load_model_for_eval(backbone=cfg.model.backbone, work_dir=Path(run_dir),
-                                   max_doc_len=cfg.data.max_doc_len, device=device)
-    return load_model_for_eval(run_dir, device=device)
+                                   max_doc_len=cfg.data.max_doc_len, device=device, precision=plan.precision)
+    return load_model_for_eval(run_dir, device=device, precision=plan.precision)
 
 
 def encode_corpora_on_ranks(cfg, run_dir: str | Path, plan: EvalPlan):

@@ -87,11 +87,12 @@ class EvalModel:
     extra: dict = field(default_factory=dict)
     module: object = None  # the trained LightningModule (serving hooks); None for an untrained backbone
     seed: int | None = None  # the run's trainer.seed; None for an untrained backbone or BM25
+    precision: str = "auto"  # inference autocast (lr_core.devices.PRECISIONS); bfloat16 keeps its own caches and encodings
 
 
 def load_model_for_eval(run_dir: str | Path | None = None, backbone: str | None = None,
                         checkpoint: str | Path | None = None, work_dir: str | Path | None = None,
-                        max_doc_len: int | None = None, device: str = "cpu") -> EvalModel:
+                        max_doc_len: int | None = None, device: str = "cpu", precision: str = "auto") -> EvalModel:
     """A trained run directory, or (``run_dir=None``) the untrained ``backbone``; LoRA merged for speed.
 
     ``device``: ``cpu`` (default), ``auto`` or ``cuda[:N]`` (see :mod:`lr_core.devices`). The backbone
@@ -102,8 +103,14 @@ def load_model_for_eval(run_dir: str | Path | None = None, backbone: str | None 
     """
     from lr_core.devices import resolve_device
 
+    from dataclasses import replace as _replace
+
+    from lr_core.devices import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     dev = resolve_device(device)
-    model = _load_model_for_eval(run_dir, backbone, checkpoint, work_dir, max_doc_len, dev)
+    model = _replace(_load_model_for_eval(run_dir, backbone, checkpoint, work_dir, max_doc_len, dev), precision=precision)
     _place(model, dev)
     return model
 
@@ -144,32 +151,40 @@ def _load_model_for_eval(run_dir, backbone, checkpoint, work_dir, max_doc_len, d
     return EvalModel(RetrievalEncoder(lm.eval(), tok), "untrained", backbone, Path(work_dir))
 
 
-def vocab_cache_path(work_dir: Path, variant: str, instruction: str, centre: str = "none") -> Path:
+def vocab_cache_path(work_dir: Path, variant: str, instruction: str, centre: str = "none", precision_tag: str = "") -> Path:
     """Where a model's float32 vocabulary cache for ``instruction`` is kept (``--cache-dtype`` converts on load);
-    a cache centred at build time (``model.cache_centre``) is another file."""
+    a cache centred at build time (``model.cache_centre``) or built under bf16 autocast is another file."""
     import hashlib
 
     tag = hashlib.sha256(instruction.encode()).hexdigest()[:10]
     centred = "" if centre == "none" else f"-{centre}"
-    return Path(work_dir) / "cache" / f"vocab-{variant}-{tag}{centred}-float32.npz"
+    return Path(work_dir) / "cache" / f"vocab-{variant}-{tag}{centred}{precision_tag}-float32.npz"
+
+
+def _precision_tag(model: "EvalModel") -> str:
+    """Caches and corpus encodings made under an explicit bf16 autocast never mix with float32 ones."""
+    return "-bf16" if model.precision == "bfloat16" else ""
 
 
 def vocab_cache_for(model: EvalModel, instruction: str, dtype: str = "float32", batch_size: int | None = None):
-    """The model's cache for ``instruction``: loaded if built before (and matching), else built and saved
-    (on the encoder's device; ``batch_size`` vocabulary ids per forward pass, None: the model's default)."""
-    kw = {"batch_size": batch_size} if batch_size else {}
+    """The model's cache for ``instruction``: loaded if built before (and matching), else built under the
+    model's inference autocast and saved (on the encoder's device; ``batch_size`` vocabulary ids per
+    forward pass, None: the model's default)."""
     from lr_core.cache import VocabCache
     from lr_core.cache_build import build_vocab_cache
+    from lr_core.devices import inference_autocast
 
+    kw = {"batch_size": batch_size} if batch_size else {}
     centre = model.module.cfg.model.cache_centre if model.module is not None else "none"
-    path = vocab_cache_path(model.work_dir, model.variant, instruction, centre)
+    path = vocab_cache_path(model.work_dir, model.variant, instruction, centre, _precision_tag(model))
     expect = {"model_id": model.backbone, "checkpoint_hash": model.checkpoint_hash,
               "tokenizer_hash": model.encoder.tokenizer.fingerprint(), "instruction": instruction}
     if not path.exists():
-        if model.module is not None:
-            cache = model.module.build_query_cache(instruction, model.backbone, model.checkpoint_hash, **kw)
-        else:
-            cache = build_vocab_cache(model.encoder, instruction, model.backbone, model.checkpoint_hash, **kw)
+        with inference_autocast(model.encoder.device, model.precision):
+            if model.module is not None:
+                cache = model.module.build_query_cache(instruction, model.backbone, model.checkpoint_hash, **kw)
+            else:
+                cache = build_vocab_cache(model.encoder, instruction, model.backbone, model.checkpoint_hash, **kw)
         cache.save(path)
     return VocabCache.load(path, expect=expect, dtype=dtype)
 
@@ -181,7 +196,7 @@ def encoded_corpus_dir(model: EvalModel, dataset: BeirDataset, settings: EvalSet
     from lr_core.retrieval.corpus_encoding import MANIFEST
 
     top = f"-top{settings.sparse_top_k}" if settings.sparse_top_k else ""
-    both = model.work_dir / "corpus" / f"{dataset.name}-len{model.encoder.tokenizer.max_doc_len}{top}"
+    both = model.work_dir / "corpus" / f"{dataset.name}-len{model.encoder.tokenizer.max_doc_len}{top}{_precision_tag(model)}"
     if sparse or (both / MANIFEST).is_file():
         return both
     return both.with_name(both.name + "-dense")
@@ -191,6 +206,7 @@ def encode_corpus_for(model: EvalModel, dataset: BeirDataset, settings: EvalSett
                       shards: Sequence[int] | None = None) -> Path:
     """Encode (or finish encoding) the corpus shards of ``dataset`` for ``model``. A sparse top-k
     is not encoded separately: :func:`encoded_corpus_for` cuts the full encoding."""
+    from lr_core.devices import inference_autocast
     from lr_core.retrieval.corpus_encoding import MANIFEST, encode_corpus
 
     settings = replace(settings, sparse_top_k=None)
@@ -198,8 +214,9 @@ def encode_corpus_for(model: EvalModel, dataset: BeirDataset, settings: EvalSett
     if not sparse and (out / MANIFEST).is_file():  # reuse what is there (dense + sparse, or dense-only)
         sparse = bool(json.loads((out / MANIFEST).read_text()).get("sparse", False))
     fingerprint = {"model_id": model.backbone, "checkpoint_hash": model.checkpoint_hash, "variant": model.variant}
-    encode_corpus(model.encoder, dataset.corpus, out, fingerprint, num_shards=settings.num_shards, shards=shards,
-                  batch_size=settings.batch_size, sparse=sparse, dense_dtype=settings.dense_dtype)
+    with inference_autocast(model.encoder.device, model.precision):
+        encode_corpus(model.encoder, dataset.corpus, out, fingerprint, num_shards=settings.num_shards, shards=shards,
+                      batch_size=settings.batch_size, sparse=sparse, dense_dtype=settings.dense_dtype)
     return out
 
 
@@ -221,7 +238,7 @@ def metrics_record(dataset: str, split: str, model: EvalModel, representation: s
     rec.update({k: float(metrics[k]) for k in LEDGER_METRICS if k in metrics})
     rec.update({"num_queries": int(metrics.get("num_queries", 0)), "timings": timings,
                 "config_hash": model.config_hash, "checkpoint": model.checkpoint,
-                "checkpoint_hash": model.checkpoint_hash, "git_commit": git_commit(),
+                "checkpoint_hash": model.checkpoint_hash, "precision": model.precision, "git_commit": git_commit(),
                 "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
     rec.update(extra or {})
     return rec
@@ -250,10 +267,10 @@ def evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings:
              data_dir: str | Path | None = None) -> list[dict]:
     """Evaluate ``model`` on one data set; writes and returns one ledger record per representation.
 
-    On a CUDA model everything runs under bf16 autocast (a no-op on the CPU)."""
+    Everything runs under the model's inference autocast (``model.precision``: bf16 on CUDA by default)."""
     from lr_core.devices import inference_autocast
 
-    with inference_autocast(model.encoder.device):
+    with inference_autocast(model.encoder.device, model.precision):
         return _evaluate(model, dataset_name, out_dir, settings, data_dir)
 
 
@@ -312,7 +329,7 @@ def encode_corpus_shards_on_ranks(model: EvalModel, dataset_names: Sequence[str]
                 break
             _, _, data = _eval_data(name, settings, data_dir)
             log.info("rank %d of %d encodes corpus shards %s of %d (%s)", rank, world, shards, settings.num_shards, name)
-            with inference_autocast(model.encoder.device):
+            with inference_autocast(model.encoder.device, model.precision):
                 encode_corpus_for(model, data, settings, sparse=need_sparse, shards=shards)
     except Exception as exc:  # raised below, after the others know (they would wait for this rank otherwise)
         failed = exc

@@ -26,6 +26,16 @@ def test_cpu_inference_stays_float32():
         assert (x @ x).dtype == torch.float32
 
 
+def test_bf16_inference_on_the_cpu_is_asked_for_explicitly():
+    x = torch.randn(4, 4)
+    with inference_autocast("cpu", "bfloat16"):
+        assert (x @ x).dtype == torch.bfloat16
+    with inference_autocast("cpu", "float32"):
+        assert (x @ x).dtype == torch.float32
+    with pytest.raises(ValueError, match="precision"):
+        inference_autocast("cpu", "fp8")
+
+
 def test_cuda_without_a_gpu_is_refused_here():
     """This CPU machine: asking for CUDA fails with one clear line rather than deep inside torch."""
     if torch.cuda.is_available():  # the gpu-marked tests below cover machines with CUDA

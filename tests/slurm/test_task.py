@@ -103,6 +103,7 @@ def test_local_sweep_with_baselines_mrl_widths_and_speed(tiny_beir, tmp_path, ca
     ({"evaluate": {"cache_batch_size": 0}}, "evaluate.cache_batch_size"),
     ({"evaluate": {"query_batch_size": "64"}}, "evaluate.query_batch_size"),
     ({"evaluate": {"batch_size": None}}, "evaluate.batch_size"),
+    ({"evaluate": {"precision": "fp16"}}, "evaluate.precision"),
 ])
 def test_bad_speed_and_evaluate_settings_fail_before_running(tiny_beir, tmp_path, change, match):
     spec = write_spec(tmp_path / "bad.yaml", "bad", {"variant": ["lightretriever", "bm25"]}, SWEEP_SMALL, tiny_beir, **change)

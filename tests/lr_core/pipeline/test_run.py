@@ -35,9 +35,9 @@ def test_summary_values_are_the_ledger_metrics_per_dataset_and_representation():
 def test_a_sweep_spec_gives_its_evaluate_block_as_a_plan(tmp_path):
     spec = load_spec(write_spec(tmp_path / "s.yaml", "s", {"variant": ["mrl", "bm25"]}, [], tmp_path,
                                 evaluate={"representations": {"mrl": ["dense"]}, "mrl_dims": [32], "batch_size": 4,
-                                          "sparse_top_k": [8, 2]}))
+                                          "sparse_top_k": [8, 2], "precision": "bfloat16"}))
     assert spec.eval_plan("mrl") == EvalPlan(("scifact",), str(tmp_path), None, ("dense",), "cpu", 4, (32,), None, 64,
-                                             (8, 2))
+                                             (8, 2), "bfloat16")
     assert spec.eval_plan("bm25").representations is None
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import numpy as np
 
 import pytest
 
@@ -88,6 +89,28 @@ def test_dense_only_and_dense_sparse_encodings_do_not_clash(trained_tiny, shared
     old = evaluate(model, "scifact", tmp_path / "d", EvalSettings(representations=("symmetric",)), data_dir=data_root)
     assert old[0]["ndcg@10"] == pytest.approx(first[0]["ndcg@10"], abs=1e-6)
     assert sorted(p.name for p in corpus.iterdir()) == ["scifact-len24"]
+
+
+def test_bf16_evaluation_keeps_its_own_cache_and_encodings_and_stays_close(trained_tiny, shared_data, tmp_path):
+    """``precision="bfloat16"`` (CPU autocast): the corpus encoding and the vocabulary cache go to their
+    own files, the record says so, and the vectors stay close to the float32 ones."""
+    from lr_core.retrieval.corpus_encoding import merge_shards
+
+    data_root = tmp_path / "data"
+    write_subset(shared_data, "scifact", data_root, n_queries=3, n_extra_docs=10)
+    work = tmp_path / "work"
+    reps = EvalSettings(representations=("dense", "sparse"))
+    fp32 = evaluate(load_model_for_eval(trained_tiny, max_doc_len=24, work_dir=work), "scifact", tmp_path / "a", reps,
+                    data_dir=data_root)
+    bf16 = evaluate(load_model_for_eval(trained_tiny, max_doc_len=24, work_dir=work, precision="bfloat16"), "scifact",
+                    tmp_path / "b", reps, data_dir=data_root)
+    assert sorted(p.name for p in (work / "corpus").iterdir()) == ["scifact-len24", "scifact-len24-bf16"]
+    caches = sorted(p.name for p in (work / "cache").iterdir())
+    assert len(caches) == 2 and sum(name.endswith("-bf16-float32.npz") for name in caches) == 1
+    assert {r["precision"] for r in fp32} == {"auto"} and {r["precision"] for r in bf16} == {"bfloat16"}
+    a, b = merge_shards(work / "corpus" / "scifact-len24"), merge_shards(work / "corpus" / "scifact-len24-bf16")
+    cos = (a.dense * b.dense).sum(1) / np.linalg.norm(a.dense, axis=1) / np.linalg.norm(b.dense, axis=1)
+    assert cos.min() > 0.99 and not np.array_equal(a.dense, b.dense)
 
 
 def test_untrained_backbone_and_chinese_path(shared_data, tmp_path):
