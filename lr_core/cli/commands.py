@@ -131,13 +131,13 @@ def cmd_demo(args) -> None:
             raise ConfigError(f"--adapter {spec!r}: expected LABEL=DIR with LABEL one of {sorted(adapters)}")
         adapters[label] = Path(path)
     run_published_demo(out, adapters, dataset=args.dataset, data_dir=args.data_dir, batch_size=args.batch_size,
-                       untrained=args.untrained)
+                       untrained=args.untrained, precision=args.precision)
     if args.speed_queries:  # Table 1 on this machine: the adapter's own cache and corpus encoding, built above
         from experiments.benchmarks import speed
 
         argv = ["--run-dir", str(adapters["lightretriever"]), "--work-dir", str(out / "lightretriever"),
                 "--dataset", args.dataset, "--query-datasets", args.dataset, "--queries", str(args.speed_queries),
-                "--out", str(out / "speed")]
+                "--precision", args.precision, "--out", str(out / "speed")]
         if args.data_dir:
             argv += ["--data-dir", args.data_dir, "--query-data-dir", args.data_dir]
         if speed.main(argv):

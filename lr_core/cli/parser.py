@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lr_core.pipeline.demo import DEMO_MAX_DOC_LEN, DEMO_STEPS
+from lr_core.pipeline.demo import DEMO_MAX_DOC_LEN, DEMO_PRECISION, DEMO_STEPS
 from lr_core.cli.commands import (BENCH_SCRIPTS, cmd_bench, cmd_bm25, cmd_cache, cmd_compare, cmd_config_keys,
                                   cmd_config_show, cmd_data_download, cmd_demo, cmd_encode, cmd_evaluate,
                                   cmd_export_adapter, cmd_fit, cmd_mteb, cmd_report, cmd_sweep, cmd_sweep_task,
@@ -235,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--speed-queries", type=int, default=300,
                    help="queries timed by the speed comparison after scoring (0: skip it; Table 1 uses 2048)")
     d.add_argument("--untrained", action="store_true", help="also score the untrained backbone (one more corpus encoding)")
+    d.add_argument("--precision", default=DEMO_PRECISION, choices=["auto", "bfloat16", "float32"],
+                   help="evaluation autocast of the published demo (default bfloat16, as the findings grid)")
     d.add_argument("--train", action="store_true",
                    help="train both models from scratch instead of scoring the published adapters")
     d.add_argument("--steps", type=int, default=DEMO_STEPS, help="with --train: training steps per model")

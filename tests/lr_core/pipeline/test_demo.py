@@ -130,6 +130,7 @@ def test_default_demo_scores_published_adapters_and_times_the_query_side(shared_
     assert not any(k.startswith("train") for k in summary["seconds"])  # nothing was trained
     rec = json.loads((out / "lightretriever" / "eval" / "scifact" / "hybrid" / "metrics.json").read_text())
     assert rec["checkpoint"] == str(adapters["lightretriever"]) and rec["num_queries"] == 8
+    assert rec["precision"] == "bfloat16" and (out / "lightretriever" / "corpus" / "scifact-len48-bf16").is_dir()
     assert sorted(str(p) for p in (tmp_path / "published").rglob("*")) == before
     speed = json.loads((out / "speed" / "speed.json").read_text())
     assert speed["N"] == 16 and speed["model"]["checkpoint"] == str(adapters["lightretriever"])
