@@ -78,7 +78,7 @@ def top_k_representations(model, settings) -> tuple[str, ...]:
 
 def top_k_settings(settings, reps: tuple[str, ...], k: int):
     """``settings`` for the evaluation of ``reps`` with every document cut to its ``k`` largest term
-    weights (its corpus encoding gets its own directory, ``...-top<k>``)."""
+    weights (cut from the run's full corpus encoding, :func:`lr_core.retrieval.evaluate.encoded_corpus_for`)."""
     return replace(settings, representations=reps, sparse_top_k=k)
 
 

@@ -101,16 +101,12 @@ def load_model_for_eval(run_dir: str | Path | None = None, backbone: str | None 
     (``model.dtype: auto``). On CUDA, :func:`evaluate` runs the encoder under bf16 autocast, and
     corpus encoding and the vocabulary cache run there too (they follow the encoder's device).
     """
-    from lr_core.devices import resolve_device
+    from lr_core.devices import PRECISIONS, resolve_device
 
-    from dataclasses import replace as _replace
-
-    from lr_core.devices import PRECISIONS
-
-    if precision not in PRECISIONS:
+    if precision not in PRECISIONS:  # before the backbone is built
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     dev = resolve_device(device)
-    model = _replace(_load_model_for_eval(run_dir, backbone, checkpoint, work_dir, max_doc_len, dev), precision=precision)
+    model = replace(_load_model_for_eval(run_dir, backbone, checkpoint, work_dir, max_doc_len, dev), precision=precision)
     _place(model, dev)
     return model
 
@@ -313,7 +309,6 @@ def encode_corpus_shards_on_ranks(model: EvalModel, dataset_names: Sequence[str]
     >>> if rank == 0: evaluate(model, "scifact", out, EvalSettings(num_shards=8))               # doctest: +SKIP
     """
     from lr_core.retrieval.corpus_encoding import rank_shards
-    from lr_core.devices import inference_autocast
     from lr_core.distributed import any_rank, ensure_process_group, rank_and_world_size
 
     settings = settings or EvalSettings()
@@ -329,8 +324,7 @@ def encode_corpus_shards_on_ranks(model: EvalModel, dataset_names: Sequence[str]
                 break
             _, _, data = _eval_data(name, settings, data_dir)
             log.info("rank %d of %d encodes corpus shards %s of %d (%s)", rank, world, shards, settings.num_shards, name)
-            with inference_autocast(model.encoder.device, model.precision):
-                encode_corpus_for(model, data, settings, sparse=need_sparse, shards=shards)
+            encode_corpus_for(model, data, settings, sparse=need_sparse, shards=shards)  # under the model's autocast
     except Exception as exc:  # raised below, after the others know (they would wait for this rank otherwise)
         failed = exc
     if any_rank(failed is not None):  # an all-reduce: also the barrier before rank 0 merges
