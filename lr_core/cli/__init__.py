@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     progress.configure(disabled=args.no_progress, quiet=args.quiet)
     try:
         if name not in TORCH_FREE_COMMANDS:
+            from lr_core.allocator import tune_malloc
+
+            tune_malloc()  # torch's per-batch buffers stay in the heap (see lr_core.allocator)
             import ablations  # noqa: F401  (the variant catalog: registers every variant)
         args.func(args)
     except SystemExit as exc:  # a command's own exit status (sweep --local, bench, serving commands)

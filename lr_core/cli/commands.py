@@ -220,6 +220,7 @@ BENCH_SCRIPTS = {
     "train-resume": "experiments.benchmarks.train_resume",
     "speed": "experiments.benchmarks.speed",
     "scaling": "experiments.benchmarks.scaling",
+    "malloc": "experiments.benchmarks.malloc",
 }
 
 
