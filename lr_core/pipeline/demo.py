@@ -1,9 +1,11 @@
 """``lr demo``: the suite's main job on SciFact with the default model, sized for a 2-core CPU.
 
-By default (:func:`run_published_demo`) nothing is trained: the published LightRetriever and
-symmetric adapters (``experiments.DEMO_ADAPTERS``, float16 peft directories committed under
-``reports/results/``) are scored beside BM25 and the untrained backbone, and the CLI then runs the
-query-side speed comparison on the LightRetriever adapter's cache and corpus encoding.
+By default (:func:`run_published_demo`) nothing is trained: the published LightRetriever adapter
+(``experiments.DEMO_ADAPTERS``, float16 peft directories committed under ``reports/results/``) is
+scored beside BM25 (dense, sparse, hybrid, and its own symmetric row: the released recipe trains the
+symmetric baseline in the same run), and the CLI then runs the query-side speed comparison on its
+cache and corpus encoding. ``lr demo --standalone-symmetric`` adds the standalone symmetric model,
+``--untrained`` the untrained backbone.
 
 With ``lr demo --train`` (:func:`run_demo`) both models are trained from scratch first:
 

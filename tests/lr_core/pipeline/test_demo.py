@@ -162,3 +162,22 @@ def test_published_demo_adapters_are_the_committed_ones():
 
     assert set(DEMO_ADAPTERS) == {"lightretriever", "symmetric"}
     assert all(is_adapter_dir(p) for p in DEMO_ADAPTERS.values())
+
+
+def test_default_demo_scores_lightretriever_alone_and_the_standalone_symmetric_on_request(tmp_path, monkeypatch,
+                                                                                          capsys):
+    """The released recipe's symmetric baseline is LightRetriever's own symmetric row; the standalone
+    symmetric model (one more corpus encoding) is scored with --standalone-symmetric or --adapter."""
+    from experiments import DEMO_ADAPTERS
+    from lr_core.cli import main
+
+    seen = []
+    monkeypatch.setattr("lr_core.pipeline.demo.run_published_demo", lambda out, adapters, **kw: seen.append(adapters))
+    base = ["demo", "--out", str(tmp_path / "d"), "--speed-queries", "0"]
+    assert main(base) == 0
+    assert seen[-1] == {"lightretriever": DEMO_ADAPTERS["lightretriever"]}
+    assert "--standalone-symmetric" in capsys.readouterr().out
+    assert main([*base, "--standalone-symmetric"]) == 0
+    assert seen[-1] == {"lightretriever": DEMO_ADAPTERS["lightretriever"], "symmetric": DEMO_ADAPTERS["symmetric"]}
+    assert main([*base, "--adapter", f"symmetric={tmp_path}"]) == 0
+    assert seen[-1] == {"lightretriever": DEMO_ADAPTERS["lightretriever"], "symmetric": tmp_path}
