@@ -13,16 +13,20 @@ device(type='cpu')
 from __future__ import annotations
 
 import contextlib
-
-import torch
+from typing import TYPE_CHECKING
 
 from lr_core.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICE_CHOICES = ("cpu", "auto", "cuda", "cuda:N")
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
     """``cpu``, ``auto`` (CUDA when available), ``cuda`` or ``cuda:N``; CUDA without a GPU is an error."""
+    import torch
+
     if isinstance(name, torch.device):
         return name
     text = str(name).strip().lower()
@@ -48,13 +52,17 @@ def rank_device(name: str, local_rank: int) -> str:
     >>> rank_device("cpu", 3), rank_device("cuda:0", 3)
     ('cpu', 'cuda:0')
     """
+    import torch
+
     text = str(name).strip().lower()
     if text == "cuda" or (text == "auto" and torch.cuda.is_available()):
         return f"cuda:{local_rank}"
     return str(name)
 
 
-PRECISIONS = ("auto", "bfloat16", "float32")  # evaluation precision (EvalModel.precision)
+# Evaluation precision (EvalModel.precision). This module imports torch only when a function runs, so
+# the CLI parser and sweep specs take the choices from here without loading torch.
+PRECISIONS = ("auto", "bfloat16", "float32")
 
 
 def inference_autocast(device: str | torch.device, precision: str = "auto"):
@@ -63,6 +71,8 @@ def inference_autocast(device: str | torch.device, precision: str = "auto"):
     on a CPU with AVX512-BF16); ``float32`` is no autocast."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    import torch
+
     dev = torch.device(device) if not isinstance(device, torch.device) else device
     if precision == "bfloat16" or (precision == "auto" and dev.type == "cuda"):
         return torch.autocast(dev.type, dtype=torch.bfloat16)

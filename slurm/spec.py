@@ -47,6 +47,7 @@ from pathlib import Path
 import yaml
 
 from lr_core.config import load_config
+from lr_core.devices import PRECISIONS
 from lr_core.errors import ConfigError
 from lr_core.io import atomic_write_text
 from lr_core.pipeline.run import EvalPlan
@@ -194,7 +195,7 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
         raise spec_error(path, "evaluate.split", "a split name (e.g. val) or null for each data set's test split")
     eval_device = ev.get("device", "cpu")
     eval_precision = ev.get("precision", "auto")
-    if eval_precision not in ("auto", "bfloat16", "float32"):
+    if eval_precision not in PRECISIONS:
         raise spec_error(path, "evaluate.precision", f"auto, bfloat16 or float32, got {eval_precision!r}")
     if eval_device not in ("cpu", "auto") and not re.fullmatch(r"cuda(:\d+)?", str(eval_device)):
         raise spec_error(path, "evaluate.device", f"cpu, auto or cuda[:N], got {eval_device!r}")

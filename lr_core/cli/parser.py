@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lr_core.devices import PRECISIONS
 from lr_core.pipeline.demo import DEMO_MAX_DOC_LEN, DEMO_PRECISION, DEMO_STEPS
 from lr_core.cli.commands import (BENCH_SCRIPTS, cmd_bench, cmd_bm25, cmd_cache, cmd_compare, cmd_config_keys,
                                   cmd_config_show, cmd_data_download, cmd_demo, cmd_encode, cmd_evaluate,
@@ -168,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--cache-batch-size", type=int, default=None,
                             help="vocabulary ids per forward pass building the light dense cache")
         parser.add_argument("--device", default="cpu", help="cpu (default), auto or cuda[:N]; bf16 autocast on CUDA")
-        parser.add_argument("--precision", default="auto", choices=["auto", "bfloat16", "float32"],
+        parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                             help="inference autocast: auto = bf16 on CUDA, float32 on the CPU; bfloat16 also on the CPU")
         parser.add_argument("--faiss-gpu", default="replicate", choices=["replicate", "shard"],
                             help="with faiss-gpu: a full index per GPU, or the vectors split over the GPUs")
@@ -239,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--speed-queries", type=int, default=300,
                    help="queries timed by the speed comparison after scoring (0: skip it; Table 1 uses 2048)")
     d.add_argument("--untrained", action="store_true", help="also score the untrained backbone (one more corpus encoding)")
-    d.add_argument("--precision", default=DEMO_PRECISION, choices=["auto", "bfloat16", "float32"],
+    d.add_argument("--precision", default=DEMO_PRECISION, choices=PRECISIONS,
                    help="evaluation autocast of the published demo (default bfloat16, as the findings grid)")
     d.add_argument("--train", action="store_true",
                    help="train both models from scratch instead of scoring the published adapters")
