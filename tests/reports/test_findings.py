@@ -20,6 +20,10 @@ def test_every_finding_on_the_hand_made_ledger(tmp_path):
     f = by_number(root)
     # 1. scifact 0.603 / 0.612 = 98.5%, nfcorpus 0.305 / 0.301 = 101.3%
     assert f[1].verdict == "reproduced" and any("98.5%" in line for line in f[1].ours)
+    # against the same run's symmetric row too (the released recipe's baseline): 0.603 / 0.598
+    assert f"{SMOLD} / SciFact: hybrid 60.3 vs same run's symmetric 59.8 = 100.8%" + MARGIN in f[1].ours
+    assert f"{SMOLD} / SciFact: hybrid 60.3 vs standalone symmetric 61.2 = 98.5%" + MARGIN in f[1].ours
+    assert len(f[1].ours) == 4  # two references x two data sets
     assert "97.9%" in f[1].paper  # Llama3.2-1b: 52.0 / 53.1, the best retention in Table 2
     # 2. dense (0.552) is below sparse (0.571) on scifact and (0.281 < 0.29) on nfcorpus
     assert f[2].verdict == "not reproduced" and len(f[2].ours) == 2
@@ -89,3 +93,15 @@ def test_verdicts_use_the_paired_test_where_per_query_scores_exist(tmp_path):
     a3_up = {q: v + 0.1 for q, v in lr.items()}
     write_metrics(root, "scifact", "a3_one_layer_query", SMOL, "hybrid", mean(a3_up), run="a3", per_query=a3_up)
     assert by_number(root)[4].verdict == "not reproduced"
+
+
+def test_retention_is_judged_against_each_symmetric_reference(tmp_path):
+    """A strong same-run symmetric path and a weak standalone model give different verdicts: both shown."""
+    root = tmp_path / "r"
+    write_metrics(root, "scifact", "lightretriever", SMOL, "hybrid", 0.30, run="lr")
+    write_metrics(root, "scifact", "lightretriever", SMOL, "symmetric", 0.40, run="lr")
+    write_metrics(root, "scifact", "symmetric", SMOL, "symmetric", 0.13, run="sym")
+    f = by_number(root)[1]
+    assert f.ours == [f"{SMOLD} / SciFact: hybrid 30.0 vs same run's symmetric 40.0 = 75.0%" + MARGIN,
+                      f"{SMOLD} / SciFact: hybrid 30.0 vs standalone symmetric 13.0 = 230.8%" + MARGIN]
+    assert f.verdict == "mixed (not reproduced, reproduced)"
