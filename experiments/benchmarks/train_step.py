@@ -36,6 +36,11 @@ vs packed light queries, the padded vs shared-prefix full queries, and the spars
 (max-projection) of CHECKOUT vs this one, on the documents' real hidden states with every
 positive entry receiving a gradient (the FLOPs term makes that so once its weight is non-zero);
 it also reports which share of the vocabulary is positive in some document of the batch.
+
+``--bf16`` times the joint step (loss + backward) in float32 and under CPU bf16 autocast
+(``trainer.precision=bf16-mixed``), alternately on the same ``--repeats`` batches (4 distinct ones,
+cycled; no optimizer step, so both see the same weights), and reports the speed-up and how far
+each loss term moves: bf16 is not exact, so the change is judged on validation, not here.
 """
 from __future__ import annotations
 
@@ -65,6 +70,7 @@ def _parser():
     p.add_argument("--steps", type=int, default=3, help="timed training steps per worker (--before)")
     p.add_argument("--rounds", type=int, default=3, help="worker pairs, alternating (--before)")
     p.add_argument("--components", action="store_true", help="time each change on its own (see above)")
+    p.add_argument("--bf16", action="store_true", help="float32 vs CPU bf16 autocast joint steps (see above)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("overrides", nargs="*", help="config overrides key.sub=value")
     return p
@@ -236,8 +242,47 @@ def component_timings(args, argv) -> int:
     return 0
 
 
+def bf16_timings(args, argv) -> int:
+    """``--bf16``: the joint step in float32 and under CPU bf16 autocast, alternately."""
+    import torch
+
+    cfg, module, batches = lightretriever_batches(args.config, args.overrides)
+    distinct = [next(batches) for _ in range(4)]
+    seconds: dict[str, list[float]] = {"float32": [], "bf16": []}
+    losses: dict[str, list[dict]] = {"float32": [], "bf16": []}
+    for rep in range(args.repeats + 1):  # the first round is warm-up
+        order = ("float32", "bf16") if rep % 2 == 0 else ("bf16", "float32")
+        for mode in order:
+            batch = distinct[rep % len(distinct)]
+            module.zero_grad(set_to_none=True)
+            start = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16"):
+                terms = module.loss_terms(batch)
+                total = sum(t.weight * t.backward for t in terms.values())
+            total.backward()
+            if rep:
+                seconds[mode].append(time.perf_counter() - start)
+                losses[mode].append({n: float(t.loss.detach()) for n, t in terms.items()})
+    med = {k: statistics.median(v) for k, v in seconds.items()}
+    moved = {n: max(abs(b[n] - a[n]) / max(abs(a[n]), 1e-12) for a, b in zip(losses["float32"], losses["bf16"]))
+             for n in losses["float32"][0]}
+    report = report_header("train_step", argv)
+    report.update({"mode": "bf16_autocast", "config": args.config, "overrides": args.overrides,
+                   "repeats": args.repeats, "seconds": seconds, "median_seconds": med,
+                   "min_seconds": {k: min(v) for k, v in seconds.items()},
+                   "speedup_of_medians": med["float32"] / med["bf16"], "losses": losses,
+                   "max_relative_loss_change": moved})
+    write_json_atomic(args.out, report)
+    print(f"joint step: float32 {med['float32']:.2f} s, bf16 autocast {med['bf16']:.2f} s (medians of "
+          f"{args.repeats}): {report['speedup_of_medians']:.2f}x; largest relative loss change "
+          + ", ".join(f"{n} {v:.1%}" for n, v in moved.items()) + f" -> {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.bf16:
+        return bf16_timings(args, argv)
     if args.worker:
         args.out.write_text(json.dumps(train_steps_worker(args.config, args.overrides, args.steps)))
         return 0
