@@ -12,9 +12,9 @@ CONFIG_DIR = Path(__file__).resolve().parent
 DEMO_CONFIGS = {"lightretriever": CONFIG_DIR / "lightretriever_scifact.yaml",
                 "symmetric": CONFIG_DIR / "symmetric_scifact.yaml"}
 # `lr demo`'s published rows: label -> adapter directory (lr_core.adapters), committed with their
-# results. Both come from the recipe search (300 steps, SciFact train minus the validation queries):
-# the locked CPU recipe's LightRetriever (probe r2, published with its serve-time cache centre) and
-# the symmetric baseline of the same budget (probe r1).
-RECIPE_SEARCH = CONFIG_DIR.parent / "reports" / "results" / "2026-12-01-recipe-search"
-DEMO_ADAPTERS = {"lightretriever": RECIPE_SEARCH / "r2-centred-light-query" / "adapters" / "lightretriever",
-                 "symmetric": RECIPE_SEARCH / "r1-flops-after-plateau" / "adapters" / "symmetric"}
+# results. Both come from the findings grid (seed 42, 300 steps, SciFact train minus the validation
+# queries): LightRetriever trained with the locked CPU recipe (published with its serve-time cache
+# centre) and the standalone symmetric model of the same budget (`lr demo --standalone-symmetric`).
+FINDINGS_ADAPTERS = CONFIG_DIR.parent / "reports" / "results" / "2026-12-02-findings-cpu" / "adapters"
+DEMO_ADAPTERS = {"lightretriever": FINDINGS_ADAPTERS / "variant-lightretriever",
+                 "symmetric": FINDINGS_ADAPTERS / "variant-symmetric"}
