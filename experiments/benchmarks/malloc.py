@@ -108,18 +108,19 @@ def main(argv: list[str] | None = None) -> int:
                   f"train {', '.join(f'{s:.2f}' for s in r.get('seconds', []))} s/step, "
                   f"peak {r['peak_rss_mib']:.0f} MiB", flush=True)
 
-    def med(name, key):
-        vals = [v for r in runs[name] for v in (r[key] if isinstance(r.get(key), list) else [r[key]])
-                if key in r]
+    def med(name, key):  # over every worker's value(s) of key; None when no worker measured it
+        vals = []
+        for r in runs[name]:
+            v = r.get(key)
+            vals += v if isinstance(v, list) else [] if v is None else [v]
         return statistics.median(vals) if vals else None
 
-    summary = {name: {"encode_seconds": med(name, "encode_seconds"), "docs_per_second": None,
-                      "encode_faults": med(name, "encode_faults"), "step_seconds": med(name, "seconds"),
-                      "train_faults": med(name, "train_faults"), "peak_rss_mib": med(name, "peak_rss_mib")}
-               for name in sides}
-    for s in summary.values():
-        if s["encode_seconds"]:
-            s["docs_per_second"] = args.docs / s["encode_seconds"]
+    summary = {}
+    for name in sides:
+        enc = med(name, "encode_seconds")
+        summary[name] = {"encode_seconds": enc, "docs_per_second": args.docs / enc if enc else None,
+                         "encode_faults": med(name, "encode_faults"), "step_seconds": med(name, "seconds"),
+                         "train_faults": med(name, "train_faults"), "peak_rss_mib": med(name, "peak_rss_mib")}
     loss_diff = max((abs(a[n] - b[n]) / max(abs(a[n]), 1e-12)
                      for ra, rb in zip(runs["glibc_default"], runs["tuned"])
                      for a, b in zip(ra.get("losses", []), rb.get("losses", [])) for n in a), default=0.0)

@@ -23,3 +23,11 @@ def test_both_sides_encode_and_train_the_same_and_report_faults(tmp_path):
         assert s["encode_seconds"] > 0 and s["docs_per_second"] > 0 and s["step_seconds"] > 0
         assert s["encode_faults"] >= 0 and s["peak_rss_mib"] > 0
     assert report["max_relative_loss_difference"] == 0.0  # the allocator never changes a value
+
+
+def test_encoding_alone_without_training_steps(tmp_path):
+    out = tmp_path / "enc.json"
+    assert main(["--docs", "4", "--steps", "0", "--rounds", "1", "--out", str(out),
+                 "--config", str(REPO / "experiments" / "tiny.yaml"), "data.max_doc_len=32"]) == 0
+    summary = json.loads(out.read_text())["summary"]
+    assert all(s["docs_per_second"] > 0 and s["step_seconds"] is None for s in summary.values())
