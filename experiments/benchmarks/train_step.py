@@ -246,7 +246,7 @@ def bf16_timings(args, argv) -> int:
     """``--bf16``: the joint step in float32 and under CPU bf16 autocast, alternately."""
     import torch
 
-    cfg, module, batches = lightretriever_batches(args.config, args.overrides)
+    _, module, batches = lightretriever_batches(args.config, args.overrides)
     distinct = [next(batches) for _ in range(4)]
     seconds: dict[str, list[float]] = {"float32": [], "bf16": []}
     losses: dict[str, list[dict]] = {"float32": [], "bf16": []}
