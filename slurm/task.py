@@ -24,8 +24,8 @@ from pathlib import Path
 
 from lr_core.errors import ConfigError
 from lr_core.io import atomic_write_text
-from slurm.spec import (DONE_FILE, SPEED_DIR, STATUS_FILE, SweepRun, expand, load_spec, run_config, run_state,
-                        validate, write_manifest)
+from slurm.spec import (DONE_FILE, SPEED_DIR, STATUS_FILE, SweepRun, SweepSpec, expand, load_spec, run_config,
+                        run_state, validate, write_manifest)
 from slurm.submit import speed_done
 
 log = logging.getLogger(__name__)
@@ -161,12 +161,28 @@ def speed_task(manifest_path: str | os.PathLike, bench: Callable[[list[str]], in
     missing = [n for n in needed if not (runs[n] / DONE_FILE).is_file()]
     if missing:
         raise ConfigError(f"sweep {spec.name}: speed needs finished runs {missing}; run `lr sweep` again when they are")
-    argv = ["--run-dir", str(runs[cfg["run"]]), "--dataset", spec.datasets[0], "--out", str(spec.out / SPEED_DIR)]
+    main_model, work_dir = _speed_model(spec, cfg["run"], runs[cfg["run"]])
+    argv = ["--run-dir", str(main_model), "--work-dir", str(work_dir), "--dataset", spec.datasets[0],
+            "--out", str(spec.out / SPEED_DIR)]
     if spec.data_dir:
         argv += ["--data-dir", spec.data_dir]
     if cfg.get("a3_run"):
-        argv += ["--a3-run-dir", str(runs[cfg["a3_run"]])]
+        argv += ["--a3-run-dir", str(_speed_model(spec, cfg["a3_run"], runs[cfg["a3_run"]])[0])]
     return bench([*argv, *map(str, cfg.get("args") or [])])
+
+
+def _speed_model(spec: SweepSpec, name: str, run_dir: Path) -> tuple[Path, Path]:
+    """(model, work directory): the run with its checkpoint, or its published adapter where the checkpoint
+    is gone. Checkpoints are not committed, so a sweep resumed on another machine times the adapter it
+    published; the adapter's cache and corpus encoding go to ``<run>/adapter-work`` (its weights differ)."""
+    from lr_core.adapters import is_adapter_dir
+
+    if (run_dir / "checkpoints" / "last.ckpt").is_file():
+        return run_dir, run_dir
+    if spec.adapters and is_adapter_dir(spec.adapters / name):
+        return spec.adapters / name, run_dir / "adapter-work"
+    raise ConfigError(f"sweep {spec.name}: speed needs {run_dir}/checkpoints/last.ckpt or a published adapter "
+                      f"{(spec.adapters or Path('<adapters>')) / name}; neither exists")
 
 
 def run_local(spec_path: str | os.PathLike, bench_speed: Callable[[list[str]], int] | None = None) -> int:

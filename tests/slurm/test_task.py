@@ -93,6 +93,19 @@ def test_local_sweep_with_baselines_mrl_widths_and_speed(tiny_beir, tmp_path, ca
     assert (mrl / "eval" / "scifact" / "dense" / "metrics.json").stat().st_mtime_ns == before
     assert main(["sweep", "status", str(spec)]) == 0
     assert "done: 4" in capsys.readouterr().out  # three runs and the speed benchmark
+    # on another machine the run's checkpoint is gone (not committed): the speed job times its published adapter
+    import shutil
+
+    shutil.rmtree(mrl / "checkpoints")
+    shutil.rmtree(out / "speed")
+    assert main(["sweep", str(spec), "--local"]) == 0
+    speed = json.loads((out / "speed" / "speed.json").read_text())
+    assert speed["model"]["checkpoint"] == str(tmp_path / "adapters" / "variant-mrl")
+    assert any((mrl / "adapter-work" / "cache").iterdir())  # not the run's own cache: other weights
+    shutil.rmtree(tmp_path / "adapters")
+    shutil.rmtree(out / "speed")
+    with pytest.raises(ConfigError, match="checkpoints/last.ckpt or a published adapter"):
+        task.speed_task(out / "manifest.json", lambda argv: 0)
 
 
 @pytest.mark.parametrize("change, match", [
