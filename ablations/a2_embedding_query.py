@@ -3,6 +3,8 @@ the mean of (adapted) input-embedding rows of its tokens; no transformer layer e
 query (paper Tables 3-4). The adapter is a query-side low-rank delta of the embedding
 (``E[t] + B A[t]``, rank and scale of the model's LoRA), so the query side can learn while the
 tied LM head, and with it the sparse side, is untouched."""
+from time import perf_counter
+
 import torch
 
 from lr_core.cache_build import vocab_cache_from_vectors
@@ -46,6 +48,8 @@ class EmbeddingQueryModule(LightRetrieverModule):
 
     @torch.no_grad()
     def build_query_cache(self, instruction, model_id, checkpoint_hash, batch_size=4096):
+        start = perf_counter()
         ids = torch.arange(self.tokenizer.vocab_size)
         vecs = torch.cat([self.token_vectors(ids[i:i + batch_size]) for i in range(0, len(ids), batch_size)])
-        return vocab_cache_from_vectors(vecs.cpu().numpy(), self.encoder, instruction, model_id, checkpoint_hash)
+        return vocab_cache_from_vectors(vecs.cpu().numpy(), self.encoder, instruction, model_id, checkpoint_hash,
+                                        build_seconds=perf_counter() - start)

@@ -254,7 +254,8 @@ class LightRetrieverModule(RetrieverModule):
             vectors = vectors - self.light_centre.detach().float().cpu().numpy()
         if self.cfg.model.cache_centre == "vocab_mean":
             vectors = vectors - vectors.mean(axis=0, dtype="float64").astype("float32")
-        return vocab_cache_from_vectors(vectors, self.encoder, instruction, model_id, checkpoint_hash)
+        return vocab_cache_from_vectors(vectors, self.encoder, instruction, model_id, checkpoint_hash,
+                                        build_seconds=cache.metadata.build_seconds)  # the build's own time
 
     def dense_loss(self, queries: torch.Tensor, docs: torch.Tensor, group_size: int,
                    tau: float) -> dict[str, torch.Tensor]:

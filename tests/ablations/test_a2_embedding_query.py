@@ -39,3 +39,12 @@ def test_serving_cache_equals_training_vectors(make_module):
         train = m.light_dense_queries(type("B", (), {"light": m.encoder.light_batch(QUERIES, INSTRUCTION)})())
     served = cache.encode(m.tokenizer.light_query_ids(QUERIES))
     assert torch.allclose(torch.from_numpy(served), train, atol=1e-5)
+
+
+def test_cache_records_its_build_time(make_module, monkeypatch):
+    import ablations.a2_embedding_query as a2
+
+    m = make_module("a2_embedding_query")
+    clock = iter([10.0, 12.5])
+    monkeypatch.setattr(a2, "perf_counter", lambda: next(clock))
+    assert m.build_query_cache(INSTRUCTION, "tiny", "h", batch_size=10000).metadata.build_seconds == 2.5

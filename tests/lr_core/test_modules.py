@@ -250,6 +250,7 @@ def test_cache_centre_subtracts_the_vocabulary_mean_and_serving_stays_exact(tmp_
     cache = centred.build_query_cache(INSTRUCTION, "tiny", "h", batch_size=4096)
     mean = raw.vectors.astype("float64").mean(axis=0)
     assert abs(cache.vectors.astype("float64").mean(axis=0)).max() < 1e-5
+    assert cache.metadata.build_seconds > 0  # the build's time survives the centring
     ids = plain.tokenizer.light_query_ids(QUERIES)
     # serving (lookup, mean, L2) of the centred cache = the plain query's unnormalised mean minus the centre
     unnorm = torch.stack([torch.from_numpy(raw.vectors[i].mean(axis=0) - mean).float() for i in ids])
