@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -94,8 +95,6 @@ def test_local_sweep_with_baselines_mrl_widths_and_speed(tiny_beir, tmp_path, ca
     assert main(["sweep", "status", str(spec)]) == 0
     assert "done: 4" in capsys.readouterr().out  # three runs and the speed benchmark
     # on another machine the run's checkpoint is gone (not committed): the speed job times its published adapter
-    import shutil
-
     shutil.rmtree(mrl / "checkpoints")
     shutil.rmtree(out / "speed")
     assert main(["sweep", str(spec), "--local"]) == 0
