@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         vals = []
         for r in runs[name]:
             v = r.get(key)
-            vals += v if isinstance(v, list) else [] if v is None else [v]
+            if v is not None:
+                vals += v if isinstance(v, list) else [v]
         return statistics.median(vals) if vals else None
 
     summary = {}
