@@ -225,3 +225,9 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | None = No
 def save_config(cfg: ExperimentConfig, path: str | os.PathLike) -> Path:
     """Write the resolved config atomically."""
     return atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def last_checkpoint(run_dir: str | os.PathLike) -> Path:
+    """A run's resume point: Lightning's ``save_last`` file in ``<run_dir>/checkpoints``, rewritten every
+    ``trainer.checkpoint_every_n_steps``. Training, evaluation, export and the sweep tasks all read it here."""
+    return Path(run_dir) / "checkpoints" / "last.ckpt"

@@ -27,7 +27,7 @@ from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
-from lr_core.config import ExperimentConfig, config_from_dict, save_config
+from lr_core.config import ExperimentConfig, config_from_dict, last_checkpoint, save_config
 from lr_core.io import atomic_path, atomic_write_text
 from lr_core.data.datamodule import RetrievalDataModule
 from lr_core.distributed import is_rank_zero
@@ -101,7 +101,7 @@ def build_trainer(cfg: ExperimentConfig, run_dir: Path, extra_callbacks=(), logg
     from lr_core.tracking import wandb_logger
 
     t = cfg.trainer
-    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0,
+    ckpt = ModelCheckpoint(dirpath=last_checkpoint(run_dir).parent, save_last=True, save_top_k=0,
                            every_n_train_steps=t.checkpoint_every_n_steps)
     if logger is None:
         # flush the CSV log as often as checkpoints are written, so a kill loses neither
@@ -134,7 +134,7 @@ def init_checkpoint(init_from: str | Path) -> Path:
     path = Path(init_from)
     if is_adapter_dir(path):
         return path
-    ckpt = path / "checkpoints" / "last.ckpt" if path.is_dir() else path
+    ckpt = last_checkpoint(path) if path.is_dir() else path
     if not ckpt.is_file():
         raise ConfigError(f"init_from: no checkpoint at {ckpt} (give a run or adapter directory, or a .ckpt file)")
     return ckpt
@@ -214,7 +214,7 @@ def fit(cfg: ExperimentConfig, extra_callbacks=(), logger=None) -> Path:
     module = build_module(cfg)
     data = RetrievalDataModule(cfg.data, module.tokenizer, seed=cfg.trainer.seed,
                                sparse_query_mode=cfg.loss.sparse_query_mode)
-    last = run_dir / "checkpoints" / "last.ckpt"
+    last = last_checkpoint(run_dir)
     resume = last if last.exists() else None
     if resume:
         extra_callbacks = (*extra_callbacks, _ResumeNotice(resume))
@@ -259,7 +259,7 @@ def load_trained(run_dir: str | Path, checkpoint: str | Path | None = None, devi
         load_adapter_weights(module, run_dir)
         module.eval()
         return module, cfg, trainable_state_hash(module)
-    ckpt = Path(checkpoint) if checkpoint else run_dir / "checkpoints" / "last.ckpt"
+    ckpt = Path(checkpoint) if checkpoint else last_checkpoint(run_dir)
     if not ckpt.is_file():
         raise ConfigError(f"checkpoint not found: {ckpt}")
     ckpt_hash = module.load_adapter_checkpoint(ckpt)

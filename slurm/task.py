@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from lr_core.config import last_checkpoint
 from lr_core.errors import ConfigError
 from lr_core.io import atomic_write_text
 from slurm.spec import (DONE_FILE, SPEED_DIR, STATUS_FILE, SweepRun, SweepSpec, expand, load_spec, run_config,
@@ -177,11 +178,11 @@ def _speed_model(spec: SweepSpec, name: str, run_dir: Path) -> tuple[Path, Path]
     published; the adapter's cache and corpus encoding go to ``<run>/adapter-work`` (its weights differ)."""
     from lr_core.adapters import is_adapter_dir
 
-    if (run_dir / "checkpoints" / "last.ckpt").is_file():
+    if last_checkpoint(run_dir).is_file():
         return run_dir, run_dir
     if spec.adapters and is_adapter_dir(spec.adapters / name):
         return spec.adapters / name, run_dir / "adapter-work"
-    raise ConfigError(f"sweep {spec.name}: speed needs {run_dir}/checkpoints/last.ckpt or a published adapter "
+    raise ConfigError(f"sweep {spec.name}: speed needs {last_checkpoint(run_dir)} or a published adapter "
                       f"{(spec.adapters or Path('<adapters>')) / name}; neither exists")
 
 

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from experiments.benchmarks.common import report_header, write_json_atomic
+from lr_core.config import last_checkpoint
 
 
 def _parser():
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(args.run_dir)
     cmd = [sys.executable, "-m", "lr_core.cli", "fit", "--config", args.config, f"run_dir={run_dir}",
            f"trainer.max_steps={args.steps}", "trainer.checkpoint_every_n_steps=5", *args.overrides]
-    last = run_dir / "checkpoints" / "last.ckpt"
+    last = last_checkpoint(run_dir)
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     killed_at, seen = None, None

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
+from lr_core.config import last_checkpoint
 from lr_core.data.beir import BeirDataset, load_beir, resolve_dataset_dir
 from lr_core.retrieval.tasks import task_for_path
 from lr_core.io import atomic_write_text, git_commit
@@ -135,7 +136,7 @@ def _load_model_for_eval(run_dir, backbone, checkpoint, work_dir, max_doc_len, d
             ckpt = str(run_dir)
             work_dir = work_dir or Path("runs") / "adapter-work" / f"{Path(run_dir).name}-{ckpt_hash[:12]}"
         else:
-            ckpt = str(checkpoint or Path(run_dir) / "checkpoints" / "last.ckpt")
+            ckpt = str(checkpoint or last_checkpoint(run_dir))
         module.eval()
         return EvalModel(encoder, cfg.variant, cfg.model.backbone, Path(work_dir or run_dir), ckpt, ckpt_hash,
                          cfg.hash(), tuple(module.eval_representations), module=module, seed=cfg.trainer.seed)

@@ -1,10 +1,12 @@
 """Experiment configs: loading, overrides, clear errors."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
-from lr_core.config import ExperimentConfig, load_config, save_config
+from lr_core.config import ExperimentConfig, last_checkpoint, load_config, save_config
 from lr_core.errors import ConfigError
 
 from tests.helpers import EXPERIMENT_CONFIGS
@@ -58,3 +60,9 @@ def test_defaults_follow_the_paper():
 def test_every_experiment_config_loads(path):
     cfg = load_config(path)
     assert cfg.name == path.stem, "a config's name should match its file name"
+
+
+def test_last_checkpoint_is_the_documented_resume_point(tmp_path):
+    # README, the sweep tasks and the users' own scripts rely on this layout
+    assert last_checkpoint(tmp_path / "run") == tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert last_checkpoint("runs/x") == Path("runs/x/checkpoints/last.ckpt")
