@@ -25,12 +25,14 @@ Table 5 the KL alignment per representation (the A4 breakdown).
 """
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from reports import names, paper, stats
-from reports.collect import Results
+from reports.collect import Results, are_seeds
+from reports.table_model import PM
 
 CHANCE = 0.05  # nDCG@10 below this: the reference model has not learned to retrieve
 RETAIN = 0.90  # finding 1: hybrid keeps at least this share of the symmetric baseline
@@ -108,6 +110,14 @@ class _Ours:
         hit = self._hit(backbone, dataset, setting, rep, mrl_dim)
         return float(hit["ndcg@10"].mean()) if len(hit) else None
 
+    def spread(self, backbone: str, dataset: str, setting: str, rep: str) -> str:
+        """" +- std (n seeds)" (nDCG@10 x 100) when the cell holds several seeds of one experiment,
+        so a seed-averaged verdict shows how far the seeds disagree; "" for a single result."""
+        hit = self._hit(backbone, dataset, setting, rep)
+        if len(hit) < 2 or not are_seeds(hit["seed"].tolist()):
+            return ""
+        return f" {PM} {100 * statistics.stdev(hit['ndcg@10']):.1f} ({len(hit)} seeds)"
+
     def scores(self, backbone: str, dataset: str, setting: str, rep: str, mrl_dim: int | None = None):
         """Per-query nDCG@10 (averaged over the cell's results), or None without per-query files."""
         hit = self._hit(backbone, dataset, setting, rep, mrl_dim)
@@ -177,7 +187,8 @@ def finding_retention(ours: _Ours) -> Finding:
                 continue
             tested = _tested([stats.compare(ours.scores(b, d, "lightretriever", "hybrid"),
                                             ours.scores(b, d, setting, "symmetric"), RETAIN)])
-            f.ours.append(f"{_where(b, d)}: hybrid {_pct(lr)} vs {label} {_pct(sym)}"
+            f.ours.append(f"{_where(b, d)}: hybrid {_pct(lr)}{ours.spread(b, d, 'lightretriever', 'hybrid')} "
+                          f"vs {label} {_pct(sym)}{ours.spread(b, d, setting, 'symmetric')}"
                           + (f" = {lr / sym:.1%}" if sym else "") + _test_text(tested))
             if sym < CHANCE:
                 f.verdicts.append("inconclusive")

@@ -105,3 +105,19 @@ def test_retention_is_judged_against_each_symmetric_reference(tmp_path):
     assert f.ours == [f"{SMOLD} / SciFact: hybrid 30.0 vs same run's symmetric 40.0 = 75.0%" + MARGIN,
                       f"{SMOLD} / SciFact: hybrid 30.0 vs standalone symmetric 13.0 = 230.8%" + MARGIN]
     assert f.verdict == "mixed (not reproduced, reproduced)"
+
+
+def test_retention_over_seeds_shows_their_spread(tmp_path):
+    """Three seeds of each model: the verdict uses the seed means, the line shows mean +- std (n seeds)."""
+    root = tmp_path / "seeds"
+    for seed, lr, sym in ((42, 0.30, 0.40), (43, 0.32, 0.42), (44, 0.34, 0.44)):
+        write_metrics(root, "scifact", "lightretriever", SMOL, "hybrid", lr, run=f"lr{seed}", seed=seed)
+        write_metrics(root, "scifact", "symmetric", SMOL, "symmetric", sym, run=f"sym{seed}", seed=seed)
+    f = by_number(root)[1]
+    # means 32.0 and 42.0 (76.2%), sample std 2.0 for both
+    assert f.ours == [f"{SMOLD} / SciFact: hybrid 32.0 \N{PLUS-MINUS SIGN} 2.0 (3 seeds) vs standalone symmetric "
+                      f"42.0 \N{PLUS-MINUS SIGN} 2.0 (3 seeds) = 76.2%" + MARGIN]
+    assert f.verdict == "not reproduced"
+    # two results that repeat a seed are duplicates, not seeds: no spread is claimed
+    write_metrics(root, "scifact", "lightretriever", SMOL, "hybrid", 0.36, run="lr44b", seed=44)
+    assert "(3 seeds)" not in by_number(root)[1].ours[0].split(" vs ")[0]
