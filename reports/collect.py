@@ -4,6 +4,7 @@
     results = collect(["runs/demo", "runs/ablations-scifact-cpu"])
     results.records      # one row per metrics.json (see RECORD_COLUMNS)
     results.speed        # one row per timed model / pipeline (see SPEED_COLUMNS)
+    results.logs         # training losses: one row per run, logged step and contrastive term (LOG_COLUMNS)
     results.warnings     # "PATH: why it was skipped", one per unreadable file
 
 Quality results are the ``metrics.json`` files that ``lr evaluate`` / ``lr bm25`` write
@@ -48,6 +49,7 @@ import pandas as pd
 from lr_core.errors import ConfigError, DataError
 from lr_core.retrieval.metrics import PER_QUERY_FILE
 from reports.records import METRICS, SPEED_REQUIRED, record_row, speed_rows, training_steps
+from reports.training_logs import read_run_log
 
 
 # What makes two results "the same experiment": evaluation settings included, because an MRL
@@ -57,6 +59,7 @@ KEY = ("dataset", "split", "setting", "backbone", "representation", "mrl_dim", "
 RECORD_COLUMNS = ("source", "dataset", "split", "variant", "setting", "backbone", "representation", *METRICS,
                   "num_queries", "seed", "mrl_dim", "sparse_top_k", "sparse_query_mode", "fusion", "config_hash",
                   "checkpoint_hash", "git_commit", "date", "per_query", "steps", "duplicate")
+LOG_COLUMNS = ("run", "source", "variant", "seed", "step", "term", "value", "uniform")
 SPEED_COLUMNS = ("source", "model", "variant", "backbone", "dataset", "representation", "num_queries",
                  *SPEED_REQUIRED, "qps", "ndcg@10", "device")
 
@@ -72,6 +75,8 @@ class Results:
     records: pd.DataFrame
     speed: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
+    # training losses per run, step and contrastive term (reports.training_logs; LOG_COLUMNS)
+    logs: pd.DataFrame = field(default_factory=lambda: logs_frame([]))
 
     @property
     def empty(self) -> bool:
@@ -161,8 +166,27 @@ def speed_frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(SPEED_COLUMNS))
 
 
+def logs_frame(rows: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=list(LOG_COLUMNS))
+    df["seed"] = df["seed"].astype("Int64")
+    return df
+
+
+def _training_logs(paths: list, problems: list[str]) -> list[dict]:
+    """The rows of every run's ``logs/metrics.csv`` (beside its ``config.yaml``); a bad log is skipped whole."""
+    rows = []
+    for log in _files(paths, "metrics.csv"):
+        if log.parent.name != "logs" or not (log.parent.parent / "config.yaml").is_file():
+            continue
+        try:
+            rows += read_run_log(log)
+        except DataError as exc:
+            _skip(exc, problems)
+    return rows
+
+
 def collect(paths: Iterable[str | Path], wandb_project: str | None = None, wandb_api=None) -> Results:
-    """Read every metrics.json and speed.json under ``paths`` and, when ``wandb_project``
+    """Read every metrics.json, speed.json and training log under ``paths`` and, when ``wandb_project``
     (ENTITY/PROJECT) is given, the summaries of that W&B project's runs."""
     paths = list(paths)
     problems: list[str] = []
@@ -174,7 +198,8 @@ def collect(paths: Iterable[str | Path], wandb_project: str | None = None, wandb
     speed = _load(_files(paths, "speed.json"), speed_rows, problems)
     if wandb_project:
         rows += collect_wandb(wandb_project, api=wandb_api, problems=problems)
-    return Results(records_frame(rows), speed_frame(speed), problems)
+    logs = logs_frame(_training_logs(paths, problems))
+    return Results(records_frame(rows), speed_frame(speed), problems, logs)
 
 
 def speed_with_quality(results: Results) -> pd.DataFrame:

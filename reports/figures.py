@@ -15,6 +15,8 @@
   set; a panel without results is not drawn (the figure has one panel then).
 - Speed vs quality: queries per second (log scale) against nDCG@10, from speed.json files; point
   labels are placed so that no two overlap (``place_labels``).
+- Learning curves: each contrastive training loss against the step, one line per run, with the
+  uniform-guess level dashed (``results.logs``, reports.training_logs).
 
 Names are the registered display names (``reports.names``). A figure without data is not
 drawn; ``why_not`` says why, and ``lr report`` logs it and lists it on the report's first page.
@@ -33,14 +35,16 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.text import Text
-from matplotlib.ticker import NullFormatter, ScalarFormatter
+from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter
 
 from lr_core.io import atomic_path
 from reports import names
 from reports.collect import Results, speed_with_quality
+from reports.training_logs import CE_TERMS, TERM_NAMES
 
 REPS = ("dense", "sparse", "hybrid")
 FIG5_SETTING = "lightretriever"
+SMOOTH = 10  # learning curves: steps per rolling mean (one step of 4 queries is noisy)
 
 
 def _new_figure(**kw) -> Figure:
@@ -210,6 +214,43 @@ def speed_quality(results: Results) -> Figure | None:
     return fig
 
 
+def learning_curves(results: Results) -> Figure | None:
+    """Each contrastive training loss against the step (a rolling mean over ``SMOOTH`` steps), one
+    panel per term and one line per run (a colour per variant, a line style per seed), with the
+    uniform-guess level ln N dashed (reports.training_logs)."""
+    logs = results.logs
+    if logs.empty:
+        return None
+    terms = [t for t in CE_TERMS if t in set(logs["term"])]
+    fig = _new_figure(figsize=(4.2 * len(terms), 4.2), layout="constrained")
+    fig.get_layout_engine().set(wspace=0.08)  # room between panels for their end tick labels
+    axes = fig.subplots(1, len(terms), squeeze=False, sharey=True)[0]
+    variants = list(dict.fromkeys(logs.sort_values(["variant", "seed"])["variant"]))
+    colours = {v: f"C{i % 10}" for i, v in enumerate(variants)}
+    seeds = sorted({s for s in logs["seed"].dropna()})
+    styles = {s: ("-", "--", ":", "-.")[i % 4] for i, s in enumerate(seeds)}
+    for ax, term in zip(axes, terms):
+        sub = logs[logs["term"] == term]
+        for (variant, seed, _), g in sub.groupby(["variant", "seed", "source"], dropna=False, sort=True):
+            g = g.sort_values("step")
+            label = names.variant(variant) + ("" if pd.isna(seed) else f" (seed {seed})")
+            ax.plot(g["step"], g["value"].rolling(SMOOTH, min_periods=1).mean(), lw=1.0, color=colours[variant],
+                    ls=styles.get(seed, "-"), label=label)
+        for level in sorted(set(sub["uniform"].round(4))):
+            ax.axhline(level, color="0.4", lw=0.8, ls=(0, (4, 3)))
+            ax.annotate(f"uniform {level:.2f}", (1.0, level), xycoords=("axes fraction", "data"), ha="right",
+                        va="bottom", fontsize=6, color="0.3")
+        ax.set_title(TERM_NAMES[term], fontsize=9)
+        ax.set_xlabel("training step")
+        ax.set_xlim(0, max(1, int(sub["step"].max())))
+        ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))  # tick labels of neighbouring panels stay apart
+        ax.set_ylim(bottom=0.0)
+    axes[0].set_ylabel(f"cross-entropy (rolling mean, {SMOOTH} steps)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=6, loc="outside lower center", ncol=min(4, len(labels)))
+    return fig
+
+
 def save_figure(fig: Figure, out_dir: str | Path, stem: str) -> list[Path]:
     """``stem.pdf`` and ``stem.png`` in ``out_dir``, each written atomically."""
     out = []
@@ -230,11 +271,15 @@ FIGURES = (
      "top-k kept per document.", fig6_mrl_topk),
     ("speed_quality", "Speed vs quality: queries per second (log scale, our hardware) against nDCG@10 x 100.",
      speed_quality),
+    ("learning_curves", "Learning curves: each contrastive training loss against the step, one line per run; "
+     "dashed: a uniform guess over the batch's documents (ln N; MRL's dense terms sum one CE per width).",
+     learning_curves),
 )
 WHY_NOT = {
     "fig5_representations": f"no {FIG5_SETTING} dense / sparse / hybrid result at default settings",
     "fig6_mrl_topk": "no result with an MRL dimension or a sparse top-k",
     "speed_quality": "no speed.json with an nDCG@10 (its own, or a matching ledger result)",
+    "learning_curves": "no run directory with logs/metrics.csv and config.yaml",
 }
 
 

@@ -25,7 +25,7 @@ from lr_core.io import atomic_write_text
 # Characters that LaTeX reads as commands, and the few non-ASCII symbols the tables use.
 _ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
             "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-            "\N{DAGGER}": r"\textsuperscript{\dag}", "\N{GREEK CAPITAL LETTER DELTA}": r"$\Delta$",
+            "\N{DAGGER}": r"\textsuperscript{\dag}", "\N{DOUBLE DAGGER}": r"\textsuperscript{\ddag}", "\N{GREEK CAPITAL LETTER DELTA}": r"$\Delta$",
             "\N{MULTIPLICATION SIGN}": r"$\times$", "<": r"\textless{}", ">": r"\textgreater{}",
             "\N{PLUS-MINUS SIGN}": r"$\pm$", "*": r"\textsuperscript{*}"}
 

@@ -12,16 +12,13 @@ than ``val`` are refused: choosing a recipe never looks at test data.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import math
 import sys
 from pathlib import Path
 
 import yaml
 
-LOSSES = ("full_dense", "light_dense", "light_sparse")
-WINDOWS = ((0, 50), (100, 150), (200, 250), (250, 300))
+from reports.training_logs import WINDOWS, loss_windows, uniform_ce
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -31,22 +28,6 @@ def _flatten(d: dict, prefix: str = "") -> dict:
             out.update(_flatten(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
-    return out
-
-
-def loss_windows(log: Path, windows=WINDOWS) -> dict[str, list[float | None]]:
-    """Mean of each training loss over ``[lo, hi)`` step windows (None where the run has no such steps)."""
-    rows = [r for r in csv.DictReader(open(log)) if r.get("train/loss")]
-    out = {}
-    for name in LOSSES:
-        key = f"train/{name}"
-        if not any(r.get(key) for r in rows):
-            continue
-        means = []
-        for lo, hi in windows:
-            vals = [float(r[key]) for r in rows if r.get(key) and lo <= int(r["step"]) < hi]
-            means.append(sum(vals) / len(vals) if vals else None)
-        out[name] = means
     return out
 
 
@@ -62,10 +43,9 @@ def probe_row(run_dir: Path, base: dict) -> dict:
             raise ValueError(f"{path}: split {rec['split']!r}; the recipe search reads the validation split only")
         metrics[rec["representation"]] = rec["ndcg@10"]
     wall = json.loads((run_dir / "wall_time.json").read_text())["total_seconds"] if (run_dir / "wall_time.json").is_file() else None
-    group = cfg["data"]["batch_size"] * (1 + cfg["data"]["n_negatives"])
     return {"run": run_dir.parent.parent.name + "/" + run_dir.name, "variant": cfg["variant"], "changed": changed,
             "losses": loss_windows(run_dir / "logs" / "metrics.csv") if (run_dir / "logs" / "metrics.csv").is_file() else {},
-            "uniform": math.log(group), "val": metrics, "wall_s": wall}
+            "uniform": uniform_ce(cfg), "val": metrics, "wall_s": wall}
 
 
 def markdown(rows: list[dict]) -> str:

@@ -20,6 +20,7 @@ from reports.collect import Results, are_seeds
 
 
 DAGGER = "\N{DAGGER}"
+DDAGGER = "\N{DOUBLE DAGGER}"
 DELTA = "\N{GREEK CAPITAL LETTER DELTA}"
 PM = "\N{PLUS-MINUS SIGN}"
 SIG = "*"
@@ -38,7 +39,7 @@ class Cell:
     """One number in display units (percent, seconds, queries/s); ``None`` is missing."""
 
     value: float | None
-    fmt: str = "pct"      # pct: 1 decimal; delta: signed 1 decimal; sec: 4 decimals; qps; int; ratio
+    fmt: str = "pct"      # pct: 1 decimal; delta: signed 1 decimal; sec: 4 decimals; loss: 2 decimals; qps; int; ratio
     rank: bool = True     # competes for the column's best (differences and references do not)
     marks: str = ""       # footnote markers
     std: float | None = None   # over seeds (pct cells of n >= 2 seeds)
@@ -56,6 +57,8 @@ class Cell:
             return f"{(r if r != 0 else 0.0):+.1f}"  # never "-0.0"
         if self.fmt == "sec":
             return f"{v:.4f}"
+        if self.fmt == "loss":
+            return f"{v:.2f}"
         if self.fmt == "qps":
             return f"{v:.0f}" if v >= 100 else f"{v:.1f}"
         if self.fmt == "int":
@@ -66,7 +69,7 @@ class Cell:
 
     def shown(self) -> float:
         """The value as printed (bold compares printed values, so printed ties are all bold)."""
-        return round(self.value, 4 if self.fmt == "sec" else 1)
+        return round(self.value, {"sec": 4, "loss": 2}.get(self.fmt, 1))
 
 
 @dataclass

@@ -45,7 +45,8 @@ from lr_core.variants import REPORT_TABLES, list_variants, variants_in
 from reports import names, paper
 from reports.collect import Results, speed_with_quality
 from reports.paper_vs_ours import PAPER_TABLES, paper_vs_ours
-from reports.table_model import (BASELINE_SETTINGS, DAGGER, DEFAULT_BASELINE, DELTA, MISSING, QUALITY, REP_ORDER, Cell,
+from reports.training_logs import CE_TERMS, LAST_STEPS, TERM_NAMES
+from reports.table_model import (BASELINE_SETTINGS, DAGGER, DDAGGER, DEFAULT_BASELINE, DELTA, MISSING, QUALITY, REP_ORDER, Cell,
                                  Column, Lookup, Row, Table, Tests, data_scope, delta_cell, finish_table,
                                  model_backbones, reference_of)
 
@@ -275,6 +276,47 @@ def table9_11_per_dataset(results: Results, baseline: tuple[str, str] = DEFAULT_
     return finish_table(t, look, results, tests)
 
 
+# ---------------------------------------------------------------- training
+
+def training_losses(results: Results) -> Table | None:
+    """Where each trained run's contrastive losses ended: the mean over its last ``LAST_STEPS`` logged
+    steps, beside ln N (a uniform guess over the batch's N documents; reports.training_logs)."""
+    logs = results.logs
+    if logs.empty:
+        return None
+    terms = [t for t in CE_TERMS if t in set(logs["term"])]
+    t = Table("training_losses", f"Training: each contrastive loss averaged over the last {LAST_STEPS} logged "
+              "steps, beside ln N, the loss of a uniform guess over the batch's N documents. A loss at or above "
+              "ln N has not learned to rank; the figure of learning curves shows the whole runs.",
+              ["Model", "Seed", "Run"], [Column("Steps", best=None), Column("ln N", best=None)]
+              + [Column(TERM_NAMES[term], best=None) for term in terms])
+    # the method and its reference first, then the variants in the registry's order
+    order = {v: i for i, v in enumerate(dict.fromkeys(["lightretriever", "symmetric", *list_variants()]))}
+    summed = set()
+    runs = logs.groupby("source", sort=False)
+    for source, df in sorted(runs, key=lambda kv: (order.get(kv[1]["variant"].iloc[0], len(order)),
+                                                    str(kv[1]["seed"].iloc[0]), kv[0])):
+        last, base = df["step"].max(), float(df["uniform"].min())
+        cells = [Cell(last + 1, "int", rank=False), Cell(base, "loss", rank=False)]
+        for term in terms:
+            rows = df[(df["term"] == term) & (df["step"] > last - LAST_STEPS)]
+            cell = Cell(float(rows["value"].mean()) if len(rows) else None, "loss", rank=False)
+            if len(rows) and rows["uniform"].iloc[0] > base:
+                cell.marks = DDAGGER
+                summed.add(f"{df['run'].iloc[0]} {TERM_NAMES[term]}: {rows['uniform'].iloc[0] / base:.0f} ln N = "
+                           f"{rows['uniform'].iloc[0]:.2f}")  # e.g. "variant-mrl full dense: 2 ln N = 5.55"
+            cells.append(cell)
+        seed = df["seed"].iloc[0]
+        t.rows.append(Row([names.variant(df["variant"].iloc[0]), MISSING if pd.isna(seed) else str(seed),
+                           df["run"].iloc[0]], cells))
+    t.notes.append("Steps: the last logged step + 1 (a run still training shows how far it got). "
+                   "full dense: the full LLM query path; light dense / light sparse: LightRetriever's query paths.")
+    if summed:
+        t.notes.append(f"{DDAGGER} a sum of one CE per MRL prefix width; a uniform guess scores "
+                       + "; ".join(sorted(summed)) + ".")
+    return finish_table(t, None, results)
+
+
 # ---------------------------------------------------------------- everything
 
 def all_tables(results: Results, paper_backbone: str = paper.DEFAULT_PAPER_BACKBONE,
@@ -283,10 +325,11 @@ def all_tables(results: Results, paper_backbone: str = paper.DEFAULT_PAPER_BACKB
     built = [table1_speed(results), table2_main(results), table3_4_ablations(results), table5_kl(results),
              table9_11_per_dataset(results, baseline)]
     built += [paper_vs_ours(results, k, paper_backbone) for k in PAPER_TABLES]
+    built.append(training_losses(results))
     return [t for t in built if t is not None]
 
 
 TABLE_NAMES = ("table1_speed", "table2_main", "table3_4_ablations", "table5_kl", "table9_11_per_dataset",
-               *(f"paper_vs_ours_{k}" for k in PAPER_TABLES))
+               *(f"paper_vs_ours_{k}" for k in PAPER_TABLES), "training_losses")
 # File stems of earlier reports (before the paper's Tables 3-4 numbering); removed when a report is rewritten.
 OLD_TABLE_NAMES = ("table4_ablations",)

@@ -15,8 +15,8 @@ from tests.reports.ledger import SMOL, write_metrics
 
 TABLES = ["table1_speed", "table2_main", "table3_4_ablations", "table5_kl", "table9_11_per_dataset",
           "paper_vs_ours_main", "paper_vs_ours_per_dataset", "paper_vs_ours_ablations", "paper_vs_ours_kl",
-          "paper_vs_ours_speed"]
-FIGURES = ["fig5_representations", "fig6_mrl_topk", "speed_quality"]
+          "paper_vs_ours_speed", "training_losses"]
+FIGURES = ["fig5_representations", "fig6_mrl_topk", "speed_quality", "learning_curves"]
 
 
 def test_full_report_compiles_with_one_page_per_table_and_figure(ledger, tmp_path):
@@ -24,10 +24,10 @@ def test_full_report_compiles_with_one_page_per_table_and_figure(ledger, tmp_pat
     out = write_report([ledger], out_dir, paper_backbone="Llama3.1-8b", page_images=True)
     assert out.tables == TABLES and out.figures == FIGURES and out.missing == []
     # pdftoppm: one PNG per page, in page order
-    assert [p.name for p in out.page_images] == [f"page-{i:02d}.png" for i in range(1, 15)]
+    assert [p.name for p in out.page_images] == [f"page-{i:02d}.png" for i in range(1, 17)]
     assert all(p.stat().st_size > 1000 for p in out.page_images)
-    # 1 summary page + 10 tables + 3 figures, counted in the PDF itself and cross-checked with the log
-    assert out.pages == pdf_page_count(out_dir / "report.pdf") == pages_in_log(out_dir / "report.log") == 14
+    # 1 summary page + 11 tables + 4 figures, counted in the PDF itself and cross-checked with the log
+    assert out.pages == pdf_page_count(out_dir / "report.pdf") == pages_in_log(out_dir / "report.log") == 16
     tex = (out_dir / "report.tex").read_text()
     inputs = re.findall(r"\\input\{(.+?)\}", tex)
     graphics = re.findall(r"\\includegraphics\[[^]]*\]\{(.+?)\}", tex)

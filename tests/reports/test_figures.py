@@ -38,7 +38,8 @@ def _overlapping(fig) -> list[tuple[str, str]]:
 def test_every_figure_is_saved_as_pdf_and_png_and_has_no_overlapping_text(results, tmp_path):
     assert matplotlib.get_backend().lower() == "agg"
     drawn = figures.all_figures(results)
-    assert [stem for stem, _, _ in drawn] == ["fig5_representations", "fig6_mrl_topk", "speed_quality"]
+    assert [stem for stem, _, _ in drawn] == ["fig5_representations", "fig6_mrl_topk", "speed_quality",
+                                              "learning_curves"]
     for stem, _, fig in drawn:
         assert fig.axes and all(ax.has_data() for ax in fig.axes if ax.get_label() != "<colorbar>"), stem
         assert _overlapping(fig) == [], stem
@@ -67,6 +68,21 @@ def test_figure_contents_follow_the_ledger(results):
     assert [t.get_text() for t in topk.get_legend().get_texts()] == ["LightRetriever (Sparse), SciFact"]
     scatter = figures.speed_quality(results).axes[0].collections[0].get_offsets()
     assert sorted((round(q), round(n, 1)) for q, n in scatter) == [(105, 61.2), (833, 60.3)]
+
+
+def test_learning_curves_one_panel_per_loss_term_with_the_uniform_level(results):
+    fig = figures.learning_curves(results)
+    full, light, sparse = fig.axes
+    assert [ax.get_title() for ax in fig.axes] == ["full dense", "light dense", "light sparse"]
+    # full dense: LightRetriever, MRL and symmetric (in variant order); rolling means over 10 steps
+    assert [line.get_label() for line in full.lines if not line.get_label().startswith("_")] == [
+        "LightRetriever (seed 42)", "LightRetriever + MRL (seed 42)", "Full Symmetric (seed 42)"]
+    x, y = full.lines[0].get_data()
+    assert list(x) == list(range(60)) and y[0] == 5.0 and y[14] == (5 * 5.0 + 5 * 1.0) / 10 and y[-1] == 1.0
+    # dashed uniform levels: ln 16 for everything, and 4 ln 16 for MRL's dense sums (three prefixes + full width)
+    levels = lambda ax: sorted(float(a.get_text().removeprefix("uniform ")) for a in ax.texts)  # noqa: E731
+    assert levels(full) == levels(light) == [2.77, 11.09] and levels(sparse) == [2.77]
+    assert len(sparse.lines) == 2 + 1  # LightRetriever and MRL, and the uniform line
 
 
 def test_zero_values_are_visible(tmp_path):
@@ -102,7 +118,7 @@ def test_no_data_no_figure_and_why(tmp_path):
     r = collect([tmp_path])
     assert figures.all_figures(r) == []
     why = figures.why_not(r, [])
-    assert set(why) == {"fig5_representations", "fig6_mrl_topk", "speed_quality"}
+    assert set(why) == {"fig5_representations", "fig6_mrl_topk", "speed_quality", "learning_curves"}
     assert "MRL" in why["fig6_mrl_topk"]
 
 
