@@ -35,6 +35,26 @@ def write_json_atomic(path: Path, data: dict) -> None:
     atomic_write_json(path, data)
 
 
+def add_model_args(p, work_dir: str) -> None:
+    """The model a query-side benchmark times: a trained run (the real numbers) or an untrained backbone."""
+    p.add_argument("--run-dir", help="trained run directory (the real numbers)")
+    p.add_argument("--backbone", help="an untrained backbone instead (tiny-llama for smoke tests)")
+    p.add_argument("--work-dir", help=f"{work_dir} (default: the run dir; required with --backbone)")
+    p.add_argument("--checkpoint", help="default: RUN_DIR/checkpoints/last.ckpt")
+
+
+def run_or_user_error(prog: str, run, args, argv) -> dict | None:
+    """``run(args, argv)``, or None after one line on stderr for a user error (a bad config or data
+    set, a stale cache, a missing file): the caller then exits 2."""
+    from lr_core.errors import CacheMismatchError, ConfigError, DataError
+
+    try:
+        return run(args, argv)
+    except (ConfigError, DataError, CacheMismatchError, FileNotFoundError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return None
+
+
 def lightretriever_batches(config: str, overrides: list[str]):
     """``(cfg, module, batches)``: a LightRetriever module in training mode, its LoRA initialised
     from the config's seed, and an iterator over the training batches the run would see."""

@@ -31,13 +31,13 @@ library versions, model, every timing) and ``scaling.png`` (the three curves, lo
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from experiments.benchmarks.speed import library_versions, load_queries, random_corpus
+from experiments.benchmarks.common import add_model_args, run_or_user_error
 from experiments.benchmarks.speed_pipelines import time_full, time_light_dense, time_light_hybrid, time_light_sparse
 from lr_core.errors import ConfigError, DataError
 
@@ -280,10 +280,7 @@ def plot(report: dict, path: Path) -> Path:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lr bench scaling", description=__doc__.splitlines()[0])
-    p.add_argument("--run-dir", help="trained run directory (the real numbers)")
-    p.add_argument("--backbone", help="an untrained backbone instead (tiny-llama for smoke tests)")
-    p.add_argument("--work-dir", help="cache directory (default: the run dir; required with --backbone)")
-    p.add_argument("--checkpoint", help="default: RUN_DIR/checkpoints/last.ckpt")
+    add_model_args(p, work_dir="cache directory")
     p.add_argument("--dataset", default="scifact", help="whose test queries and instruction to use")
     p.add_argument("--data-dir", help="where --dataset lives (default: $LR_DATA_DIR)")
     p.add_argument("--lengths", default=None,
@@ -312,14 +309,11 @@ def _line(curves: dict, x: str, y: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``lr bench scaling``: writes OUT/scaling.json and OUT/scaling.png; 2 on a user error."""
-    from lr_core.errors import CacheMismatchError
     from lr_core.io import atomic_write_json
 
     args = _parser().parse_args(argv)
-    try:
-        report = run(args, argv)
-    except (ConfigError, DataError, CacheMismatchError, FileNotFoundError) as exc:
-        print(f"lr bench scaling: error: {exc}", file=sys.stderr)
+    report = run_or_user_error("lr bench scaling", run, args, argv)
+    if report is None:
         return 2
     path = atomic_write_json(args.out / "scaling.json", report)
     png = plot(report, args.out / "scaling.png")

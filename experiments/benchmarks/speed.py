@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
-import sys
 import time
 from itertools import cycle, islice
 from pathlib import Path
 
 import numpy as np
 
+from experiments.benchmarks.common import add_model_args, run_or_user_error
 from experiments.benchmarks.speed_pipelines import time_full, time_light_dense, time_light_hybrid, time_light_sparse
 from lr_core.errors import ConfigError, DataError
 
@@ -265,10 +265,7 @@ def run(args, argv) -> dict:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lr bench speed", description=__doc__.splitlines()[0])
-    p.add_argument("--run-dir", help="trained run directory (the real numbers)")
-    p.add_argument("--backbone", help="an untrained backbone instead (tiny-llama for smoke tests)")
-    p.add_argument("--work-dir", help="cache/corpus directory (default: the run dir; required with --backbone)")
-    p.add_argument("--checkpoint", help="default: RUN_DIR/checkpoints/last.ckpt")
+    add_model_args(p, work_dir="cache/corpus directory")
     p.add_argument("--dataset", default="scifact", help="corpus to search and whose instruction to use")
     p.add_argument("--data-dir", help="where --dataset lives (default: $LR_DATA_DIR)")
     p.add_argument("--queries", type=int, default=2048, help="N, the number of queries timed (default 2048)")
@@ -298,14 +295,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """``lr bench speed``: writes OUT/speed.json; 2 on a user error."""
-    from lr_core.errors import CacheMismatchError
     from lr_core.io import atomic_write_json
 
     args = _parser().parse_args(argv)
-    try:
-        report = run(args, argv)
-    except (ConfigError, DataError, CacheMismatchError, FileNotFoundError) as exc:
-        print(f"lr bench speed: error: {exc}", file=sys.stderr)
+    report = run_or_user_error("lr bench speed", run, args, argv)
+    if report is None:
         return 2
     path = atomic_write_json(args.out / "speed.json", report)
     print(f"N={report['N']} queries, M={report['M']} documents ({report['corpus']['kind']}), batch {report['batch_size']}")
