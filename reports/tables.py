@@ -45,10 +45,10 @@ from lr_core.variants import REPORT_TABLES, list_variants, variants_in
 from reports import names, paper
 from reports.collect import Results, speed_with_quality
 from reports.paper_vs_ours import PAPER_TABLES, paper_vs_ours
+from reports.table_model import (BASELINE_SETTINGS, DAGGER, DDAGGER, DEFAULT_BASELINE, DELTA, MISSING, QUALITY,
+                                 REP_ORDER, Cell, Column, Lookup, Row, Table, Tests, data_scope, delta_cell,
+                                 finish_table, model_backbones, reference_of)
 from reports.training_logs import CE_TERMS, LAST_STEPS, TERM_NAMES
-from reports.table_model import (BASELINE_SETTINGS, DAGGER, DDAGGER, DEFAULT_BASELINE, DELTA, MISSING, QUALITY, REP_ORDER, Cell,
-                                 Column, Lookup, Row, Table, Tests, data_scope, delta_cell, finish_table,
-                                 model_backbones, reference_of)
 
 
 # ---------------------------------------------------------------- the paper's layouts
