@@ -37,7 +37,7 @@ def uniform_ce(config: dict) -> float:
     try:
         return math.log(int(data["batch_size"]) * (1 + int(data["n_negatives"])))
     except (KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"config.yaml: data.batch_size and data.n_negatives are needed for ln N ({exc})") from exc
+        raise DataError(f"data.batch_size and data.n_negatives are needed for ln N ({exc})") from exc
 
 
 def summed_widths(config: dict, term: str) -> int:
