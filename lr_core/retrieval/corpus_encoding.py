@@ -188,6 +188,28 @@ def csr_top_k(mat: sp.csr_matrix, top_k: int) -> sp.csr_matrix:
                          shape=mat.shape)
 
 
+def sparse_doc_stats(mat: sp.csr_matrix) -> dict:
+    """How sparse the documents' vectors are (recorded beside every sparse metric, so a FLOPs
+    weight or a top-k cut can be judged on size as well as quality):
+
+    - ``terms_mean`` / ``terms_median`` / ``terms_max``: non-zero terms per document;
+    - ``flops``: sum over terms of p_t^2, p_t the fraction of documents holding term t, which is
+      the expected number of terms two documents share (SPLADE's FLOPS estimate).
+
+    >>> sparse_doc_stats(sp.csr_matrix(np.array([[1.0, 0, 2.0], [0, 0, 3.0]])))["terms_mean"]
+    1.5
+    """
+    n_docs = mat.shape[0]
+    if n_docs == 0:
+        raise ValueError("sparse_doc_stats: the corpus has no documents")
+    mat = sp.csr_matrix(mat, copy=True)
+    mat.eliminate_zeros()  # a stored zero is no term
+    terms = np.diff(mat.indptr)
+    p = np.bincount(mat.indices, minlength=mat.shape[1]) / n_docs
+    return {"terms_mean": float(terms.mean()), "terms_median": float(np.median(terms)),
+            "terms_max": int(terms.max()), "flops": float((p ** 2).sum())}
+
+
 def _load_shard(path: Path) -> EncodedCorpus:
     with np.load(path, allow_pickle=False) as z:
         ids = [str(x) for x in z["doc_ids"]]

@@ -338,7 +338,8 @@ def encode_corpus_shards_on_ranks(model: EvalModel, dataset_names: Sequence[str]
 def _evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings: EvalSettings | None = None,
               data_dir: str | Path | None = None) -> list[dict]:
     from lr_core.retrieval.metrics import mean_metrics, per_query_metrics
-    from lr_core.retrieval.representations import Retrieval, timed
+    from lr_core.retrieval.corpus_encoding import sparse_doc_stats
+    from lr_core.retrieval.representations import SPARSE_CORPUS, Retrieval, timed
 
     settings = settings or EvalSettings()
     reps = _representations(model, settings)
@@ -352,12 +353,15 @@ def _evaluate(model: EvalModel, dataset_name: str, out_dir: str | Path, settings
                                                              settings.cache_batch_size),
                           lucene_dir=model.work_dir / "lucene" / encoded_corpus_dir(model, data, settings).name)
     runs = {rep: retrieval.run(rep) for rep in reps}  # lr_core.retrieval.representations: one function each
+    doc_stats = sparse_doc_stats(corpus.sparse) if corpus.sparse is not None else None
     records = []
     for rep in reps:
         pq = per_query_metrics(data.qrels, runs[rep], ignore_identical_ids=bench.ignore_identical_ids)
         metrics = mean_metrics(pq)
         extra = {"instruction": instruction, "ignore_identical_ids": bench.ignore_identical_ids,
                  "settings": asdict(settings)}
+        if doc_stats is not None and rep in SPARSE_CORPUS:
+            extra["sparse_docs"] = doc_stats  # the searched documents, after any top-k cut
         rec = metrics_record(data.name, split, model, rep, metrics,
                              {**timings, **retrieval.timings.get(rep, {})}, extra)
         write_result(Path(out_dir) / data.name / rep, rec, runs[rep], per_query=pq)

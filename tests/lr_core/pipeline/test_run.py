@@ -99,6 +99,8 @@ def test_a_sparse_run_is_also_evaluated_at_each_document_top_k(shared_data, tmp_
     on_disk = json.loads((top / "sparse" / "metrics.json").read_text())
     assert on_disk["representation"] == "sparse" and on_disk["settings"]["sparse_top_k"] == 4
     assert on_disk["ndcg@10"] == pytest.approx(records["sparse@top4"]["ndcg@10"]) and on_disk["num_queries"] == 4
+    # the size recorded is the cut corpus's, not the full encoding's
+    assert on_disk["sparse_docs"]["terms_max"] <= 4 < records["sparse"]["sparse_docs"]["terms_max"]
     assert "scifact/sparse@top4/ndcg@10" in summary_values(list(records.values()))
     # the cut is real (each document keeps its 4 largest weights, lr_core.retrieval.corpus_encoding.csr_top_k)
     # and costs no second pass over the corpus: the full encoding is the only one

@@ -169,3 +169,20 @@ def test_cutting_a_full_encoding_equals_encoding_with_the_top_k():
     for k in (1, 3, 8, 50, 60):
         got, want = csr_top_k(full, k), _to_csr(w, k)
         assert (got != want).nnz == 0 and np.array_equal(got.indptr, want.indptr), k
+
+
+def test_sparse_doc_stats_counts_terms_and_shared_terms():
+    """Terms per document (a stored zero is no term) and sum_t p_t^2, checked against a hand count."""
+    import scipy.sparse as sp
+
+    from lr_core.retrieval.corpus_encoding import sparse_doc_stats
+
+    m = sp.csr_matrix(np.array([[1.0, 0, 2.0, 0], [0, 0, 3.0, 0], [0.5, 1.0, 1.0, 4.0]]))
+    m.data[m.data == 0.5] = 0.0  # an explicit stored zero: doc 2 then holds 3 terms
+    stats = sparse_doc_stats(m)
+    assert stats["terms_mean"] == pytest.approx((2 + 1 + 3) / 3) and stats["terms_median"] == 2
+    assert stats["terms_max"] == 3
+    # term 0 in 1 of 3 docs, term 1 in 1, term 2 in 3, term 3 in 1
+    assert stats["flops"] == pytest.approx(3 * (1 / 3) ** 2 + 1.0)
+    with pytest.raises(ValueError, match="no documents"):
+        sparse_doc_stats(sp.csr_matrix((0, 4)))

@@ -40,6 +40,12 @@ def test_evaluate_writes_one_ledger_entry_per_representation(trained_tiny, share
         lines = (out / "scifact" / rep / "run.trec").read_text().splitlines()
         assert lines and len(lines[0].split()) == 6
         assert rec["seed"] == 42  # the run's trainer.seed
+        # how sparse the searched documents are, beside every representation that searches them
+        if rep in ("sparse", "hybrid"):
+            docs = rec["sparse_docs"]
+            assert 0 < docs["terms_mean"] <= docs["terms_max"] and docs["flops"] > 0
+        else:
+            assert "sparse_docs" not in rec
         # per-query scores beside it, whose means are the ledger's numbers
         pq = read_per_query(out / "scifact" / rep / PER_QUERY_FILE)
         assert len(pq["ndcg@10"]) == 15 and set(pq) == {"ndcg@10", "recall@20", "recall@100"}
