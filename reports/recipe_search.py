@@ -4,7 +4,8 @@ A probe is a sweep run directory (``config.yaml``, ``logs/metrics.csv``, ``wall_
 ``eval/<dataset>/<representation>/metrics.json``, evaluated on the ``val`` split). The table
 shows, per run, what differs from the base recipe, the dense losses averaged over windows of
 training steps (how far each still is from a uniform guess, ln of the in-batch documents),
-validation nDCG@10 per representation, and wall time. Runs whose metrics are on another split
+validation nDCG@10 per representation, the sparse documents' mean number of terms (when the
+evaluation recorded it), and wall time. Runs whose metrics are on another split
 than ``val`` are refused: choosing a recipe never looks at test data.
 
     python -m reports.recipe_search reports/results/2026-12-01-recipe-search --out README-table.md
@@ -36,30 +37,34 @@ def probe_row(run_dir: Path, base: dict) -> dict:
     flat = _flatten(cfg)
     changed = {k: v for k, v in flat.items() if base.get(k) != v and k not in ("name", "run_dir", "variant")
                and not k.startswith("wandb.")}
-    metrics = {}
+    metrics, terms = {}, None
     for path in sorted(run_dir.glob("eval/*/*/metrics.json")):
         rec = json.loads(path.read_text())
         if rec["split"] != "val":
             raise ValueError(f"{path}: split {rec['split']!r}; the recipe search reads the validation split only")
         metrics[rec["representation"]] = rec["ndcg@10"]
+        if rec["representation"] == "sparse" and "sparse_docs" in rec:  # recorded since b5a310c
+            terms = rec["sparse_docs"]["terms_mean"]
     wall = json.loads((run_dir / "wall_time.json").read_text())["total_seconds"] if (run_dir / "wall_time.json").is_file() else None
     return {"run": run_dir.parent.parent.name + "/" + run_dir.name, "variant": cfg["variant"], "changed": changed,
             "losses": loss_windows(run_dir / "logs" / "metrics.csv") if (run_dir / "logs" / "metrics.csv").is_file() else {},
-            "uniform": uniform_ce(cfg), "val": metrics, "wall_s": wall}
+            "uniform": uniform_ce(cfg), "val": metrics, "sparse_terms": terms, "wall_s": wall}
 
 
 def markdown(rows: list[dict]) -> str:
     reps = ("dense", "sparse", "hybrid", "symmetric")
     win = " / ".join(f"{lo}-{hi - 1}" for lo, hi in WINDOWS)
     lines = [f"| run | variant | differs from the base | dense CE full; light (steps {win}) | val nDCG@10 x100 "
-             f"({', '.join(reps)}) | wall |", "|---|---|---|---|---|---|"]
+             f"({', '.join(reps)}) | sparse terms / doc | wall |", "|---|---|---|---|---|---|---|"]
     fmt = lambda xs: " / ".join("-" if x is None else f"{x:.2f}" for x in xs)
     for r in rows:
         changed = ", ".join(f"`{k}={v}`" for k, v in sorted(r["changed"].items())) or "-"
         losses = "; ".join(fmt(r["losses"][n]) for n in ("full_dense", "light_dense") if n in r["losses"])
         val = ", ".join("-" if rep not in r["val"] else f"{100 * r['val'][rep]:.1f}" for rep in reps)
         wall = "-" if r["wall_s"] is None else f"{r['wall_s'] / 60:.0f} min"
-        lines.append(f"| {r['run']} | {r['variant']} | {changed} | {losses} (ln {r['uniform']:.2f} uniform) | {val} | {wall} |")
+        terms = "-" if r["sparse_terms"] is None else f"{r['sparse_terms']:,.0f}"
+        lines.append(f"| {r['run']} | {r['variant']} | {changed} | {losses} (ln {r['uniform']:.2f} uniform) | {val} "
+                     f"| {terms} | {wall} |")
     return "\n".join(lines) + "\n"
 
 

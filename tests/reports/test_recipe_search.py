@@ -32,7 +32,19 @@ def test_table_shows_what_each_probe_changed_its_loss_windows_and_val_scores(tmp
     r1, r2 = [line for line in text.splitlines() if line.startswith(("| r1/", "| r2/"))]
     assert "`loss.flops_start_below=2.0`" in r2 and "| - |" in r1
     assert "2.00 / 2.00 / 1.00 / 1.00; 3.00 / 3.00 / 2.50 / 2.50 (ln 2.77 uniform)" in r1
-    assert "30.0, -, -, -" in r2 and "10 min" in r2
+    assert "30.0, -, -, -" in r2 and "| - | 10 min" in r2  # no sparse evaluation: no document size
+
+
+def test_table_shows_how_sparse_the_documents_were(tmp_path):
+    """A probe of the FLOPs weight is judged on size as well as quality: the sparse evaluation's
+    mean terms per document (metrics.json's sparse_docs) stands beside the scores."""
+    run = _run(tmp_path, "r7", "lightretriever", {})
+    out = run / "eval" / "scifact" / "sparse"
+    out.mkdir(parents=True)
+    (out / "metrics.json").write_text(json.dumps({"split": "val", "representation": "sparse", "ndcg@10": 0.2,
+                                                  "sparse_docs": {"terms_mean": 1234.4, "flops": 9.0}}))
+    [row] = [line for line in markdown(collect(tmp_path, run / "config.yaml")).splitlines() if line.startswith("| r7/")]
+    assert "25.0, 20.0, -, -" in row and "| 1,234 | 10 min |" in row
 
 
 def test_a_probe_scored_on_test_data_is_refused(tmp_path):
