@@ -94,11 +94,12 @@ def read_run_log(log: Path) -> list[dict]:
     return sorted(out.values(), key=lambda r: (r["term"], r["step"]))
 
 
-def loss_windows(log: Path, windows=WINDOWS) -> dict[str, list[float | None]]:
-    """Mean of each contrastive loss over ``[lo, hi)`` step windows (None where the run has no such steps)."""
+def loss_windows(log: Path, windows=WINDOWS, terms=CE_TERMS) -> dict[str, list[float | None]]:
+    """Mean of each logged term (the contrastive losses by default; any ``train/<term>`` column,
+    such as ``flops``) over ``[lo, hi)`` step windows (None where the run has no such steps)."""
     rows = list({r["step"]: r for r in _rows(log)}.values())  # a step logged twice (resume) counts once, its last row
     out = {}
-    for name in CE_TERMS:
+    for name in terms:
         key = f"train/{name}"
         if not any(r.get(key) for r in rows):
             continue
