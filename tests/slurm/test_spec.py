@@ -13,8 +13,8 @@ from tests.helpers import PAPER_SPEC, REPO, SWEEP_SMALL, write_spec
 
 
 # Specs whose evaluation sets are downloaded by the user (not in the offline data): tested below with stand-ins.
-@pytest.mark.parametrize("path", sorted(p for p in (REPO / "experiments" / "sweeps").glob("*.yaml") if p != PAPER_SPEC),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(p for p in (REPO / "experiments" / "sweeps").glob("**/*.yaml") if p != PAPER_SPEC),
+                         ids=lambda p: str(p.relative_to(REPO / "experiments" / "sweeps")))
 def test_every_sweep_spec_in_the_repository_is_valid(path, shared_data, monkeypatch):
     """Each shipped spec expands and validates (variants, override keys, data sets, speed runs)."""
     monkeypatch.setenv("LR_DATA_DIR", str(shared_data))
