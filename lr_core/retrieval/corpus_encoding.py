@@ -202,8 +202,9 @@ def sparse_doc_stats(mat: sp.csr_matrix) -> dict:
     n_docs = mat.shape[0]
     if n_docs == 0:
         raise ValueError("sparse_doc_stats: the corpus has no documents")
-    mat = sp.csr_matrix(mat, copy=True)
-    mat.eliminate_zeros()  # a stored zero is no term
+    if (mat.data == 0).any():  # a stored zero is no term; encodings store none, so no copy as a rule
+        mat = sp.csr_matrix(mat, copy=True)
+        mat.eliminate_zeros()
     terms = np.diff(mat.indptr)
     p = np.bincount(mat.indices, minlength=mat.shape[1]) / n_docs
     return {"terms_mean": float(terms.mean()), "terms_median": float(np.median(terms)),
